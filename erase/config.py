@@ -1,0 +1,186 @@
+"""Configuration: what a run needs to know, validated once, hashed for the results store.
+
+Everything a result depends on lives in one of these frozen dataclasses, so the results store
+can key a run by the hash of its config and never serve a stale result. Scale profiles bundle
+sizes that fit a budget: ``smoke`` for tests, ``default`` for the book on a laptop CPU,
+``paper`` for a GPU and the real fastMRI data.
+"""
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import math
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+
+class ConfigError(ValueError):
+    """A parameter a user gave is wrong; the message says which and what to use instead."""
+
+
+@dataclass(frozen=True)
+class DataConfig:
+    """The embedded synthetic data set and the undersampling applied to any data set."""
+
+    image_size: int = 80
+    coils: int = 4
+    brain_volumes: int = 40
+    knee_volumes: int = 12
+    slices_per_volume: int = 6
+    noise_level: float = 0.01  # complex noise std relative to the image maximum
+    acceleration: int = 8
+    center_fraction: float = 0.04
+    # split, in volumes: brain -> validation, brain test; knee -> validation, knee test; rest
+    val_volumes: int = 4
+    test_volumes: int = 8
+    forget_ratio: float = 0.1  # forget slices per retain slice (the paper's 1:10)
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """A fastMRI network: ``varnet`` (the paper's E2E-VarNet) or ``unet`` on zero-filled input."""
+
+    arch: str = "varnet"
+    cascades: int = 4
+    chans: int = 8
+    pools: int = 3
+    sens_chans: int = 4
+    sens_pools: int = 3
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """The paper's training settings (Adam, lr 1e-3, clip 0.5, batch 1) and our epoch budget."""
+
+    epochs: int = 10
+    lr: float = 1e-3
+    grad_clip: float = 0.5
+    batch_size: int = 1
+    loss: str = "ssim+l1"  # the public code's loss; "l1" is the paper's written loss
+    l1_weight: float = 1e-5
+
+
+@dataclass(frozen=True)
+class UnlearnConfig:
+    """Knobs of an unlearning run. ``epochs=None`` means 10% of training epochs (at least 1).
+
+    ``lam`` is the noisy-label noise level *relative to each target's maximum*: the label is
+    ``y + lam * max(y) * N(0, I)``. The paper's lambda = 1e-5 was on fastMRI's raw target scale,
+    where targets peak around 1e-4 .. 1e-3, i.e. about 0.01 .. 0.1 of the maximum; making it
+    relative lets the same number mean the same thing on synthetic and real data.
+    """
+
+    method: str = "NL-FT"
+    retain_fraction: float = 0.1
+    gamma: float = 1e-7
+    lam: float = 0.5
+    epochs: int | None = None
+
+
+@dataclass(frozen=True)
+class Scale:
+    """A named bundle of sizes: data, model, training budget."""
+
+    name: str
+    data: DataConfig
+    model: ModelConfig
+    train: TrainConfig
+
+
+SCALES: dict[str, Scale] = {
+    "smoke": Scale(
+        "smoke",
+        DataConfig(image_size=32, coils=2, brain_volumes=12, knee_volumes=6, slices_per_volume=2,
+                   val_volumes=1, test_volumes=2),
+        ModelConfig(cascades=1, chans=4, pools=2, sens_chans=2, sens_pools=2),
+        TrainConfig(epochs=2),
+    ),
+    "default": Scale("default", DataConfig(), ModelConfig(), TrainConfig()),
+    "paper": Scale(
+        "paper",
+        DataConfig(image_size=320, coils=16, brain_volumes=1200, knee_volumes=300,
+                   slices_per_volume=8, val_volumes=100, test_volumes=100),
+        ModelConfig(cascades=12, chans=18, pools=4, sens_chans=8, sens_pools=4),
+        TrainConfig(epochs=50),
+    ),
+}
+
+
+def get_scale(name: str) -> Scale:
+    """The scale profile called ``name``, or a ConfigError listing the known ones."""
+    if name not in SCALES:
+        raise ConfigError(f"unknown scale {name!r}: choose one of {', '.join(SCALES)}")
+    return SCALES[name]
+
+
+def unlearning_epochs(train_epochs: int, requested: int | None = None) -> int:
+    """The paper's rule: unlearning runs for 10% of the training epochs, at least one."""
+    if requested is not None:
+        return requested
+    return max(1, math.ceil(0.1 * train_epochs - 1e-9))
+
+
+# ---------------------------------------------------------------- validation
+
+
+def check_int(name: str, value: Any, minimum: int = 0) -> int:
+    """An integer >= minimum (bools and floats with a fraction are refused)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or value != int(value):
+        raise ConfigError(f"{name} must be an integer, got {value!r}")
+    if int(value) < minimum:
+        raise ConfigError(f"{name} must be at least {minimum}, got {value!r}")
+    return int(value)
+
+
+def check_number(name: str, value: Any, minimum: float = 0.0) -> float:
+    """A finite number >= minimum."""
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        raise ConfigError(f"{name} must be a number, got {value!r}") from None
+    if isinstance(value, bool) or not math.isfinite(number) or number < minimum:
+        raise ConfigError(f"{name} must be a finite number >= {minimum}, got {value!r}")
+    return number
+
+
+def check_fraction(name: str, value: Any) -> float:
+    """A number in (0, 1]."""
+    number = check_number(name, value)
+    if not 0.0 < number <= 1.0:
+        raise ConfigError(f"{name} must be in (0, 1], got {value!r}")
+    return number
+
+
+def check_choice(name: str, value: Any, choices) -> str:
+    """One of a fixed set of names."""
+    if value not in choices:
+        raise ConfigError(f"unknown {name} {value!r}: choose one of {', '.join(map(str, choices))}")
+    return value
+
+
+# ---------------------------------------------------------------- hashing
+
+
+def to_dict(obj: Any) -> Any:
+    """Dataclasses, tuples and paths as plain JSON-able values."""
+    if dataclasses.is_dataclass(obj):
+        return {f.name: to_dict(getattr(obj, f.name)) for f in dataclasses.fields(obj)}
+    if isinstance(obj, dict):
+        return {str(k): to_dict(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [to_dict(v) for v in obj]
+    return obj
+
+
+def config_hash(config: Any) -> str:
+    """A short stable hash of a config: the key of a run in the results store."""
+    text = json.dumps(to_dict(config), sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+__all__ = [
+    "ConfigError", "DataConfig", "ModelConfig", "TrainConfig", "UnlearnConfig", "Scale",
+    "SCALES", "get_scale", "unlearning_epochs", "check_int", "check_number", "check_fraction",
+    "check_choice", "to_dict", "config_hash", "replace", "field",
+]

@@ -1,0 +1,83 @@
+"""Metrics as the paper reports them: per volume with ``fastmri.evaluate``, then mean and std.
+
+BTA is accuracy on the brain test set (retain distribution), KTA on the knee test set (forget
+distribution), UA on the forget set itself. Accuracy is PSNR and SSIM per volume, the way
+fastMRI's evaluation script computes them (data range = the volume's maximum).
+"""
+from __future__ import annotations
+
+from collections import defaultdict
+
+import numpy as np
+import torch
+from fastmri import evaluate as fm_eval
+from torch.utils.data import DataLoader
+
+from .models import reconstruct, zero_filled
+
+METRICS = ("psnr", "ssim", "nmse")
+# Test sets of the protocol and the paper's names for accuracy on them.
+ACCURACY = {"bta": "brain_test", "kta": "knee_test", "ua": "forget"}
+
+
+def volume_metrics(target: np.ndarray, recon: np.ndarray) -> dict[str, float]:
+    """PSNR, SSIM and NMSE of one volume [slices, H, W], exactly as fastmri.evaluate does."""
+    maxval = float(target.max())
+    values = {"psnr": fm_eval.psnr(target, recon, maxval),
+              "ssim": fm_eval.ssim(target, recon, maxval),  # an array of one element
+              "nmse": fm_eval.nmse(target, recon)}
+    return {k: float(np.asarray(v).reshape(-1)[0]) for k, v in values.items()}
+
+
+def summarise(per_volume: dict[str, dict[str, float]]) -> dict:
+    """Mean and (population) std over volumes, and the per-volume values themselves."""
+    summary = {"volumes": len(per_volume), "per_volume": per_volume}
+    for metric in METRICS:
+        values = np.array([v[metric] for v in per_volume.values()])
+        summary[metric] = float(values.mean())
+        summary[f"{metric}_std"] = float(values.std())
+    return summary
+
+
+def loader(dataset) -> DataLoader:
+    """Batch size 1, in order: slices of a volume arrive together."""
+    return DataLoader(dataset, batch_size=1, shuffle=False, num_workers=0)
+
+
+@torch.inference_mode()
+def reconstruct_volumes(model, dataset, device="cpu", baseline: bool = False):
+    """Targets and reconstructions stacked per volume: {fname: (target, recon)}.
+
+    With ``baseline`` the reconstruction is the zero-filled image (no model).
+    """
+    slices = defaultdict(list)
+    if model is not None:
+        model.eval()
+    for batch in loader(dataset):
+        batch = batch._replace(**{k: getattr(batch, k).to(device) for k in
+                                  ("masked_kspace", "mask", "target", "max_value")})
+        recon = zero_filled(batch) if baseline else reconstruct(model, batch)
+        slices[batch.fname[0]].append((int(batch.slice_num[0]), batch.target[0].float().cpu().numpy(),
+                                       recon[0].float().cpu().numpy()))
+    volumes = {}
+    for fname, items in slices.items():
+        items.sort(key=lambda item: item[0])
+        volumes[fname] = (np.stack([t for _, t, _ in items]), np.stack([r for _, _, r in items]))
+    return volumes
+
+
+def evaluate_dataset(model, dataset, device="cpu", baseline: bool = False) -> dict:
+    """Per-volume metrics and their summary for one split."""
+    volumes = reconstruct_volumes(model, dataset, device, baseline)
+    return summarise({f: volume_metrics(t, r) for f, (t, r) in volumes.items()})
+
+
+def evaluate_model(model, datasets: dict, device="cpu", which=ACCURACY) -> dict:
+    """BTA / KTA / UA (or any named splits) of one model."""
+    return {name: evaluate_dataset(model, datasets[split], device) for name, split in which.items()}
+
+
+def brief(metrics: dict) -> dict[str, float]:
+    """Just the means and stds, for tables and progress lines."""
+    return {f"{name}_{m}{s}": round(v[f"{m}{s}"], 4) for name, v in metrics.items()
+            for m in ("psnr", "ssim") for s in ("", "_std")}

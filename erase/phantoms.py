@@ -1,0 +1,418 @@
+"""Synthetic brain-like and knee-like magnitude MRI volumes.
+
+The paper's question (can a reconstruction network trained on brain + knee
+"forget" knee?) only makes sense if the two anatomies form genuinely different
+domains, so these phantoms are built to differ the way real scans do: the brain
+is a round head of smooth nested rings (scalp, dark skull, bright CSF) around a
+folded grey-matter cortex, dim white matter and bright ventricles, with almost no
+fine texture (axial T2 contrast); the knee is an elongated limb with blocky bones
+separated by a thin joint space, lattice-like trabecular marrow, bright cartilage
+and fat, and muscle with strongly oriented fibre texture (sagittal PD contrast).
+Geometry lives in normalised coordinates [-1, 1] and is driven by a slice
+coordinate t, and textures are 3-D-smooth noise, so any size / slice count works
+and neighbouring slices change gradually. Everything derives from
+``np.random.default_rng(seed)``, so a volume is a pure function of its arguments.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from scipy import ndimage
+
+__all__ = ["brain_volume", "knee_volume"]
+
+_FINAL_BLUR_PX = 0.6  # light blur so edges are not pixel-sharp (limits aliasing)
+_SLICE_SIGMA = 1.2  # texture correlation length across slices, in slices
+
+
+# ----------------------------------------------------------------------------
+# shared helpers
+# ----------------------------------------------------------------------------
+def _check_args(num_slices: int, size: int) -> None:
+    """Fail early on sizes the geometry was not designed for."""
+    if not (1 <= int(num_slices)):
+        raise ValueError(f"num_slices must be >= 1, got {num_slices}")
+    if not (16 <= int(size)):
+        raise ValueError(f"size must be >= 16, got {size}")
+
+
+def _grid(num_slices: int, size: int):
+    """Slice coordinate t [S,1,1] and in-plane x (columns), y (rows) [1,n,n] in [-1, 1]."""
+    t = np.linspace(-1.0, 1.0, num_slices) if num_slices > 1 else np.zeros(1)
+    c = (np.arange(size, dtype=np.float32) + 0.5) * (2.0 / size) - 1.0
+    return (t.astype(np.float32)[:, None, None], c[None, None, :], c[None, :, None])
+
+
+def _rotate(x, y, angle: float, x0: float = 0.0, y0: float = 0.0):
+    """Coordinates in a frame shifted to (x0, y0) and rotated by `angle` (radians)."""
+    ca, sa = np.float32(np.cos(angle)), np.float32(np.sin(angle))
+    xs, ys = x - np.float32(x0), y - np.float32(y0)
+    return ca * xs + sa * ys, -sa * xs + ca * ys
+
+
+def _soft(d, px: float):
+    """Anti-aliased indicator of {d < 0}; d is a signed distance in normalised units."""
+    return np.clip(0.5 - d / np.float32(px), 0.0, 1.0)
+
+
+def _paint(img, mask, value):
+    """Painter's algorithm: blend `value` over `img` with soft coverage `mask`."""
+    img *= 1.0 - mask
+    img += mask * value
+    return img
+
+
+def _ellipse_sdf(x, y, a: float, b: float):
+    """Approximate signed distance to an axis-aligned ellipse (exact for circles)."""
+    rho = np.sqrt((x / a) ** 2 + (y / b) ** 2)
+    return (rho - 1.0) * np.minimum(a, b)
+
+
+def _box_sdf(x, y, hx, hy, r: float):
+    """Exact signed distance to a rectangle of half-sizes (hx, hy) with corner radius r."""
+    qx = np.abs(x) - hx + r
+    qy = np.abs(y) - hy + r
+    outside = np.sqrt(np.maximum(qx, 0.0) ** 2 + np.maximum(qy, 0.0) ** 2)
+    return outside + np.minimum(np.maximum(qx, qy), 0.0) - r
+
+
+def _smooth_union(d1, d2, k: float):
+    """Polynomial smooth-min of two SDFs: unions with a fillet of size ~k (bone flares)."""
+    h = np.clip(0.5 + 0.5 * (d2 - d1) / k, 0.0, 1.0)
+    return d2 * (1.0 - h) + d1 * h - k * h * (1.0 - h)
+
+
+def _freqs(size: int):
+    """Frequency grids (cycles / pixel) matching np.fft.rfft2 on a size x size image."""
+    fy = np.fft.fftfreq(size).astype(np.float32)[:, None]
+    fx = np.fft.rfftfreq(size).astype(np.float32)[None, :]
+    return fx, fy
+
+
+def _filtered_noise(rng, num_slices: int, size: int, transfer) -> np.ndarray:
+    """White noise smoothed across slices, shaped in-plane by `transfer` (FFT filter).
+
+    Returns a zero-mean, unit-std float32 field [S, n, n]; smoothing along the slice
+    axis keeps neighbouring slices similar but not identical.
+    """
+    noise = rng.standard_normal((num_slices, size, size), dtype=np.float32)
+    if num_slices > 1:
+        noise = ndimage.gaussian_filter1d(noise, _SLICE_SIGMA, axis=0, mode="reflect")
+    field = np.fft.irfft2(np.fft.rfft2(noise) * transfer, s=(size, size))
+    field = field.astype(np.float32)
+    field -= field.mean()
+    field /= field.std() + np.float32(1e-8)
+    return field
+
+
+def _gauss_tf(fx, fy, sigma_along: float, sigma_across: float, angle: float):
+    """Anisotropic gaussian transfer function; texture is elongated along `angle`."""
+    ca, sa = np.float32(np.cos(angle)), np.float32(np.sin(angle))
+    f_along = fx * ca + fy * sa
+    f_across = -fx * sa + fy * ca
+    return np.exp(-2.0 * np.pi**2 * ((sigma_along * f_along) ** 2 + (sigma_across * f_across) ** 2))
+
+
+def _smooth_field(rng, t, x, y, n_comp: int, max_freq: float):
+    """Sum of a few random low-frequency cosines in (x, y, t): bias fields, slow warps."""
+    out = np.zeros(np.broadcast_shapes(t.shape, x.shape, y.shape), dtype=np.float32)
+    for _ in range(n_comp):
+        kx, ky = rng.uniform(-max_freq, max_freq, 2)
+        kt = rng.uniform(-0.5, 0.5) * max_freq
+        phase = rng.uniform(0, 2 * np.pi)
+        out += np.cos(np.float32(np.pi) * (np.float32(kx) * x + np.float32(ky) * y + np.float32(kt) * t) + np.float32(phase))
+    return out / np.float32(np.sqrt(n_comp / 2.0))
+
+
+def _finish(img, support_soft, support) -> tuple[np.ndarray, np.ndarray]:
+    """Blur lightly, zero the background exactly, and normalise the volume to max 1."""
+    img = np.clip(img, 0.0, None) * support_soft
+    img = ndimage.gaussian_filter(img, (0, _FINAL_BLUR_PX, _FINAL_BLUR_PX), mode="constant")
+    img = np.where(support, img, np.float32(0)).astype(np.float32)
+    img /= img.max()
+    return img, support
+
+
+# ----------------------------------------------------------------------------
+# brain
+# ----------------------------------------------------------------------------
+def _brain_params(rng) -> dict:
+    """Per-volume anatomy and contrast of the head (drawn once per seed)."""
+    return dict(
+        radius=rng.uniform(0.80, 0.90),
+        aspect=rng.uniform(0.80, 0.90),  # width / height (head longer front-to-back)
+        angle=rng.uniform(-0.15, 0.15),
+        x0=rng.uniform(-0.04, 0.04),
+        y0=rng.uniform(-0.04, 0.04),
+        scalp=rng.uniform(0.050, 0.070),
+        skull=rng.uniform(0.045, 0.065),
+        csf_rim=rng.uniform(0.010, 0.020),
+        gm_thick=rng.uniform(0.024, 0.032),
+        sulc_spacing=rng.uniform(0.085, 0.11),  # gyral width
+        sulc_depth=rng.uniform(0.10, 0.15),
+        cleft_w=rng.uniform(0.005, 0.009),  # half-width of the CSF in a sulcus
+        vent_size=rng.uniform(0.75, 1.25),
+        vent_t=rng.uniform(-0.25, 0.15),
+        v_csf=rng.uniform(0.92, 1.0),
+        v_gm=rng.uniform(0.55, 0.65),
+        v_wm=rng.uniform(0.28, 0.36),
+        v_scalp=rng.uniform(0.45, 0.65),
+        v_skull=rng.uniform(0.02, 0.07),
+        v_deep=rng.uniform(0.40, 0.46),
+        bias=rng.uniform(0.08, 0.18),
+    )
+
+
+def _sulci(rng, spacing: float, r_mean: float) -> dict:
+    """Per-sulcus parameters: jittered, regularly spaced angles, so sulci cover the
+    whole cortex without gaps; each has its own depth, tilt and slow slice drift."""
+    n = max(8, int(round(2 * np.pi * r_mean / spacing)))
+    return dict(
+        n=n,
+        jitter=rng.uniform(-0.3, 0.3, n),
+        depth=rng.uniform(0.35, 1.0, n),
+        tilt=rng.uniform(-0.4, 0.4, n),  # sideways lean (fraction of the spacing) at full depth
+        bend=rng.uniform(0.1, 0.3, n) * rng.choice([-1.0, 1.0], n),  # curvature of the cleft
+        bend_freq=rng.uniform(1.0, 2.5, n),
+        drift=rng.uniform(-0.35, 0.35, n),  # fraction of the spacing over the volume
+        wobble=rng.uniform(0, 2 * np.pi, n),
+    )
+
+
+def _cortex_sdfs(p, sul, phi, r, depth, t):
+    """Signed distances of the sulcal CSF clefts and of the white matter.
+
+    `depth` is the distance below the brain surface and r the distance to the head
+    centre. Sulci are radial clefts at angles phi_k (tilting with depth, drifting
+    with t); grey matter of thickness `gm_thick` lines the surface and every cleft,
+    white matter fills the rest, so each gyrus gets a finger-like white core.
+    """
+    n = sul["n"]
+    dphi = 2 * np.pi / n
+    base = np.floor((phi + np.pi) / dphi).astype(np.int64)
+    dmax = np.float32(p["sulc_depth"])
+    cw, gm = np.float32(p["cleft_w"]), np.float32(p["gm_thick"])
+    d_cleft = d_lined = None
+    frac = np.clip(depth / dmax, 0.0, 1.5)
+    for off in (-2, -1, 0, 1, 2):
+        k = (base + off) % n
+        shift = sul["tilt"][k] * frac + sul["bend"][k] * np.sin(np.pi * sul["bend_freq"][k] * frac + sul["wobble"][k])
+        centre = (k + 0.5 + sul["jitter"][k] + shift + sul["drift"][k] * t) * dphi - np.pi
+        dist = np.abs(np.angle(np.exp(1j * (phi - centre)))).astype(np.float32) * r
+        dk = dmax * sul["depth"][k] * (0.8 + 0.2 * np.cos(2.0 * t + sul["wobble"][k]))
+        # capsule distance: clefts have rounded fundi; cortex thicker at the crowns
+        below = np.maximum(depth - dk, 0.0)
+        seg = np.sqrt(dist**2 + below**2)
+        c = seg - cw
+        lined = seg - cw - gm * (1.0 + 0.7 * np.clip(1.0 - depth / dk, 0.0, 1.0))
+        d_cleft = c if d_cleft is None else np.minimum(d_cleft, c)
+        d_lined = lined if d_lined is None else np.minimum(d_lined, lined)
+    d_wm = np.maximum(gm - depth, -d_lined)
+    return d_cleft, d_wm
+
+
+def _ventricles_sdf(p, u, v, t):
+    """Two crescents "( )" near the centre (lateral ventricles), largest in mid slices."""
+    grow = np.clip(1.0 - ((t - p["vent_t"]) / 0.75) ** 2, 0.0, 1.0)
+    s = np.float32(p["vent_size"]) * np.sqrt(grow) + np.float32(1e-3)
+    vy = v + np.float32(0.03)
+    along = np.clip(vy / (0.27 * s), -1.0, 1.0)  # -1 frontal horn ... +1 atrium
+    d = None
+    for side in (-1.0, 1.0):
+        # ")(": bodies hug the midline (septum), frontal horns and atria diverge
+        centre = (0.05 + 0.035 * along + 0.07 * along**2) * s
+        half_w = (0.038 + 0.01 * along + 0.022 * along**2) * s
+        di = _ellipse_sdf(side * u - centre, vy, half_w, 0.27 * s)
+        d = di if d is None else np.minimum(d, di)
+    return d
+
+
+def brain_volume(seed: int, num_slices: int, size: int) -> tuple[np.ndarray, np.ndarray]:
+    """Return (image, support): image float32 [num_slices, size, size], values in [0, 1]
+    with max 1 per volume; support bool [num_slices, size, size], True inside the head
+    (skull included). Axial T2-like contrast: CSF brightest, GM > WM, dark skull."""
+    _check_args(num_slices, size)
+    rng = np.random.default_rng(seed)
+    p = _brain_params(rng)
+    px = 2.0 / size
+    t, x, y = _grid(num_slices, size)
+    u, v = _rotate(x, y, p["angle"], p["x0"], p["y0"])
+
+    # head shrinks towards the top slices (t -> 1), mildly towards the bottom
+    r_t = np.float32(p["radius"]) * np.sqrt(1.0 - 0.35 * np.clip(t, 0, None) ** 2 - 0.08 * t**2)
+    a, b = r_t * np.float32(p["aspect"]), r_t
+    rho = np.sqrt((u / a) ** 2 + (v / b) ** 2)
+    dist = (rho - 1.0) * a  # ~ distance to the scalp surface, normalised units
+    warp = 0.012 * _smooth_field(rng, t, x, y, 8, 6.0)  # break exact polar symmetry
+    phi = np.arctan2(v / b, u / a)
+
+    img = np.zeros((num_slices, size, size), dtype=np.float32)
+    head = _soft(dist, px)
+    _paint(img, head, p["v_scalp"])
+    d_skull = dist + np.float32(p["scalp"])
+    _paint(img, _soft(d_skull, px), p["v_skull"])
+    d_csf = d_skull + np.float32(p["skull"])
+    _paint(img, _soft(d_csf, px), p["v_csf"])
+
+    # cortex: the grey-matter surface dips into narrow CSF-filled sulci; white matter
+    # sits one cortical thickness deeper and retreats more widely around each sulcus
+    d_brain = d_csf + np.float32(p["csf_rim"]) + warp
+    _paint(img, _soft(d_brain, px), p["v_gm"])
+    sul = _sulci(rng, p["sulc_spacing"], float(p["radius"] * p["aspect"]) * 0.8)
+    d_cleft, d_wm = _cortex_sdfs(p, sul, phi, np.sqrt(u**2 + v**2), -d_brain, t)
+    _paint(img, _soft(d_cleft, px) * _soft(d_brain, px), p["v_csf"])
+    _paint(img, _soft(d_wm, px), p["v_wm"])
+
+    # interhemispheric fissure: GM-lined CSF cleft along the midline, front and back
+    inner = _soft(d_csf + np.float32(p["csf_rim"]), px)
+    far = np.clip((np.abs(v) / b - 0.35) / 0.1, 0.0, 1.0)
+    _paint(img, inner * far * _soft(np.abs(u) - 0.03, px), p["v_gm"])
+    _paint(img, inner * far * _soft(np.abs(u) - 0.008, px), p["v_csf"])
+
+    # deep grey nuclei (thalami / basal ganglia) and lateral ventricles, mid slices only
+    deep = np.clip(1.0 - ((t - p["vent_t"]) / 0.55) ** 2, 0.0, 1.0)
+    for side in (-1.0, 1.0):
+        dn = _ellipse_sdf(u - side * 0.17, v - 0.12, 0.08, 0.13) + 0.09 * (1 - deep)
+        _paint(img, _soft(dn, px), p["v_deep"])
+    _paint(img, _soft(_ventricles_sdf(p, u, v, t), px), p["v_csf"])
+
+    # very low fine texture, mild smooth bias field
+    fx, fy = _freqs(size)
+    fine = _filtered_noise(rng, num_slices, size, _gauss_tf(fx, fy, 1.0, 1.0, 0.0))
+    img *= 1.0 + 0.02 * fine
+    img *= np.exp(np.float32(p["bias"]) * _smooth_field(rng, t, x, y, 6, 0.8))
+
+    support = dist < 0.0
+    return _finish(img, head, support)
+
+
+# ----------------------------------------------------------------------------
+# knee
+# ----------------------------------------------------------------------------
+def _knee_params(rng) -> dict:
+    """Per-volume anatomy and contrast of the knee (drawn once per seed)."""
+    return dict(
+        angle=rng.uniform(-0.12, 0.12),  # joint angle / limb tilt
+        x0=rng.uniform(-0.05, 0.05),
+        joint_y=rng.uniform(-0.05, 0.12),
+        gap=rng.uniform(0.025, 0.04),
+        anterior=float(rng.choice([-1.0, 1.0])),  # which side the patella sits on
+        leg_w=rng.uniform(0.56, 0.64),
+        femur_w=rng.uniform(0.15, 0.19),
+        condyle_a=rng.uniform(0.30, 0.36),
+        condyle_b=rng.uniform(0.20, 0.25),
+        plateau_w=rng.uniform(0.30, 0.36),
+        tibia_w=rng.uniform(0.15, 0.19),
+        cart=rng.uniform(0.018, 0.026),
+        cortex=rng.uniform(0.012, 0.02),
+        fat=rng.uniform(0.07, 0.11),
+        trab_scale=rng.uniform(0.035, 0.05),  # trabecular spacing (normalised units)
+        fibre_angle=rng.uniform(-0.25, 0.25),
+        fibre_len=rng.uniform(0.10, 0.18),
+        v_fat=rng.uniform(0.90, 1.0),
+        v_muscle=rng.uniform(0.30, 0.40),
+        v_marrow=rng.uniform(0.62, 0.75),
+        v_cart=rng.uniform(0.72, 0.85),
+        v_cortex=rng.uniform(0.03, 0.08),
+        v_joint=rng.uniform(0.08, 0.15),
+        v_tendon=rng.uniform(0.03, 0.08),
+        bias=rng.uniform(0.10, 0.20),
+    )
+
+
+def _knee_bones(p, u, v, t):
+    """SDFs of femur, tibia and patella in the limb frame (v = along the limb, down)."""
+    ant = np.float32(p["anterior"])
+    jy = np.float32(p["joint_y"])
+    half_gap = np.float32(p["gap"]) * (1.0 + 0.3 * t) * 0.5  # joint space varies slowly
+    width = 1.0 - 0.18 * t**2  # sagittal slices away from the centre cut narrower bone
+    cond_b = np.float32(p["condyle_b"]) * width
+    cond_a = np.float32(p["condyle_a"]) * width
+    cy = jy - half_gap - cond_b
+    cx = -ant * 0.05 * width  # condyles bulge posteriorly
+    shaft_f = _box_sdf(u - cx * 0.3, v - (cy - 1.0), p["femur_w"] * width, 1.0, 0.05)
+    femur = _smooth_union(shaft_f, _ellipse_sdf(u - cx, v - cy, cond_a, cond_b), 0.12)
+
+    pw = np.float32(p["plateau_w"]) * width
+    top = jy + half_gap
+    plateau = _box_sdf(u + ant * 0.02, v - (top + 0.09), pw, 0.09, 0.04)
+    shaft_t = _box_sdf(u + ant * 0.04, v - (top + 1.0), p["tibia_w"] * width, 1.0, 0.05)
+    tibia = _smooth_union(plateau, shaft_t, 0.14)
+
+    pscale = np.sqrt(np.clip(1.0 - (t / 0.85) ** 2, 0.0, 1.0)) + 1e-3
+    pu, pv = _rotate(u, v, -ant * 0.15, ant * (cond_a + 0.12), cy - 0.06)
+    patella = _ellipse_sdf(pu, pv, 0.075 * pscale, 0.19 * pscale)
+    return femur, tibia, patella, (cx, cy, cond_a, top, pw)
+
+
+def _trabecular(rng, num_slices, size, scale_px, fx, fy):
+    """Lattice of thin dark struts: ridges at zero-crossings of band-pass noise."""
+    f2 = fx**2 + fy**2
+    s1, s2 = 0.5 * scale_px, 1.0 * scale_px
+    band = np.exp(-2 * np.pi**2 * s1**2 * f2) - np.exp(-2 * np.pi**2 * s2**2 * f2)
+    nb = _filtered_noise(rng, num_slices, size, band)
+    return np.exp(-((nb / 0.45) ** 2))
+
+
+def knee_volume(seed: int, num_slices: int, size: int) -> tuple[np.ndarray, np.ndarray]:
+    """Return (image, support): image float32 [num_slices, size, size], values in [0, 1]
+    with max 1 per volume; support bool [num_slices, size, size], True inside the leg.
+    Sagittal PD-like contrast: bright fat, textured marrow, bright cartilage, dark muscle."""
+    _check_args(num_slices, size)
+    rng = np.random.default_rng(seed)
+    p = _knee_params(rng)
+    px = 2.0 / size
+    t, x, y = _grid(num_slices, size)
+    u, v = _rotate(x, y, p["angle"], p["x0"], 0.0)
+    ant = np.float32(p["anterior"])
+
+    # leg outline: tall rounded box, wider at the condyles, a soft tissue bulge anteriorly
+    jy = np.float32(p["joint_y"])
+    bulge = 0.07 * np.exp(-(((v - jy) / 0.35) ** 2))
+    leg_w = np.float32(p["leg_w"]) * (1.0 - 0.06 * t**2) + bulge
+    d_leg = _box_sdf(u - ant * 0.5 * bulge, v, leg_w, 1.15, 0.25)
+    warp = 0.012 * _smooth_field(rng, t, x, y, 8, 5.0)
+    leg = _soft(d_leg, px)
+
+    fx, fy = _freqs(size)
+    f_ang = np.pi / 2 + p["angle"] + p["fibre_angle"]  # fibres run along the limb axis
+    fibre = _filtered_noise(rng, num_slices, size,
+                            _gauss_tf(fx, fy, p["fibre_len"] * size / 2, max(0.6, 0.006 * size), f_ang))
+    septa = _filtered_noise(rng, num_slices, size,
+                            _gauss_tf(fx, fy, 0.25 * size / 2, max(0.8, 0.012 * size), f_ang + 0.1))
+    img = np.zeros((num_slices, size, size), dtype=np.float32)
+    _paint(img, leg, p["v_muscle"] * (1.0 + 0.22 * fibre))
+    _paint(img, leg * np.exp(-((septa / 0.12) ** 2)) * 0.7, p["v_fat"] * 0.8)  # intramuscular fat septa
+
+    # subcutaneous fat layer with irregular thickness
+    _paint(img, _soft(-(d_leg + np.float32(p["fat"]) + warp), px) * leg, p["v_fat"])
+
+    femur, tibia, patella, (cx, cy, cond_a, top, pw) = _knee_bones(p, u, v, t)
+    # Hoffa fat pad anterior to the joint, popliteal fat + vessel posteriorly
+    _paint(img, _soft(_ellipse_sdf(u - ant * (cond_a * 0.75), v - (jy + 0.02), 0.16, 0.13), px), p["v_fat"])
+    _paint(img, _soft(_ellipse_sdf(u + ant * (cond_a + 0.1), v - jy + 0.12, 0.12, 0.28), px), p["v_fat"] * 0.95)
+    _paint(img, _soft(_ellipse_sdf(u + ant * (cond_a + 0.12), v - jy + 0.1, 0.035, 0.035), px), 0.1)
+    # patellar tendon: dark band from the patella down to the tibial tuberosity
+    tu, tv = _rotate(u, v, ant * 0.12, ant * (cond_a + 0.08), jy + 0.12)
+    _paint(img, _soft(_box_sdf(tu, tv, 0.022, 0.2, 0.02), px), p["v_tendon"])
+
+    # dark joint space with meniscus-like wedges, then bright cartilage, then bone
+    joint = (femur + tibia < 2 * np.float32(p["cart"]) + 0.05) & (np.abs(u + ant * 0.0) < pw + 0.02)
+    _paint(img, joint.astype(np.float32) * _soft(np.maximum(femur, tibia) - 0.1, px), p["v_joint"])
+    near_joint_f = _soft(-(v - (cy - 0.05)), px)
+    near_joint_t = _soft(v - (top + 0.05), px)
+    cart = np.float32(p["cart"])
+    _paint(img, _soft(femur - cart, px) * near_joint_f, p["v_cart"])
+    _paint(img, _soft(tibia - cart, px) * near_joint_t, p["v_cart"])
+    _paint(img, _soft(patella - cart * 0.9, px) * _soft(ant * (u - ant * (cond_a + 0.12)), px), p["v_cart"])
+
+    trab = _trabecular(rng, num_slices, size, max(2.5, p["trab_scale"] * size / 2), fx, fy)
+    marrow_tex = p["v_marrow"] * (1.0 - 0.5 * trab)
+    cortex = np.float32(p["cortex"])
+    for bone in (femur, tibia, patella):  # dark cortical rim around textured marrow
+        _paint(img, _soft(bone, px), p["v_cortex"])
+        _paint(img, _soft(bone + cortex, px), marrow_tex)
+
+    img *= np.exp(np.float32(p["bias"]) * _smooth_field(rng, t, x, y, 6, 0.8))
+    support = d_leg < 0.0
+    return _finish(img, leg, support)

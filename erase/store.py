@@ -1,0 +1,106 @@
+"""The results store: one directory per run, keyed by the hash of the run's complete config.
+
+A record is reused only when its key matches the config being asked for, so any change in
+data, split, model, method table, knobs, seed or engine version means a new run, never a
+stale result. ``record.json`` is written last and atomically: its presence means the run is
+complete. A lock per run lets two processes share one store: the second waits for the first
+and then reuses its result.
+"""
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+import sys
+import time
+from contextlib import contextmanager
+from pathlib import Path
+
+from .config import ConfigError, config_hash, to_dict
+from .data import write_json_atomic
+
+RECORD = "record.json"
+
+
+class StoreError(RuntimeError):
+    """A stored record is damaged or does not belong to its key."""
+
+
+class Store:
+    def __init__(self, root: Path):
+        self.root = Path(root)
+        try:
+            (self.root / "runs").mkdir(parents=True, exist_ok=True)
+            probe = self.root / f".write-test-{os.getpid()}"
+            probe.write_text("")
+            probe.unlink()
+        except OSError as err:
+            raise ConfigError(f"results directory {self.root} is not writable ({err.strerror}); "
+                              "pass a writable results_dir / --results") from None
+
+    def run_dir(self, key: str) -> Path:
+        return self.root / "runs" / key
+
+    def get(self, config: dict) -> dict | None:
+        """The complete record for ``config``, or None; raises if the record is not its own."""
+        key = config_hash(config)
+        path = self.run_dir(key) / RECORD
+        if not path.exists():
+            return None
+        try:
+            record = json.loads(path.read_text())
+        except ValueError as err:
+            raise StoreError(f"{path} is damaged ({err}); delete {path.parent} to recompute") from None
+        if record.get("key") != key or config_hash(record.get("config")) != key:
+            raise StoreError(f"{path} does not match its config hash {key} (edited or moved?); "
+                             f"delete {path.parent} to recompute it")
+        return record
+
+    def put(self, config: dict, record: dict) -> dict:
+        """Write the record for ``config`` (atomically) and return it."""
+        key = config_hash(config)
+        record = {**record, "key": key, "config": to_dict(config)}
+        write_json_atomic(self.run_dir(key) / RECORD, record)
+        return record
+
+    @contextmanager
+    def lock(self, config: dict):
+        """Hold the run's lock; if another process holds it, say so and wait for it."""
+        directory = self.run_dir(config_hash(config))
+        directory.mkdir(parents=True, exist_ok=True)
+        with open(directory / ".lock", "w") as handle:
+            try:
+                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                print(f"run {directory.name} is in use by another process; waiting for it",
+                      file=sys.stderr)
+                fcntl.flock(handle, fcntl.LOCK_EX)
+            try:
+                yield directory
+            finally:
+                fcntl.flock(handle, fcntl.LOCK_UN)
+
+    def records(self) -> list[dict]:
+        """Every complete record in the store (for the reproducibility appendix)."""
+        out = []
+        for path in sorted((self.root / "runs").glob(f"*/{RECORD}")):
+            try:
+                out.append(json.loads(path.read_text()))
+            except ValueError:
+                continue
+        return sorted(out, key=lambda r: r.get("finished", 0))
+
+
+def environment() -> dict:
+    """What the run ran on: enough to tell two machines apart in the appendix."""
+    import platform
+
+    import fastmri
+    import torch
+
+    return {"python": platform.python_version(), "torch": torch.__version__,
+            "fastmri": getattr(fastmri, "__version__", "?"), "machine": platform.machine(),
+            "processor": platform.processor() or platform.machine(),
+            "cpus": os.cpu_count(), "threads": torch.get_num_threads(),
+            "gpu": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
+            "time": time.strftime("%Y-%m-%d %H:%M:%S")}
