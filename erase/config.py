@@ -23,10 +23,10 @@ class ConfigError(ValueError):
 class DataConfig:
     """The embedded synthetic data set and the undersampling applied to any data set."""
 
-    image_size: int = 80
+    image_size: int = 64
     coils: int = 4
-    brain_volumes: int = 40
-    knee_volumes: int = 12
+    brain_volumes: int = 36
+    knee_volumes: int = 20
     slices_per_volume: int = 6
     noise_level: float = 0.01  # complex noise std relative to the image maximum
     acceleration: int = 8
@@ -42,18 +42,18 @@ class ModelConfig:
     """A fastMRI network: ``varnet`` (the paper's E2E-VarNet) or ``unet`` on zero-filled input."""
 
     arch: str = "varnet"
-    cascades: int = 4
+    cascades: int = 3
     chans: int = 8
-    pools: int = 3
+    pools: int = 2
     sens_chans: int = 4
-    sens_pools: int = 3
+    sens_pools: int = 2
 
 
 @dataclass(frozen=True)
 class TrainConfig:
     """The paper's training settings (Adam, lr 1e-3, clip 0.5, batch 1) and our epoch budget."""
 
-    epochs: int = 10
+    epochs: int = 12
     lr: float = 1e-3
     grad_clip: float = 0.5
     batch_size: int = 1

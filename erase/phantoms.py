@@ -28,6 +28,11 @@ _SLICE_SIGMA = 1.2  # texture correlation length across slices, in slices
 # ----------------------------------------------------------------------------
 # shared helpers
 # ----------------------------------------------------------------------------
+def _f32(a) -> np.ndarray:
+    """Per-structure parameter arrays in float32, so voxel maths never upcasts."""
+    return np.asarray(a, dtype=np.float32)
+
+
 def _check_args(num_slices: int, size: int) -> None:
     """Fail early on sizes the geometry was not designed for."""
     if not (1 <= int(num_slices)):
@@ -46,7 +51,7 @@ def _grid(num_slices: int, size: int):
 def _rotate(x, y, angle: float, x0: float = 0.0, y0: float = 0.0):
     """Coordinates in a frame shifted to (x0, y0) and rotated by `angle` (radians)."""
     ca, sa = np.float32(np.cos(angle)), np.float32(np.sin(angle))
-    xs, ys = x - np.float32(x0), y - np.float32(y0)
+    xs, ys = x - x0, y - y0
     return ca * xs + sa * ys, -sa * xs + ca * ys
 
 
@@ -169,13 +174,13 @@ def _sulci(rng, spacing: float, r_mean: float) -> dict:
     n = max(8, int(round(2 * np.pi * r_mean / spacing)))
     return dict(
         n=n,
-        jitter=rng.uniform(-0.3, 0.3, n),
-        depth=rng.uniform(0.35, 1.0, n),
-        tilt=rng.uniform(-0.4, 0.4, n),  # sideways lean (fraction of the spacing) at full depth
-        bend=rng.uniform(0.1, 0.3, n) * rng.choice([-1.0, 1.0], n),  # curvature of the cleft
-        bend_freq=rng.uniform(1.0, 2.5, n),
-        drift=rng.uniform(-0.35, 0.35, n),  # fraction of the spacing over the volume
-        wobble=rng.uniform(0, 2 * np.pi, n),
+        jitter=_f32(rng.uniform(-0.3, 0.3, n)),
+        depth=_f32(rng.uniform(0.35, 1.0, n)),
+        tilt=_f32(rng.uniform(-0.4, 0.4, n)),  # sideways lean (fraction of the spacing) at full depth
+        bend=_f32(rng.uniform(0.1, 0.3, n) * rng.choice([-1.0, 1.0], n)),  # curvature of the cleft
+        bend_freq=_f32(rng.uniform(1.0, 2.5, n)),
+        drift=_f32(rng.uniform(-0.35, 0.35, n)),  # fraction of the spacing over the volume
+        wobble=_f32(rng.uniform(0, 2 * np.pi, n)),
     )
 
 
@@ -183,31 +188,40 @@ def _cortex_sdfs(p, sul, phi, r, depth, t):
     """Signed distances of the sulcal CSF clefts and of the white matter.
 
     `depth` is the distance below the brain surface and r the distance to the head
-    centre. Sulci are radial clefts at angles phi_k (tilting with depth, drifting
-    with t); grey matter of thickness `gm_thick` lines the surface and every cleft,
-    white matter fills the rest, so each gyrus gets a finger-like white core.
+    centre. Sulci are curved radial clefts at angles phi_k (tilting with depth,
+    drifting with t); grey matter of thickness `gm_thick` lines the surface and every
+    cleft, white matter fills the rest, so each gyrus gets a finger-like white core.
+    Only the cortical ring is evaluated (the expensive part), the rest is closed form.
     """
     n = sul["n"]
-    dphi = 2 * np.pi / n
-    base = np.floor((phi + np.pi) / dphi).astype(np.int64)
+    dphi = np.float32(2 * np.pi / n)
     dmax = np.float32(p["sulc_depth"])
     cw, gm = np.float32(p["cleft_w"]), np.float32(p["gm_thick"])
-    d_cleft = d_lined = None
-    frac = np.clip(depth / dmax, 0.0, 1.5)
+    shape = depth.shape
+    d_cleft = np.ones(shape, dtype=np.float32)
+    d_wm = (gm - depth).astype(np.float32)
+    ring = (depth > -0.02) & (depth < 1.1 * dmax + 2.5 * gm)
+    dep = depth[ring]
+    ph = np.broadcast_to(phi, shape)[ring]
+    rr = np.broadcast_to(r, shape)[ring]
+    tt = np.broadcast_to(t, shape)[ring]
+    frac = np.clip(dep / dmax, 0.0, 1.5)
+    base = np.floor((ph + np.pi) / dphi).astype(np.int64)
+    cleft = lined = None
     for off in (-2, -1, 0, 1, 2):
         k = (base + off) % n
-        shift = sul["tilt"][k] * frac + sul["bend"][k] * np.sin(np.pi * sul["bend_freq"][k] * frac + sul["wobble"][k])
-        centre = (k + 0.5 + sul["jitter"][k] + shift + sul["drift"][k] * t) * dphi - np.pi
-        dist = np.abs(np.angle(np.exp(1j * (phi - centre)))).astype(np.float32) * r
-        dk = dmax * sul["depth"][k] * (0.8 + 0.2 * np.cos(2.0 * t + sul["wobble"][k]))
+        shift = sul["tilt"][k] * frac + sul["bend"][k] * np.sin(np.float32(np.pi) * sul["bend_freq"][k] * frac + sul["wobble"][k])
+        centre = (k + 0.5 + sul["jitter"][k] + shift + sul["drift"][k] * tt) * dphi - np.float32(np.pi)
+        dist = np.abs((ph - centre + np.float32(np.pi)) % np.float32(2 * np.pi) - np.float32(np.pi)) * rr
+        dk = dmax * sul["depth"][k] * (0.8 + 0.2 * np.cos(2.0 * tt + sul["wobble"][k]))
         # capsule distance: clefts have rounded fundi; cortex thicker at the crowns
-        below = np.maximum(depth - dk, 0.0)
-        seg = np.sqrt(dist**2 + below**2)
+        seg = np.sqrt(dist**2 + np.maximum(dep - dk, 0.0) ** 2)
         c = seg - cw
-        lined = seg - cw - gm * (1.0 + 0.7 * np.clip(1.0 - depth / dk, 0.0, 1.0))
-        d_cleft = c if d_cleft is None else np.minimum(d_cleft, c)
-        d_lined = lined if d_lined is None else np.minimum(d_lined, lined)
-    d_wm = np.maximum(gm - depth, -d_lined)
+        ln = seg - cw - gm * (1.0 + 0.7 * np.clip(1.0 - dep / dk, 0.0, 1.0))
+        cleft = c if cleft is None else np.minimum(cleft, c)
+        lined = ln if lined is None else np.minimum(lined, ln)
+    d_cleft[ring] = cleft
+    d_wm[ring] = np.maximum(gm - dep, -lined)
     return d_cleft, d_wm
 
 
@@ -295,54 +309,71 @@ def _knee_params(rng) -> dict:
         angle=rng.uniform(-0.12, 0.12),  # joint angle / limb tilt
         x0=rng.uniform(-0.05, 0.05),
         joint_y=rng.uniform(-0.05, 0.12),
-        gap=rng.uniform(0.025, 0.04),
+        gap=rng.uniform(0.022, 0.034),
         anterior=float(rng.choice([-1.0, 1.0])),  # which side the patella sits on
-        leg_w=rng.uniform(0.56, 0.64),
+        leg_w=rng.uniform(0.58, 0.66),
         femur_w=rng.uniform(0.15, 0.19),
-        condyle_a=rng.uniform(0.30, 0.36),
+        condyle_a=rng.uniform(0.29, 0.34),
         condyle_b=rng.uniform(0.20, 0.25),
-        plateau_w=rng.uniform(0.30, 0.36),
-        tibia_w=rng.uniform(0.15, 0.19),
+        plateau_w=rng.uniform(0.29, 0.34),
+        tibia_w=rng.uniform(0.14, 0.18),
+        patella_len=rng.uniform(0.16, 0.21),
         cart=rng.uniform(0.018, 0.026),
-        cortex=rng.uniform(0.012, 0.02),
-        fat=rng.uniform(0.07, 0.11),
-        trab_scale=rng.uniform(0.035, 0.05),  # trabecular spacing (normalised units)
+        cortex=rng.uniform(0.010, 0.016),
+        fat=rng.uniform(0.06, 0.10),
+        trab_scale=rng.uniform(0.024, 0.032),  # trabecular spacing (normalised units)
         fibre_angle=rng.uniform(-0.25, 0.25),
         fibre_len=rng.uniform(0.10, 0.18),
         v_fat=rng.uniform(0.90, 1.0),
-        v_muscle=rng.uniform(0.30, 0.40),
-        v_marrow=rng.uniform(0.62, 0.75),
-        v_cart=rng.uniform(0.72, 0.85),
-        v_cortex=rng.uniform(0.03, 0.08),
+        v_muscle=rng.uniform(0.28, 0.36),
+        v_marrow=rng.uniform(0.62, 0.72),
+        v_cart=rng.uniform(0.80, 0.90),
+        v_cortex=rng.uniform(0.03, 0.07),
         v_joint=rng.uniform(0.08, 0.15),
         v_tendon=rng.uniform(0.03, 0.08),
         bias=rng.uniform(0.10, 0.20),
     )
 
 
-def _knee_bones(p, u, v, t):
-    """SDFs of femur, tibia and patella in the limb frame (v = along the limb, down)."""
+def _capsule_sdf(x, y, x1, y1, x2, y2, r):
+    """Signed distance to a thick segment (tendons): round-ended band of half-width r."""
+    bx, by = x2 - x1, y2 - y1
+    px, py = x - x1, y - y1
+    h = np.clip((px * bx + py * by) / (bx * bx + by * by), 0.0, 1.0)
+    return np.sqrt((px - bx * h) ** 2 + (py - by * h) ** 2) - r
+
+
+def _knee_bones(p, u, v, t) -> dict:
+    """Bone SDFs (femur, tibia, patella) and landmarks in the limb frame (v runs down
+    the limb, `anterior` is +-1). Slices away from t = 0 cut the bones off-centre, so
+    the shafts narrow, the joint space changes and the patella shrinks away."""
     ant = np.float32(p["anterior"])
     jy = np.float32(p["joint_y"])
-    half_gap = np.float32(p["gap"]) * (1.0 + 0.3 * t) * 0.5  # joint space varies slowly
-    width = 1.0 - 0.18 * t**2  # sagittal slices away from the centre cut narrower bone
-    cond_b = np.float32(p["condyle_b"]) * width
-    cond_a = np.float32(p["condyle_a"]) * width
+    half_gap = np.float32(p["gap"]) * (1.0 + 0.25 * t) * 0.5
+    width = 1.0 - 0.15 * t**2
+    shaft = 1.0 - 0.40 * t**2
+    cond_a, cond_b = np.float32(p["condyle_a"]) * width, np.float32(p["condyle_b"]) * width
     cy = jy - half_gap - cond_b
     cx = -ant * 0.05 * width  # condyles bulge posteriorly
-    shaft_f = _box_sdf(u - cx * 0.3, v - (cy - 1.0), p["femur_w"] * width, 1.0, 0.05)
+    shaft_f = _box_sdf(u - cx * 0.3, v - (cy - 1.0), p["femur_w"] * shaft, 1.0, 0.05)
     femur = _smooth_union(shaft_f, _ellipse_sdf(u - cx, v - cy, cond_a, cond_b), 0.12)
 
     pw = np.float32(p["plateau_w"]) * width
     top = jy + half_gap
-    plateau = _box_sdf(u + ant * 0.02, v - (top + 0.09), pw, 0.09, 0.04)
-    shaft_t = _box_sdf(u + ant * 0.04, v - (top + 1.0), p["tibia_w"] * width, 1.0, 0.05)
+    plateau = _box_sdf(u + ant * 0.02, v - (top + 0.09), pw, 0.09, 0.045)
+    shaft_t = _box_sdf(u + ant * 0.04, v - (top + 1.0), p["tibia_w"] * shaft, 1.0, 0.05)
     tibia = _smooth_union(plateau, shaft_t, 0.14)
 
-    pscale = np.sqrt(np.clip(1.0 - (t / 0.85) ** 2, 0.0, 1.0)) + 1e-3
-    pu, pv = _rotate(u, v, -ant * 0.15, ant * (cond_a + 0.12), cy - 0.06)
-    patella = _ellipse_sdf(pu, pv, 0.075 * pscale, 0.19 * pscale)
-    return femur, tibia, patella, (cx, cy, cond_a, top, pw)
+    # patella rides on the anterior femur, separated by two cartilage layers
+    pscale = np.sqrt(np.clip(1.0 - (t / 0.8) ** 2, 0.0, 1.0)) + 1e-3
+    plen, pwid = np.float32(p["patella_len"]) * pscale, 0.085 * pscale
+    pv0 = cy - 0.10
+    edge = cx + ant * cond_a * np.sqrt(1.0 - (0.10 / cond_b) ** 2)  # anterior femur surface
+    pu0 = edge + ant * (2.2 * np.float32(p["cart"]) + 0.008 + pwid)
+    pu, pv = _rotate(u, v, -ant * 0.12, pu0, pv0)
+    patella = _ellipse_sdf(pu, pv, pwid, plen)
+    return dict(femur=femur, tibia=tibia, patella=patella, cx=cx, cy=cy, cond_a=cond_a,
+                top=top, pw=pw, pu0=pu0, pv0=pv0, plen=plen, pscale=pscale, shaft=shaft)
 
 
 def _trabecular(rng, num_slices, size, scale_px, fx, fy):
@@ -351,7 +382,56 @@ def _trabecular(rng, num_slices, size, scale_px, fx, fy):
     s1, s2 = 0.5 * scale_px, 1.0 * scale_px
     band = np.exp(-2 * np.pi**2 * s1**2 * f2) - np.exp(-2 * np.pi**2 * s2**2 * f2)
     nb = _filtered_noise(rng, num_slices, size, band)
-    return np.exp(-((nb / 0.45) ** 2))
+    return np.exp(-((nb / 0.5) ** 2))
+
+
+def _knee_soft_tissue(rng, p, g, u, v, t, x, y, leg, d_leg, px, fx, fy):
+    """Muscle with oriented fibres and fat septa, subcutaneous fat, fat pads, tendons."""
+    num_slices, size = leg.shape[0], x.shape[-1]
+    ant, jy = np.float32(p["anterior"]), np.float32(p["joint_y"])
+    f_ang = np.pi / 2 + p["angle"] + p["fibre_angle"]  # fibres run along the limb axis
+    across = max(0.6, 0.006 * size)
+    fibre = _filtered_noise(rng, num_slices, size, _gauss_tf(fx, fy, p["fibre_len"] * size / 2, across, f_ang))
+    septa = _filtered_noise(rng, num_slices, size, _gauss_tf(fx, fy, 0.25 * size / 2, 2 * across, f_ang + 0.1))
+    img = np.zeros(leg.shape, dtype=np.float32)
+    _paint(img, leg, p["v_muscle"] * (1.0 + 0.22 * fibre))
+    _paint(img, leg * np.exp(-((septa / 0.1) ** 2)) * 0.6, p["v_fat"] * 0.8)
+
+    warp = 0.012 * _smooth_field(rng, t, x, y, 8, 5.0)
+    _paint(img, _soft(-(d_leg + np.float32(p["fat"]) + warp), px) * leg, p["v_fat"])  # subcutaneous fat
+
+    # Hoffa's fat pad in front of the joint; popliteal fat with a dark vessel behind it
+    hoffa = _ellipse_sdf(u - ant * (g["cond_a"] * 0.7), v - (jy + 0.03), 0.17, 0.12) + warp
+    _paint(img, _soft(hoffa, px), p["v_fat"])
+    pop_u = u + ant * (g["cond_a"] + 0.10)
+    _paint(img, _soft(_ellipse_sdf(pop_u, v - jy + 0.15, 0.09, 0.30) + warp, px), 0.85 * p["v_fat"])
+    _paint(img, _soft(_ellipse_sdf(pop_u, v - jy + 0.12, 0.028, 0.03), px), 0.12)
+
+    # quadriceps tendon above and patellar tendon below the patella (dark bands)
+    pu0, pv0, plen, ps = g["pu0"], g["pv0"], g["plen"], g["pscale"]
+    tuber_u = ant * (np.float32(p["tibia_w"]) * g["shaft"] - 0.02)  # front of the tibia
+    tend = _capsule_sdf(u, v, pu0 - ant * 0.02, pv0 + 0.8 * plen, tuber_u, g["top"] + 0.30, 0.022 * ps)
+    quad = _capsule_sdf(u, v, pu0 + ant * 0.01, pv0 - 0.8 * plen, ant * (p["femur_w"] + 0.08), pv0 - 1.2, 0.03 * ps)
+    _paint(img, _soft(np.minimum(tend, quad), px), p["v_tendon"])
+    return img
+
+
+def _knee_joint(img, p, g, u, v, px):
+    """Dark joint space with meniscus-like wedges, then thin bright cartilage plates."""
+    femur, tibia, patella = g["femur"], g["tibia"], g["patella"]
+    cart = np.float32(p["cart"])
+    ant = np.float32(p["anterior"])
+    joint = (femur + tibia < 2 * cart + 0.05) & (np.abs(u) < g["pw"] + 0.02)
+    _paint(img, joint.astype(np.float32) * _soft(np.maximum(femur, tibia) - 0.1, px), p["v_joint"])
+    near_f = _soft(-(v - (g["cy"] - 0.05)), px)  # femoral condyle below its centre
+    near_t = _soft(v - (g["top"] + 0.05), px)  # tibial plateau
+    _paint(img, _soft(femur - cart, px) * near_f, p["v_cart"])
+    _paint(img, _soft(tibia - cart, px) * near_t, p["v_cart"])
+    facing = _soft(ant * (u - g["pu0"]), px)  # patellar surface facing the femur
+    _paint(img, _soft(patella - cart, px) * facing, p["v_cart"])
+    trochlea = _soft(femur - cart, px) * _soft(np.abs(v - g["pv0"]) - g["plen"], px) * _soft(-ant * (u - g["cx"]), px)
+    _paint(img, trochlea, p["v_cart"])
+    return img
 
 
 def knee_volume(seed: int, num_slices: int, size: int) -> tuple[np.ndarray, np.ndarray]:
@@ -364,55 +444,25 @@ def knee_volume(seed: int, num_slices: int, size: int) -> tuple[np.ndarray, np.n
     px = 2.0 / size
     t, x, y = _grid(num_slices, size)
     u, v = _rotate(x, y, p["angle"], p["x0"], 0.0)
-    ant = np.float32(p["anterior"])
+    ant, jy = np.float32(p["anterior"]), np.float32(p["joint_y"])
 
-    # leg outline: tall rounded box, wider at the condyles, a soft tissue bulge anteriorly
-    jy = np.float32(p["joint_y"])
-    bulge = 0.07 * np.exp(-(((v - jy) / 0.35) ** 2))
+    # leg outline: tall rounded box (cut by the field of view), wider around the knee
+    bulge = 0.06 * np.exp(-(((v - jy) / 0.35) ** 2))
     leg_w = np.float32(p["leg_w"]) * (1.0 - 0.06 * t**2) + bulge
     d_leg = _box_sdf(u - ant * 0.5 * bulge, v, leg_w, 1.15, 0.25)
-    warp = 0.012 * _smooth_field(rng, t, x, y, 8, 5.0)
     leg = _soft(d_leg, px)
-
     fx, fy = _freqs(size)
-    f_ang = np.pi / 2 + p["angle"] + p["fibre_angle"]  # fibres run along the limb axis
-    fibre = _filtered_noise(rng, num_slices, size,
-                            _gauss_tf(fx, fy, p["fibre_len"] * size / 2, max(0.6, 0.006 * size), f_ang))
-    septa = _filtered_noise(rng, num_slices, size,
-                            _gauss_tf(fx, fy, 0.25 * size / 2, max(0.8, 0.012 * size), f_ang + 0.1))
-    img = np.zeros((num_slices, size, size), dtype=np.float32)
-    _paint(img, leg, p["v_muscle"] * (1.0 + 0.22 * fibre))
-    _paint(img, leg * np.exp(-((septa / 0.12) ** 2)) * 0.7, p["v_fat"] * 0.8)  # intramuscular fat septa
 
-    # subcutaneous fat layer with irregular thickness
-    _paint(img, _soft(-(d_leg + np.float32(p["fat"]) + warp), px) * leg, p["v_fat"])
+    g = _knee_bones(p, u, v, t)
+    img = _knee_soft_tissue(rng, p, g, u, v, t, x, y, leg, d_leg, px, fx, fy)
+    _knee_joint(img, p, g, u, v, px)
 
-    femur, tibia, patella, (cx, cy, cond_a, top, pw) = _knee_bones(p, u, v, t)
-    # Hoffa fat pad anterior to the joint, popliteal fat + vessel posteriorly
-    _paint(img, _soft(_ellipse_sdf(u - ant * (cond_a * 0.75), v - (jy + 0.02), 0.16, 0.13), px), p["v_fat"])
-    _paint(img, _soft(_ellipse_sdf(u + ant * (cond_a + 0.1), v - jy + 0.12, 0.12, 0.28), px), p["v_fat"] * 0.95)
-    _paint(img, _soft(_ellipse_sdf(u + ant * (cond_a + 0.12), v - jy + 0.1, 0.035, 0.035), px), 0.1)
-    # patellar tendon: dark band from the patella down to the tibial tuberosity
-    tu, tv = _rotate(u, v, ant * 0.12, ant * (cond_a + 0.08), jy + 0.12)
-    _paint(img, _soft(_box_sdf(tu, tv, 0.022, 0.2, 0.02), px), p["v_tendon"])
-
-    # dark joint space with meniscus-like wedges, then bright cartilage, then bone
-    joint = (femur + tibia < 2 * np.float32(p["cart"]) + 0.05) & (np.abs(u + ant * 0.0) < pw + 0.02)
-    _paint(img, joint.astype(np.float32) * _soft(np.maximum(femur, tibia) - 0.1, px), p["v_joint"])
-    near_joint_f = _soft(-(v - (cy - 0.05)), px)
-    near_joint_t = _soft(v - (top + 0.05), px)
-    cart = np.float32(p["cart"])
-    _paint(img, _soft(femur - cart, px) * near_joint_f, p["v_cart"])
-    _paint(img, _soft(tibia - cart, px) * near_joint_t, p["v_cart"])
-    _paint(img, _soft(patella - cart * 0.9, px) * _soft(ant * (u - ant * (cond_a + 0.12)), px), p["v_cart"])
-
-    trab = _trabecular(rng, num_slices, size, max(2.5, p["trab_scale"] * size / 2), fx, fy)
-    marrow_tex = p["v_marrow"] * (1.0 - 0.5 * trab)
+    trab = _trabecular(rng, num_slices, size, max(1.8, p["trab_scale"] * size / 2), fx, fy)
+    marrow = p["v_marrow"] * (1.0 - 0.35 * trab)
     cortex = np.float32(p["cortex"])
-    for bone in (femur, tibia, patella):  # dark cortical rim around textured marrow
+    for bone in (g["femur"], g["tibia"], g["patella"]):  # dark cortical rim, textured marrow
         _paint(img, _soft(bone, px), p["v_cortex"])
-        _paint(img, _soft(bone + cortex, px), marrow_tex)
+        _paint(img, _soft(bone + cortex, px), marrow)
 
     img *= np.exp(np.float32(p["bias"]) * _smooth_field(rng, t, x, y, 6, 0.8))
-    support = d_leg < 0.0
-    return _finish(img, leg, support)
+    return _finish(img, leg, d_leg < 0.0)

@@ -1,0 +1,33 @@
+"""What every chapter does first: check its papermill parameters and open the Lab.
+
+A chapter's ``parameters`` cell assigns its knobs; papermill injects a user's ``-p`` values
+after it. ``setup`` refuses names the chapter does not know (a typo would otherwise be
+silently ignored) and values of the wrong kind, with a message that lists what it knows.
+"""
+from __future__ import annotations
+
+from .config import ConfigError
+
+COMMON = ("scale", "device", "data_root", "seed", "results_dir")
+
+
+def unknown_parameters(namespace: dict, before: set, known) -> list[str]:
+    """Names assigned since ``before`` that are neither known parameters nor private."""
+    return sorted(n for n in set(namespace) - set(before) - set(known)
+                  if not n.startswith("_") and n not in ("In", "Out", "get_ipython", "exit", "quit"))
+
+
+def setup(namespace: dict, before: set, known=(), **lab_options):
+    """Validate the chapter's parameters, switch plotly to the offline renderer, return a Lab."""
+    from . import offline
+    from .experiments import Lab
+
+    known = tuple(COMMON) + tuple(known)
+    extra = unknown_parameters(namespace, before, known)
+    if extra:
+        raise ConfigError(f"unknown parameter(s) {', '.join(extra)}: this chapter knows "
+                          f"{', '.join(known)}")
+    offline.enable()
+    return Lab(scale=namespace["scale"], device=namespace["device"],
+               data_root=namespace["data_root"], seed=namespace["seed"],
+               results_dir=namespace["results_dir"], **lab_options)

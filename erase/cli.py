@@ -1,0 +1,184 @@
+"""``python -m erase``: the protocol's steps from a shell, same code as the book.
+
+    erase synth    --out DIR --scale default --seed 0
+    erase manifest --data-root DIR [--out FILE]
+    erase train    --model oracle|original
+    erase unlearn  --method NL-FT [--retain-fraction F] [--gamma G] [--lambda L]
+    erase evaluate [--model oracle|original | --method NAME ...]
+    erase book     [--scale default]
+
+Every bad input ends with one line ``erase: error: ...`` that says what to fix, exit code 2,
+and nothing written.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from .config import ConfigError, get_scale
+from .data import DataError
+
+
+def _common(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--scale", default="default", help="smoke, default or paper")
+    parser.add_argument("--data-root", default=None,
+                        help="directory of fastMRI multi-coil files (default: embedded synthetic)")
+    parser.add_argument("--manifest", default=None, help="a saved manifest to reuse its split")
+    parser.add_argument("--device", default="cpu", help="cpu or cuda")
+    parser.add_argument("--seed", default="0", help="split, initialisation and Dr' seed")
+    parser.add_argument("--results", default=None, help="results directory (default _output)")
+    parser.add_argument("--epochs", default=None, help="training epochs (default: the scale's)")
+    parser.add_argument("--arch", default=None, help="varnet (default) or unet")
+    parser.add_argument("--json", action="store_true", help="print the record as one JSON line")
+
+
+def parser() -> argparse.ArgumentParser:
+    top = argparse.ArgumentParser(prog="erase", description=__doc__.split("\n\n")[0])
+    sub = top.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("synth", help="write the embedded synthetic brain + knee data set")
+    p.add_argument("--out", required=True)
+    p.add_argument("--scale", default="default")
+    p.add_argument("--seed", default="0")
+
+    p = sub.add_parser("manifest", help="split a data root into retain / forget / val / tests")
+    p.add_argument("--data-root", required=True)
+    p.add_argument("--out", default=None, help="where to write the manifest JSON")
+    p.add_argument("--scale", default="default", help="sets the validation / test sizes")
+    p.add_argument("--seed", default="0")
+
+    p = sub.add_parser("train", help="train the oracle G-hat (Dr) or the original G (Dr + Df)")
+    p.add_argument("--model", default="oracle")
+    _common(p)
+
+    p = sub.add_parser("unlearn", help="unlearn Df from G with one method")
+    p.add_argument("--method", required=True)
+    p.add_argument("--retain-fraction", default=None)
+    p.add_argument("--gamma", default=None)
+    p.add_argument("--lambda", dest="lam", default=None)
+    p.add_argument("--unlearn-epochs", default=None)
+    _common(p)
+
+    p = sub.add_parser("evaluate", help="BTA / KTA / UA of a trained or unlearned model")
+    p.add_argument("--model", default=None, help="oracle, original or zero-filled")
+    p.add_argument("--method", default=None)
+    p.add_argument("--retain-fraction", default=None)
+    p.add_argument("--gamma", default=None)
+    p.add_argument("--lambda", dest="lam", default=None)
+    _common(p)
+
+    p = sub.add_parser("book", help="execute every chapter with papermill and build the book")
+    p.add_argument("--scale", default="default")
+    p.add_argument("--device", default="cpu")
+    p.add_argument("--results", default=None)
+    return top
+
+
+def _number(text):
+    if text is None:
+        return None
+    try:
+        return float(text)
+    except ValueError:
+        return text  # validation downstream says what is wrong with it
+
+
+def _integer(text):
+    if text is None:
+        return None
+    try:
+        return int(text)
+    except ValueError:
+        return text
+
+
+def _lab(args):
+    from .experiments import Lab
+
+    return Lab(scale=args.scale, device=args.device, data_root=args.data_root,
+               seed=_integer(args.seed), results_dir=args.results, manifest=args.manifest,
+               epochs=_integer(args.epochs), arch=args.arch, progress=not args.json)
+
+
+def _print_record(record: dict, as_json: bool) -> None:
+    if as_json:
+        slim = {k: v for k, v in record.items() if k not in ("metrics",)}
+        print(json.dumps(slim, sort_keys=True))
+        return
+    s = record["summary"]
+    print(f"{record['name']}: BTA {s['bta_psnr']:.2f} dB / {s['bta_ssim']:.3f}   "
+          f"KTA {s['kta_psnr']:.2f} dB / {s['kta_ssim']:.3f}   "
+          f"UA {s['ua_psnr']:.2f} dB / {s['ua_ssim']:.3f}"
+          + (f"   ({record['timing']['train_seconds']:.1f} s training"
+             f"{', from the store' if record.get('from_store') else ''})" if "timing" in record else ""))
+
+
+def run(args) -> int:
+    if args.command == "synth":
+        from .synthetic import synthesize
+
+        seed = _integer(args.seed)
+        from .config import check_int
+        check_int("seed", seed)
+        info = synthesize(Path(args.out), get_scale(args.scale).data, seed)
+        params = info["stamp"]["params"]
+        print(f"{'reused' if info['reused'] else 'wrote'} {len(info['files'])} volumes in "
+              f"{args.out}: {params['brain_volumes']} brain (AXT2), {params['knee_volumes']} knee "
+              f"(CORPD_FBK), {params['slices_per_volume']} slices of {params['image_size']}^2, "
+              f"{params['coils']} coils ({info['seconds']} s to generate)")
+        return 0
+    if args.command == "manifest":
+        from . import data
+
+        from .config import check_int
+        seed = check_int("seed", _integer(args.seed))
+        volumes = data.scan(Path(args.data_root))
+        manifest = data.make_manifest(volumes, get_scale(args.scale).data, seed,
+                                      Path(args.data_root))
+        manifest["data_root"] = str(Path(args.data_root).resolve())
+        out = Path(args.out) if args.out else Path(args.data_root) / "erase-manifest.json"
+        data.write_json_atomic(out, manifest)
+        for name, c in data.split_counts(manifest).items():
+            print(f"{name:11s} {c['volumes']:5d} volumes {c['slices']:7d} slices")
+        print(f"left out: {manifest['left_out']['other_contrasts']} volumes of other brain "
+              f"contrasts, {manifest['left_out']['unused_knee']} spare knee volumes")
+        print(f"manifest written to {out}")
+        return 0
+    if args.command == "book":
+        from .book import build
+
+        return build(scale=args.scale, device=args.device, results_dir=args.results)
+    lab = _lab(args)
+    if args.command == "train":
+        record = lab.train(args.model)
+    elif args.command == "unlearn":
+        record = lab.unlearn(args.method, _number(args.retain_fraction), _number(args.gamma),
+                             _number(args.lam), _integer(args.unlearn_epochs))
+    else:  # evaluate
+        if args.method:
+            record = lab.unlearn(args.method, _number(args.retain_fraction),
+                                 _number(args.gamma), _number(args.lam))
+        elif args.model == "zero-filled":
+            record = lab.zero_filled()
+        else:
+            record = lab.train(args.model or "original")
+    _print_record(record, args.json)
+    return 0
+
+
+def main(argv=None) -> int:
+    args = parser().parse_args(argv)
+    try:
+        return run(args)
+    except (ConfigError, DataError) as err:
+        print(f"erase: error: {err}", file=sys.stderr)
+        return 2
+    except Exception as err:  # store and checkpoint problems carry their own advice
+        from .store import StoreError
+
+        if isinstance(err, StoreError):
+            print(f"erase: error: {err}", file=sys.stderr)
+            return 2
+        raise
