@@ -35,9 +35,9 @@ def _f32(a) -> np.ndarray:
 
 def _check_args(num_slices: int, size: int) -> None:
     """Fail early on sizes the geometry was not designed for."""
-    if not (1 <= int(num_slices)):
+    if int(num_slices) < 1:
         raise ValueError(f"num_slices must be >= 1, got {num_slices}")
-    if not (16 <= int(size)):
+    if int(size) < 16:
         raise ValueError(f"size must be >= 16, got {size}")
 
 
@@ -119,14 +119,20 @@ def _gauss_tf(fx, fy, sigma_along: float, sigma_across: float, angle: float):
 
 
 def _smooth_field(rng, t, x, y, n_comp: int, max_freq: float):
-    """Sum of a few random low-frequency cosines in (x, y, t): bias fields, slow warps."""
-    out = np.zeros(np.broadcast_shapes(t.shape, x.shape, y.shape), dtype=np.float32)
-    for _ in range(n_comp):
-        kx, ky = rng.uniform(-max_freq, max_freq, 2)
-        kt = rng.uniform(-0.5, 0.5) * max_freq
-        phase = rng.uniform(0, 2 * np.pi)
-        out += np.cos(np.float32(np.pi) * (np.float32(kx) * x + np.float32(ky) * y + np.float32(kt) * t) + np.float32(phase))
-    return out / np.float32(np.sqrt(n_comp / 2.0))
+    """Sum of a few random low-frequency cosines in (x, y, t): bias fields, slow warps.
+
+    Each plane wave factorises into 1-D complex exponentials, so the sum over the
+    volume is a small matrix product per slice instead of n_comp full-volume cosines.
+    """
+    kx, ky = rng.uniform(-max_freq, max_freq, (2, n_comp))
+    kt = rng.uniform(-0.5, 0.5, n_comp) * max_freq
+    phase = rng.uniform(0, 2 * np.pi, n_comp)
+    ex = np.exp(1j * np.pi * np.outer(kx, x.ravel()))  # [K, n]
+    ey = np.exp(1j * np.pi * np.outer(ky, y.ravel()))  # [K, n]
+    et = np.exp(1j * (np.pi * np.outer(kt, t.ravel()) + phase[:, None]))  # [K, S]
+    out = np.einsum("ks,ky,kx->syx", et, ey, ex, optimize=True).real.astype(np.float32)
+    out *= np.float32(1.0 / np.sqrt(n_comp / 2.0))
+    return out
 
 
 def _finish(img, support_soft, support) -> tuple[np.ndarray, np.ndarray]:
@@ -157,7 +163,7 @@ def _brain_params(rng) -> dict:
         sulc_depth=rng.uniform(0.10, 0.15),
         cleft_w=rng.uniform(0.005, 0.009),  # half-width of the CSF in a sulcus
         vent_size=rng.uniform(0.75, 1.25),
-        vent_t=rng.uniform(-0.25, 0.15),
+        vent_t=rng.uniform(-0.6, -0.2),
         v_csf=rng.uniform(0.92, 1.0),
         v_gm=rng.uniform(0.55, 0.65),
         v_wm=rng.uniform(0.28, 0.36),
@@ -176,7 +182,7 @@ def _sulci(rng, spacing: float, r_mean: float) -> dict:
         n=n,
         jitter=_f32(rng.uniform(-0.3, 0.3, n)),
         depth=_f32(rng.uniform(0.35, 1.0, n)),
-        tilt=_f32(rng.uniform(-0.4, 0.4, n)),  # sideways lean (fraction of the spacing) at full depth
+        tilt=_f32(rng.uniform(-0.4, 0.4, n)),  # sideways lean at full depth, in spacings
         bend=_f32(rng.uniform(0.1, 0.3, n) * rng.choice([-1.0, 1.0], n)),  # curvature of the cleft
         bend_freq=_f32(rng.uniform(1.0, 2.5, n)),
         drift=_f32(rng.uniform(-0.35, 0.35, n)),  # fraction of the spacing over the volume
@@ -210,9 +216,11 @@ def _cortex_sdfs(p, sul, phi, r, depth, t):
     cleft = lined = None
     for off in (-2, -1, 0, 1, 2):
         k = (base + off) % n
-        shift = sul["tilt"][k] * frac + sul["bend"][k] * np.sin(np.float32(np.pi) * sul["bend_freq"][k] * frac + sul["wobble"][k])
-        centre = (k + 0.5 + sul["jitter"][k] + shift + sul["drift"][k] * tt) * dphi - np.float32(np.pi)
-        dist = np.abs((ph - centre + np.float32(np.pi)) % np.float32(2 * np.pi) - np.float32(np.pi)) * rr
+        curve = np.sin(np.float32(np.pi) * sul["bend_freq"][k] * frac + sul["wobble"][k])
+        shift = sul["tilt"][k] * frac + sul["bend"][k] * curve + sul["drift"][k] * tt
+        centre = (k + 0.5 + sul["jitter"][k] + shift) * dphi - np.float32(np.pi)
+        wrapped = (ph - centre + np.float32(np.pi)) % np.float32(2 * np.pi) - np.float32(np.pi)
+        dist = np.abs(wrapped) * rr  # arc length to the sulcus line
         dk = dmax * sul["depth"][k] * (0.8 + 0.2 * np.cos(2.0 * tt + sul["wobble"][k]))
         # capsule distance: clefts have rounded fundi; cortex thicker at the crowns
         seg = np.sqrt(dist**2 + np.maximum(dep - dk, 0.0) ** 2)
@@ -252,8 +260,8 @@ def brain_volume(seed: int, num_slices: int, size: int) -> tuple[np.ndarray, np.
     t, x, y = _grid(num_slices, size)
     u, v = _rotate(x, y, p["angle"], p["x0"], p["y0"])
 
-    # head shrinks towards the top slices (t -> 1), mildly towards the bottom
-    r_t = np.float32(p["radius"]) * np.sqrt(1.0 - 0.35 * np.clip(t, 0, None) ** 2 - 0.08 * t**2)
+    # the slab runs from the ventricles (t = -1) up towards the vertex: head shrinks
+    r_t = np.float32(p["radius"]) * np.sqrt(1.0 - 0.3 * ((t + 1.0) / 2.0) ** 2)
     a, b = r_t * np.float32(p["aspect"]), r_t
     rho = np.sqrt((u / a) ** 2 + (v / b) ** 2)
     dist = (rho - 1.0) * a  # ~ distance to the scalp surface, normalised units
@@ -318,6 +326,7 @@ def _knee_params(rng) -> dict:
         plateau_w=rng.uniform(0.29, 0.34),
         tibia_w=rng.uniform(0.14, 0.18),
         patella_len=rng.uniform(0.16, 0.21),
+        patella_t=rng.uniform(-0.3, 0.3),  # slice where the patella is widest
         cart=rng.uniform(0.018, 0.026),
         cortex=rng.uniform(0.010, 0.016),
         fat=rng.uniform(0.06, 0.10),
@@ -349,12 +358,15 @@ def _knee_bones(p, u, v, t) -> dict:
     the shafts narrow, the joint space changes and the patella shrinks away."""
     ant = np.float32(p["anterior"])
     jy = np.float32(p["joint_y"])
+    # medial (t < 0) and lateral (t > 0) compartments differ: odd terms in t
     half_gap = np.float32(p["gap"]) * (1.0 + 0.25 * t) * 0.5
     width = 1.0 - 0.15 * t**2
     shaft = 1.0 - 0.40 * t**2
-    cond_a, cond_b = np.float32(p["condyle_a"]) * width, np.float32(p["condyle_b"]) * width
+    cond_a = np.float32(p["condyle_a"]) * width
+    cond_b = np.float32(p["condyle_b"]) * width * (1.0 - 0.1 * t)
+    jy = jy + 0.03 * t
     cy = jy - half_gap - cond_b
-    cx = -ant * 0.05 * width  # condyles bulge posteriorly
+    cx = -ant * (0.05 + 0.03 * t) * width  # condyles bulge posteriorly
     shaft_f = _box_sdf(u - cx * 0.3, v - (cy - 1.0), p["femur_w"] * shaft, 1.0, 0.05)
     femur = _smooth_union(shaft_f, _ellipse_sdf(u - cx, v - cy, cond_a, cond_b), 0.12)
 
@@ -365,15 +377,15 @@ def _knee_bones(p, u, v, t) -> dict:
     tibia = _smooth_union(plateau, shaft_t, 0.14)
 
     # patella rides on the anterior femur, separated by two cartilage layers
-    pscale = np.sqrt(np.clip(1.0 - (t / 0.8) ** 2, 0.0, 1.0)) + 1e-3
+    pscale = np.sqrt(np.clip(1.0 - ((t - p["patella_t"]) / 0.8) ** 2, 0.0, 1.0)) + 1e-3
     plen, pwid = np.float32(p["patella_len"]) * pscale, 0.085 * pscale
     pv0 = cy - 0.10
     edge = cx + ant * cond_a * np.sqrt(1.0 - (0.10 / cond_b) ** 2)  # anterior femur surface
     pu0 = edge + ant * (2.2 * np.float32(p["cart"]) + 0.008 + pwid)
     pu, pv = _rotate(u, v, -ant * 0.12, pu0, pv0)
-    patella = _ellipse_sdf(pu, pv, pwid, plen)
+    patella = np.where(pscale > 0.05, _ellipse_sdf(pu, pv, pwid, plen), np.float32(1.0))
     return dict(femur=femur, tibia=tibia, patella=patella, cx=cx, cy=cy, cond_a=cond_a,
-                top=top, pw=pw, pu0=pu0, pv0=pv0, plen=plen, pscale=pscale, shaft=shaft)
+                jy=jy, top=top, pw=pw, pu0=pu0, pv0=pv0, plen=plen, pscale=pscale, shaft=shaft)
 
 
 def _trabecular(rng, num_slices, size, scale_px, fx, fy):
@@ -388,17 +400,20 @@ def _trabecular(rng, num_slices, size, scale_px, fx, fy):
 def _knee_soft_tissue(rng, p, g, u, v, t, x, y, leg, d_leg, px, fx, fy):
     """Muscle with oriented fibres and fat septa, subcutaneous fat, fat pads, tendons."""
     num_slices, size = leg.shape[0], x.shape[-1]
-    ant, jy = np.float32(p["anterior"]), np.float32(p["joint_y"])
+    ant, jy = np.float32(p["anterior"]), g["jy"]
     f_ang = np.pi / 2 + p["angle"] + p["fibre_angle"]  # fibres run along the limb axis
     across = max(0.6, 0.006 * size)
-    fibre = _filtered_noise(rng, num_slices, size, _gauss_tf(fx, fy, p["fibre_len"] * size / 2, across, f_ang))
-    septa = _filtered_noise(rng, num_slices, size, _gauss_tf(fx, fy, 0.25 * size / 2, 2 * across, f_ang + 0.1))
+    fibre_tf = _gauss_tf(fx, fy, p["fibre_len"] * size / 2, across, f_ang)
+    septa_tf = _gauss_tf(fx, fy, 0.25 * size / 2, 2 * across, f_ang + 0.1)
+    fibre = _filtered_noise(rng, num_slices, size, fibre_tf)
+    septa = _filtered_noise(rng, num_slices, size, septa_tf)
     img = np.zeros(leg.shape, dtype=np.float32)
     _paint(img, leg, p["v_muscle"] * (1.0 + 0.22 * fibre))
     _paint(img, leg * np.exp(-((septa / 0.1) ** 2)) * 0.6, p["v_fat"] * 0.8)
 
     warp = 0.012 * _smooth_field(rng, t, x, y, 8, 5.0)
-    _paint(img, _soft(-(d_leg + np.float32(p["fat"]) + warp), px) * leg, p["v_fat"])  # subcutaneous fat
+    subcutaneous = _soft(-(d_leg + np.float32(p["fat"]) + warp), px) * leg
+    _paint(img, subcutaneous, p["v_fat"])
 
     # Hoffa's fat pad in front of the joint; popliteal fat with a dark vessel behind it
     hoffa = _ellipse_sdf(u - ant * (g["cond_a"] * 0.7), v - (jy + 0.03), 0.17, 0.12) + warp
@@ -410,8 +425,10 @@ def _knee_soft_tissue(rng, p, g, u, v, t, x, y, leg, d_leg, px, fx, fy):
     # quadriceps tendon above and patellar tendon below the patella (dark bands)
     pu0, pv0, plen, ps = g["pu0"], g["pv0"], g["plen"], g["pscale"]
     tuber_u = ant * (np.float32(p["tibia_w"]) * g["shaft"] - 0.02)  # front of the tibia
-    tend = _capsule_sdf(u, v, pu0 - ant * 0.02, pv0 + 0.8 * plen, tuber_u, g["top"] + 0.30, 0.022 * ps)
-    quad = _capsule_sdf(u, v, pu0 + ant * 0.01, pv0 - 0.8 * plen, ant * (p["femur_w"] + 0.08), pv0 - 1.2, 0.03 * ps)
+    tend = _capsule_sdf(u, v, pu0 - ant * 0.02, pv0 + 0.8 * plen,
+                        tuber_u, g["top"] + 0.30, 0.022 * ps)
+    quad = _capsule_sdf(u, v, pu0 + ant * 0.01, pv0 - 0.8 * plen,
+                        ant * (p["femur_w"] + 0.08), pv0 - 1.2, 0.03 * ps)
     _paint(img, _soft(np.minimum(tend, quad), px), p["v_tendon"])
     return img
 
@@ -428,9 +445,9 @@ def _knee_joint(img, p, g, u, v, px):
     _paint(img, _soft(femur - cart, px) * near_f, p["v_cart"])
     _paint(img, _soft(tibia - cart, px) * near_t, p["v_cart"])
     facing = _soft(ant * (u - g["pu0"]), px)  # patellar surface facing the femur
-    _paint(img, _soft(patella - cart, px) * facing, p["v_cart"])
-    trochlea = _soft(femur - cart, px) * _soft(np.abs(v - g["pv0"]) - g["plen"], px) * _soft(-ant * (u - g["cx"]), px)
-    _paint(img, trochlea, p["v_cart"])
+    _paint(img, _soft(patella - cart * g["pscale"], px) * facing, p["v_cart"])
+    trochlea = _soft(np.abs(v - g["pv0"]) - g["plen"], px) * _soft(-ant * (u - g["cx"]), px)
+    _paint(img, _soft(femur - cart, px) * trochlea, p["v_cart"])  # femoral groove facing it
     return img
 
 
@@ -448,7 +465,7 @@ def knee_volume(seed: int, num_slices: int, size: int) -> tuple[np.ndarray, np.n
 
     # leg outline: tall rounded box (cut by the field of view), wider around the knee
     bulge = 0.06 * np.exp(-(((v - jy) / 0.35) ** 2))
-    leg_w = np.float32(p["leg_w"]) * (1.0 - 0.06 * t**2) + bulge
+    leg_w = np.float32(p["leg_w"]) * (1.0 - 0.06 * t**2 + 0.04 * t) + bulge
     d_leg = _box_sdf(u - ant * 0.5 * bulge, v, leg_w, 1.15, 0.25)
     leg = _soft(d_leg, px)
     fx, fy = _freqs(size)
