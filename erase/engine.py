@@ -25,6 +25,7 @@ from tqdm.auto import tqdm
 
 from .config import ConfigError, TrainConfig
 from .methods import Method, ReconstructionLoss, step_loss
+from .store import checkpoint_errors
 
 ENGINE_VERSION = 1  # bump when the loop's arithmetic changes what a config produces
 
@@ -102,14 +103,17 @@ def run_loop(loop: Loop, model: torch.nn.Module, fabric: Fabric) -> dict:
     torch.manual_seed(loop.seed)
     optimizer = torch.optim.Adam(model.parameters(), lr=loop.train.lr)
     if loop.start_from is not None:  # continue from G with its optimizer state, as the paper's code
-        fabric.load(loop.start_from, {"model": model, "optimizer": optimizer}, strict=False,
-                    weights_only=True)
+        with checkpoint_errors(loop.start_from, f"delete {Path(loop.start_from).parent} to "
+                               "retrain the original model it came from"):
+            fabric.load(loop.start_from, {"model": model, "optimizer": optimizer}, strict=False,
+                        weights_only=True)
     model, optimizer = fabric.setup(model, optimizer)
     loss_fn = ReconstructionLoss(loop.train.loss, loop.train.l1_weight).to(fabric.device)
     state = {"model": model, "optimizer": optimizer, "epoch": 0, "history": [],
              "train_seconds": 0.0, "steps": 0, "samples": 0}
     if Path(loop.checkpoint).exists():
-        fabric.load(loop.checkpoint, state, weights_only=True)
+        with checkpoint_errors(loop.checkpoint):
+            fabric.load(loop.checkpoint, state, weights_only=True)
     n_forget = len(loop.forget) if loop.forget is not None and loop.method.forget != "none" else 0
     n_retain = len(loop.retain) if loop.retain is not None else 0
 

@@ -25,7 +25,7 @@ from .engine import ENGINE_VERSION, Loop, make_fabric, run_loop
 from .evaluate import ACCURACY, brief, evaluate_dataset, evaluate_model
 from .methods import METHODS_VERSION, get_method, validate_knobs
 from .models import build_model, count_parameters
-from .store import Store, environment
+from .store import Store, check_writable, checkpoint_errors, environment
 from .synthetic import stamp_of, synthesize
 from .config import config_hash
 
@@ -50,24 +50,27 @@ class Lab:
             self.train_config = replace(self.train_config, epochs=check_int("epochs", epochs, 1))
         self.model_config = self.profile.model
         if arch is not None:
-            self.model_config = replace(self.model_config, arch=check_choice("model", arch, ("varnet", "unet")))
+            self.model_config = replace(self.model_config, arch=check_choice("arch", arch, ("varnet", "unet")))
         self.data_config = self.profile.data
         self.precision, self.progress = precision, progress
         self.results = Path(results_dir) if results_dir is not None else DEFAULT_RESULTS
-        self.store = Store(self.results)
-        if data_root is None:
+        # Check everything before writing anything: a refused Lab leaves no results behind.
+        check_writable(self.results)
+        user_manifest = None if manifest is None else data_lib.load_manifest(manifest)
+        if data_root is None:  # complete or absent: synthesize writes aside and renames
             stamp_key = config_hash(stamp_of(self.data_config, data_seed))
             self.data_root = self.results / "data" / f"synthetic-{scale}-{stamp_key}"
             synthesize(self.data_root, self.data_config, data_seed)
         else:
             self.data_root = Path(data_root)
-        if manifest is not None:
-            self.manifest = data_lib.load_manifest(manifest)
+        if user_manifest is not None:
+            self.manifest = user_manifest
         else:
             volumes = data_lib.scan(self.data_root)
             self.manifest = data_lib.make_manifest(volumes, self.data_config, self.seed,
                                                    self.data_root)
         data_lib.verify_manifest(self.manifest, self.data_root)
+        self.store = Store(self.results)
         self.manifest_key = data_lib.manifest_hash(self.manifest)
         data_lib.write_json_atomic(self.results / "manifests" / f"{self.manifest_key}.json",
                                    self.manifest)
@@ -99,9 +102,10 @@ class Lab:
     def load_model(self, record: dict):
         """The trained network of a record, in eval mode on the Lab's device."""
         model = self.new_model()
-        state = torch.load(self.store.run_dir(record["key"]) / "checkpoint.ckpt",
-                           map_location="cpu", weights_only=True)
-        model.load_state_dict(state["model"])
+        path = self.store.run_dir(record["key"]) / "checkpoint.ckpt"
+        with checkpoint_errors(path, f"delete {path.parent} to recompute this run"):
+            state = torch.load(path, map_location="cpu", weights_only=True)
+            model.load_state_dict(state["model"])
         return model.to(self.device).eval()
 
     def _common(self) -> dict:

@@ -12,6 +12,7 @@ import fcntl
 import json
 import os
 import sys
+import tempfile
 import time
 from contextlib import contextmanager
 from pathlib import Path
@@ -23,7 +24,63 @@ RECORD = "record.json"
 
 
 class StoreError(RuntimeError):
-    """A stored record is damaged or does not belong to its key."""
+    """A stored record or checkpoint is damaged or does not belong to its key."""
+
+
+def check_writable(path: Path, what: str = "results directory",
+                   advice: str = "pass a writable results_dir / --results") -> None:
+    """Refuse a directory that cannot be created and written, before anything is created.
+
+    Walks up to the nearest existing ancestor and probes it with a temporary file that is
+    removed at once, so a refused path leaves nothing behind. (Permission bits do not stop
+    root; a path below a regular file, or on a read-only file system, does.)
+    """
+    path = Path(path).absolute()
+    existing = path
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    if not existing.is_dir():
+        raise ConfigError(f"{what} {path} is not writable ({existing} is a file, not a "
+                          f"directory); {advice}")
+    try:
+        fd, probe = tempfile.mkstemp(dir=existing, prefix=".erase-write-test-")
+        os.close(fd)
+        os.unlink(probe)
+    except OSError as err:
+        raise ConfigError(f"{what} {path} is not writable ({err.strerror or err}); "
+                          f"{advice}") from None
+
+
+def _first_line(err: BaseException) -> str:
+    text = str(err).strip().splitlines()
+    return f"{type(err).__name__}: {text[0] if text else ''}"[:300]
+
+
+@contextmanager
+def checkpoint_errors(path: Path, remedy: str | None = None):
+    """Turn any failure to read or apply a checkpoint into one StoreError naming the file.
+
+    ``remedy`` says what to delete; by default the checkpoint itself, which restarts its run.
+    """
+    path = Path(path)
+    remedy = remedy or f"delete {path} to restart this run from scratch"
+    try:
+        yield
+    except (KeyboardInterrupt, SystemExit, StoreError):
+        raise
+    except Exception as err:  # noqa: BLE001 - torch raises many kinds for a bad file
+        text = str(err)
+        if "Weights only load failed" in text or "weights_only" in text:
+            why = ("holds objects other than tensors and plain values; refusing to unpickle it "
+                   "(checkpoints load with weights_only=True)")
+        elif isinstance(err, (RuntimeError, ValueError, KeyError)) and (
+                "state_dict" in text or "size mismatch" in text or "parameter group" in text
+                or isinstance(err, KeyError)):
+            why = (f"was written by a different model or run and does not fit this one "
+                   f"({_first_line(err)})")
+        else:
+            why = f"is damaged or truncated ({_first_line(err)})"
+        raise StoreError(f"checkpoint {path} {why}; {remedy}") from None
 
 
 class Store:
