@@ -19,6 +19,7 @@ from pathlib import Path
 
 from .config import ConfigError, get_scale
 from .data import DataError
+from .store import StoreError, check_writable
 
 
 def _common(parser: argparse.ArgumentParser) -> None:
@@ -94,6 +95,26 @@ def _integer(text):
         return text
 
 
+def _check_run(args) -> None:
+    """Refuse a bad model, method or knob before the Lab writes anything (data, manifest)."""
+    from .config import check_choice, check_int
+    from .experiments import DEFAULT_KNOBS, MODELS
+    from .methods import validate_knobs
+
+    if args.command == "train":
+        check_choice("model", args.model, MODELS)
+    elif args.command == "evaluate" and not args.method and args.model is not None:
+        check_choice("model", args.model, (*MODELS, "zero-filled"))
+    if args.command == "unlearn" and args.unlearn_epochs is not None:
+        check_int("unlearn epochs (--unlearn-epochs)", _integer(args.unlearn_epochs), minimum=1)
+    if args.command == "unlearn" or (args.command == "evaluate" and args.method):
+        given = {"retain_fraction": _number(args.retain_fraction), "gamma": _number(args.gamma),
+                 "lam": _number(args.lam)}
+        knobs = {**DEFAULT_KNOBS, **{k: v for k, v in given.items() if v is not None}}
+        validate_knobs(args.method, knobs["retain_fraction"], knobs["gamma"], knobs["lam"],
+                       _integer(getattr(args, "unlearn_epochs", None)))
+
+
 def _lab(args):
     from .experiments import Lab
 
@@ -119,10 +140,12 @@ def run(args) -> int:
     if args.command == "synth":
         from .synthetic import synthesize
 
-        seed = _integer(args.seed)
         from .config import check_int
-        check_int("seed", seed)
-        info = synthesize(Path(args.out), get_scale(args.scale).data, seed)
+
+        seed = check_int("seed", _integer(args.seed))
+        config = get_scale(args.scale).data
+        check_writable(Path(args.out), "--out directory", "choose a writable --out directory")
+        info = synthesize(Path(args.out), config, seed)
         params = info["stamp"]["params"]
         print(f"{'reused' if info['reused'] else 'wrote'} {len(info['files'])} volumes in "
               f"{args.out}: {params['brain_volumes']} brain (AXT2), {params['knee_volumes']} knee "
@@ -134,11 +157,13 @@ def run(args) -> int:
 
         from .config import check_int
         seed = check_int("seed", _integer(args.seed))
-        volumes = data.scan(Path(args.data_root))
-        manifest = data.make_manifest(volumes, get_scale(args.scale).data, seed,
-                                      Path(args.data_root))
-        manifest["data_root"] = str(Path(args.data_root).resolve())
+        config = get_scale(args.scale).data
         out = Path(args.out) if args.out else Path(args.data_root) / "erase-manifest.json"
+        if args.out or Path(args.data_root).is_dir():  # before a long scan; else scan says why
+            check_writable(out.parent, "manifest directory", "choose a writable --out FILE")
+        volumes = data.scan(Path(args.data_root))
+        manifest = data.make_manifest(volumes, config, seed, Path(args.data_root))
+        manifest["data_root"] = str(Path(args.data_root).resolve())
         data.write_json_atomic(out, manifest)
         for name, c in data.split_counts(manifest).items():
             print(f"{name:11s} {c['volumes']:5d} volumes {c['slices']:7d} slices")
@@ -150,6 +175,7 @@ def run(args) -> int:
         from .book import build
 
         return build(scale=args.scale, device=args.device, results_dir=args.results)
+    _check_run(args)
     lab = _lab(args)
     if args.command == "train":
         record = lab.train(args.model)
@@ -172,13 +198,14 @@ def main(argv=None) -> int:
     args = parser().parse_args(argv)
     try:
         return run(args)
-    except (ConfigError, DataError) as err:
+    except (ConfigError, DataError, StoreError) as err:  # each carries its own advice
         print(f"erase: error: {err}", file=sys.stderr)
         return 2
-    except Exception as err:  # store and checkpoint problems carry their own advice
-        from .store import StoreError
-
-        if isinstance(err, StoreError):
-            print(f"erase: error: {err}", file=sys.stderr)
-            return 2
-        raise
+    except OSError as err:  # the disk said no: say what and where, without a traceback
+        where = f" ({err.filename})" if getattr(err, "filename", None) else ""
+        print(f"erase: error: {err.strerror or err}{where}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("erase: interrupted; rerun the same command to continue from the last "
+              "checkpoint", file=sys.stderr)
+        return 130

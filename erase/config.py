@@ -145,10 +145,13 @@ def check_number(name: str, value: Any, minimum: float = 0.0) -> float:
 
 
 def check_fraction(name: str, value: Any) -> float:
-    """A number in (0, 1]."""
-    number = check_number(name, value)
-    if not 0.0 < number <= 1.0:
-        raise ConfigError(f"{name} must be in (0, 1], got {value!r}")
+    """A number in (0, 1] (NaN, infinities and bools are refused)."""
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        number = math.nan
+    if isinstance(value, bool) or not 0.0 < number <= 1.0:
+        raise ConfigError(f"{name} must be a number in (0, 1], got {value!r}")
     return number
 
 
