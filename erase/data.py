@@ -41,23 +41,34 @@ def anatomy_of(acquisition: str) -> str:
     return "other"
 
 
-def _header_sizes(raw: bytes, path: Path) -> dict:
+def _header_sizes(raw, path: Path) -> dict:
+    advice = "fastMRI's loader needs encodedSpace, reconSpace and encodingLimits"
+    if isinstance(raw, np.ndarray) and raw.shape == (1,):
+        raw = raw[0]
+    if not isinstance(raw, (bytes, str)):
+        raise DataError(f"{path}: malformed ismrmrd_header (a {type(raw).__name__}, not XML "
+                        f"text); {advice}")
     try:
         root = etree.fromstring(raw)
-        enc = root.find("ns:encoding", ISMRMRD_NS)
+    except etree.ParseError as err:
+        raise DataError(f"{path}: malformed ismrmrd_header (not valid XML: {err}); "
+                        f"{advice}") from None
 
-        def size(space: str) -> tuple[int, int]:
-            node = enc.find(f"ns:{space}/ns:matrixSize", ISMRMRD_NS)
-            return int(node.find("ns:x", ISMRMRD_NS).text), int(node.find("ns:y", ISMRMRD_NS).text)
+    def number(element: str) -> int:
+        node = root.find("ns:encoding/" + "/".join(f"ns:{part}" for part in element.split("/")),
+                         ISMRMRD_NS)
+        try:
+            return int(node.text)
+        except (AttributeError, TypeError, ValueError):
+            found = "missing" if node is None else f"{node.text!r}, not an integer"
+            raise DataError(f"{path}: malformed ismrmrd_header (encoding/{element} is {found}); "
+                            f"{advice}") from None
 
-        limits = enc.find("ns:encodingLimits/ns:kspace_encoding_step_1", ISMRMRD_NS)
-        center = int(limits.find("ns:center", ISMRMRD_NS).text)
-        maximum = int(limits.find("ns:maximum", ISMRMRD_NS).text)
-        return {"encoded": size("encodedSpace"), "recon": size("reconSpace"),
-                "center": center, "maximum": maximum}
-    except (etree.ParseError, AttributeError, TypeError, ValueError) as err:
-        raise DataError(f"{path}: malformed ismrmrd_header ({err}); fastMRI's loader needs "
-                        "encodedSpace, reconSpace and encodingLimits") from None
+    sizes = {space: (number(f"{space}/matrixSize/x"), number(f"{space}/matrixSize/y"))
+             for space in ("encodedSpace", "reconSpace")}
+    limits = "encodingLimits/kspace_encoding_step_1"
+    return {"encoded": sizes["encodedSpace"], "recon": sizes["reconSpace"],
+            "center": number(f"{limits}/center"), "maximum": number(f"{limits}/maximum")}
 
 
 def fingerprint(path: Path) -> str:
@@ -96,6 +107,8 @@ def read_volume_info(path: Path, root: Path) -> dict:
                             "targets cannot be used for training or metrics)")
         target = f["reconstruction_rss"]
         slices = kspace.shape[0]
+        if min(kspace.shape) < 1:
+            raise DataError(f"{path}: kspace has shape {kspace.shape}; it holds no data")
         if target.shape != (slices, *header["recon"]):
             raise DataError(f"{path}: reconstruction_rss has shape {target.shape} but kspace has "
                             f"{slices} slices and the header's recon matrix is {header['recon']}")
@@ -116,6 +129,11 @@ def scan(data_root: Path) -> list[dict]:
     if not files:
         raise DataError(f"data root {root} holds no .h5 files; point --data-root at a directory "
                         "of fastMRI multi-coil files (or leave it out for the embedded data)")
+    for p in files:  # a link out of the root is refused here as in a manifest
+        if not p.resolve().is_relative_to(root.resolve()):
+            raise DataError(f"{p} links to {p.resolve()}, outside the data root {root}; "
+                            "refusing to read it: copy the file in, or point --data-root at "
+                            "the directory that holds it")
     names = [p.name for p in files]
     duplicates = sorted({n for n in names if names.count(n) > 1})
     if duplicates:
@@ -206,18 +224,39 @@ def write_json_atomic(path: Path, payload: dict) -> None:
 
 def load_manifest(path: Path) -> dict:
     """Read a saved manifest, checking that it is one."""
+    if not Path(path).is_file():
+        raise DataError(f"manifest {path} does not exist; make one with `erase manifest` or "
+                        "leave --manifest out to split the data root afresh")
     try:
         manifest = json.loads(Path(path).read_text())
     except (OSError, ValueError) as err:
         raise DataError(f"manifest {path} cannot be read as JSON ({err})") from None
-    if not isinstance(manifest, dict) or set(manifest.get("splits", {})) != set(SPLITS):
+    splits = manifest.get("splits") if isinstance(manifest, dict) else None
+    if not isinstance(splits, dict) or set(splits) != set(SPLITS):
         raise DataError(f"manifest {path} is not an erase manifest (needs splits {SPLITS})")
+    if manifest.get("version") != MANIFEST_VERSION:
+        raise DataError(f"manifest {path} has version {manifest.get('version')!r}; this erase "
+                        f"reads version {MANIFEST_VERSION}: rebuild it with `erase manifest`")
+    kinds = {"path": str, "slices": int, "fingerprint": str, "anatomy": str}
+    for name, volumes in splits.items():
+        entries = volumes if isinstance(volumes, list) else [None]
+        for entry in entries:
+            if not (isinstance(entry, dict) and all(isinstance(entry.get(k), t) and
+                                                    not isinstance(entry.get(k), bool)
+                                                    for k, t in kinds.items())):
+                raise DataError(f"manifest {path}: split {name!r} has an entry {entry!r} that is "
+                                f"not {{path, slices, fingerprint, anatomy}}; rebuild it with "
+                                "`erase manifest`")
+    if not splits["retain"] or not splits["forget"]:
+        raise DataError(f"manifest {path} has an empty retain or forget split; rebuild it")
     return manifest
 
 
 def resolve(data_root: Path, relative: str) -> Path:
     """A manifest path inside the data root; refused if it escapes it (``..``, absolute, links)."""
     root = Path(data_root).resolve()
+    if not isinstance(relative, str) or not relative:
+        raise DataError(f"manifest path {relative!r} is not a file name relative to the data root")
     path = (root / relative).resolve()
     if not path.is_relative_to(root):
         raise DataError(f"manifest path {relative!r} points outside the data root {root}; "
