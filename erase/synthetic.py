@@ -7,6 +7,7 @@ interrupted generation never leaves a half-written data set behind.
 """
 from __future__ import annotations
 
+import fcntl
 import json
 import shutil
 import time
@@ -66,17 +67,33 @@ def write_volume(directory: Path, item: dict, config: DataConfig) -> None:
 def synthesize(out: Path, config: DataConfig, seed: int = 0, quiet: bool = True) -> dict:
     """Make (or reuse) the synthetic data set in ``out``; return its stamp with timing.
 
-    Refuses to touch a non-empty directory that it did not make itself.
+    Refuses to touch a non-empty directory that it did not make itself. Two processes asking
+    for the same directory at once take turns (a lock next to it): the second reuses the
+    first one's files.
     """
     out = Path(out)
     if is_current(out, config, seed):
         return {**json.loads((out / STAMP).read_text()), "reused": True}
+    if out.exists() and not out.is_dir():
+        raise ConfigError(f"{out} is a file: choose an empty or new --out directory")
     if out.exists() and any(out.iterdir()) and not (out / STAMP).exists():
         raise ConfigError(f"{out} is not empty and was not made by erase synth: "
                           "choose an empty or new --out directory")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    with open(out.with_name(f".{out.name}.lock"), "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            if is_current(out, config, seed):  # another process made it while we waited
+                return {**json.loads((out / STAMP).read_text()), "reused": True}
+            return _write(out, config, seed, quiet)
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
+
+
+def _write(out: Path, config: DataConfig, seed: int, quiet: bool) -> dict:
     start = time.perf_counter()
     partial = out.with_name(f".{out.name}.partial")
-    shutil.rmtree(partial, ignore_errors=True)
+    shutil.rmtree(partial, ignore_errors=True)  # left by a killed run; we hold the lock
     partial.mkdir(parents=True)
     plan = volume_plan(config, seed)
     for item in plan:
