@@ -6,15 +6,21 @@ silently ignored) and values of the wrong kind, with a message that lists what i
 """
 from __future__ import annotations
 
+from types import ModuleType
+
 from .config import ConfigError
 
 COMMON = ("scale", "device", "data_root", "seed", "results_dir")
 
 
 def unknown_parameters(namespace: dict, before: set, known) -> list[str]:
-    """Names assigned since ``before`` that are neither known parameters nor private."""
+    """Data names assigned since ``before`` that are neither known parameters nor private.
+
+    Modules, functions and classes imported by the setup cell are not parameters.
+    """
     return sorted(n for n in set(namespace) - set(before) - set(known)
-                  if not n.startswith("_") and n not in ("In", "Out", "get_ipython", "exit", "quit"))
+                  if not n.startswith("_") and n not in ("In", "Out", "get_ipython", "exit", "quit")
+                  and not callable(namespace[n]) and not isinstance(namespace[n], ModuleType))
 
 
 def setup(namespace: dict, before: set, known=(), **lab_options):

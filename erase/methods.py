@@ -86,9 +86,9 @@ def l1_norm(model) -> torch.Tensor:
     return sum(p.abs().sum() for p in model.parameters() if p.requires_grad)
 
 
-def step_loss(method: Method, model, loss_fn, forget=None, retain=None, *, gamma: float = 0.0,
-              lam: float = 0.0, generator: torch.Generator | None = None):
-    """The loss of one step of ``method`` and its terms (forget, penalty, retain) for logging."""
+def step_terms(method: Method, model, loss_fn, forget=None, retain=None, *, gamma: float = 0.0,
+               lam: float = 0.0, generator: torch.Generator | None = None) -> dict:
+    """The terms of one step of ``method`` as tensors: forget, penalty and retain."""
     terms = {}
     if forget is not None and method.forget != "none":
         output = reconstruct(model, forget)
@@ -105,6 +105,12 @@ def step_loss(method: Method, model, loss_fn, forget=None, retain=None, *, gamma
         terms["retain"] = loss_fn(output, retain.target, retain.max_value.to(output))
     if not terms:
         raise ValueError(f"method {method.name} has no term for this step")
+    return terms
+
+
+def step_loss(method: Method, model, loss_fn, forget=None, retain=None, **knobs):
+    """One step's loss, the sum of the row's terms, and the terms as floats for logging."""
+    terms = step_terms(method, model, loss_fn, forget, retain, **knobs)
     return sum(terms.values()), {k: float(v.detach()) for k, v in terms.items()}
 
 

@@ -1,0 +1,301 @@
+"""Build the book: execute every chapter with papermill, then let Jupyter Book render them.
+
+    python -m erase book --scale smoke|default|paper --device cpu|cuda [--results DIR]
+
+Steps, in ``_toc.yml`` order (a later chapter reuses what an earlier one trained):
+
+1. each chapter ``book/NN_name.md`` (jupytext MyST) is converted in memory and executed by
+   papermill in ``book/`` with the venv's Python kernel; the executed notebook is written to
+   ``_build/notebooks/book/NN_name.ipynb``. A failing chapter stops the build, with the cell
+   and the error on stderr and the executed notebook (full traceback) kept for reading.
+2. ``_build/source/`` is assembled: ``_config.yml``, ``_toc.yml``, ``references.bib``, the
+   rest of ``book/`` (``_static``, images, plain pages) and the executed notebooks. The
+   markdown sources never sit beside their notebooks, so Sphinx sees one file per document.
+3. ``jupyter-book build _build/source --path-output . --all -W --keep-going`` renders it
+   into ``_build/html`` without executing anything (``execute_notebooks: "off"``); every
+   Sphinx warning (a glue key not found, an output myst-nb cannot show, a bad citation...)
+   fails the build. The log is ``_build/book.log``.
+4. ``<results>/scorecard.json``, if a chapter wrote one, is copied to
+   ``_build/html/scorecard.json``.
+"""
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+CONFIG_FILES = ("_config.yml", "_toc.yml")
+KERNEL = "python3"
+_ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
+
+
+class BookError(RuntimeError):
+    """A chapter or the rendering failed; the message says where and why."""
+
+
+# --------------------------------------------------------------------------- table of contents
+
+def toc_documents(root: Path = ROOT) -> list[str]:
+    """Document names of ``_toc.yml`` in reading order (``book/01_introduction``, ...)."""
+    import yaml
+
+    toc = yaml.safe_load((Path(root) / "_toc.yml").read_text())
+    names = [toc["root"]]
+
+    def walk(entries):
+        for entry in entries or ():
+            if "file" in entry:
+                names.append(entry["file"])
+            for key in ("chapters", "sections"):
+                walk(entry.get(key))
+
+    walk(toc.get("parts"))
+    walk(toc.get("chapters"))
+    walk(toc.get("sections"))
+    return [re.sub(r"\.(md|ipynb)$", "", n) for n in names]
+
+
+def is_notebook(source: Path) -> bool:
+    """A jupytext notebook (front matter with a kernelspec), not a plain MyST page."""
+    head = source.read_text(encoding="utf-8")[:2000]
+    return head.startswith("---") and "kernelspec:" in head.split("\n---", 1)[0]
+
+
+def select(documents: list[str], chapters) -> list[str]:
+    """The documents that ``chapters`` names ("03", "03_knowledge_gap", "book/03_...")."""
+    if chapters is None:
+        return list(documents)
+    if isinstance(chapters, str):
+        chapters = [chapters]
+    chosen = []
+    for want in chapters:
+        want = str(want).removesuffix(".md")
+        hits = [d for d in documents
+                if d == want or Path(d).name == want or Path(d).name.startswith(f"{want}_")]
+        if len(hits) != 1:
+            raise BookError(f"chapter {want!r} matches {len(hits)} of: {', '.join(documents)}")
+        chosen.append(hits[0])
+    return [d for d in documents if d in chosen]
+
+
+# --------------------------------------------------------------------------- kernel
+
+def kernel_environment() -> None:
+    """Make the kernel named ``python3`` the Python of this environment, whatever else is
+    installed for the user: the environment's kernelspecs come first on JUPYTER_PATH, and
+    jupyter_client starts a spec whose command is plain ``python`` with ``sys.executable``."""
+    mine = str(Path(sys.prefix) / "share" / "jupyter")
+    paths = [p for p in os.environ.get("JUPYTER_PATH", "").split(os.pathsep) if p]
+    if not paths or paths[0] != mine:
+        os.environ["JUPYTER_PATH"] = os.pathsep.join([mine] + [p for p in paths if p != mine])
+    os.environ.setdefault("PYDEVD_DISABLE_FILE_VALIDATION", "1")  # debugger start-up chatter
+    from jupyter_client.kernelspec import KernelSpecManager, NoSuchKernel
+
+    try:
+        spec = KernelSpecManager().get_kernel_spec(KERNEL)
+    except NoSuchKernel:
+        raise BookError(f"no Jupyter kernel {KERNEL!r}: run `{sys.executable} -m ipykernel "
+                        f"install --prefix {sys.prefix}`") from None
+    exe = spec.argv[0]
+    plain = {"python", f"python{sys.version_info[0]}",
+             f"python{sys.version_info[0]}.{sys.version_info[1]}"}
+    if exe not in plain and Path(exe).resolve() != Path(sys.executable).resolve():
+        raise BookError(f"the Jupyter kernel {KERNEL!r} ({spec.resource_dir}) runs {exe}, not "
+                        f"this environment's {sys.executable}: run `{sys.executable} -m "
+                        f"ipykernel install --prefix {sys.prefix}`")
+
+
+# --------------------------------------------------------------------------- execution
+
+def _failure(doc: str, err: Exception, out_ipynb: Path, seconds: float) -> str:
+    from papermill.exceptions import PapermillExecutionError
+
+    where = f"chapter {doc} failed after {seconds:.1f} s"
+    if isinstance(err, PapermillExecutionError):
+        source = "\n".join("    | " + line for line in err.source.splitlines()[:20])
+        trace = _ANSI.sub("", "\n".join(err.traceback or []))
+        trace = "\n".join(trace.splitlines()[-25:]).rstrip()
+        last = f"{err.ename}: {err.evalue}"
+        if not trace.endswith(last):
+            trace += "\n" + last
+        return (f"{where}, in code cell {err.exec_count} (cell {err.cell_index} of the "
+                f"executed notebook):\n{source}\n{trace}\n"
+                f"the executed notebook, with the full traceback: {out_ipynb}")
+    return f"{where}: {type(err).__name__}: {_ANSI.sub('', str(err))}\n(notebook: {out_ipynb})"
+
+
+def execute_chapter(source: Path, out_ipynb: Path, parameters: dict, cwd: Path,
+                    timeout: int | None = None) -> dict:
+    """Execute one jupytext chapter with papermill; return its timings.
+
+    ``kernel_seconds`` is the wall time not spent inside cells: kernel start-up, papermill's
+    parameter injection and saving.
+    """
+    import jupytext
+    import papermill
+
+    out_ipynb = Path(out_ipynb)
+    out_ipynb.parent.mkdir(parents=True, exist_ok=True)
+    notebook = jupytext.read(source)
+    notebook.metadata["kernelspec"] = {"name": KERNEL, "display_name": "Python 3",
+                                       "language": "python"}
+    start = time.perf_counter()
+    try:
+        executed = papermill.execute_notebook(
+            notebook, str(out_ipynb), parameters=parameters, cwd=str(cwd),
+            kernel_name=KERNEL, language="python", progress_bar=False,
+            execution_timeout=timeout)
+    except Exception as err:
+        raise BookError(_failure(str(source), err, out_ipynb,
+                                 time.perf_counter() - start)) from err
+    seconds = time.perf_counter() - start
+    in_cells = sum(c.get("metadata", {}).get("papermill", {}).get("duration") or 0.0
+                   for c in executed.cells)
+    return {"seconds": seconds, "cells_seconds": in_cells,
+            "kernel_seconds": max(0.0, seconds - in_cells)}
+
+
+def execute(scale: str = "default", device: str = "cpu", results_dir=None, chapters=None,
+            quiet: bool = False, root: Path = ROOT, out: Path | None = None,
+            timeout: int | None = None) -> dict:
+    """Execute the (chosen) chapters in toc order; return {document: timings}."""
+    root = Path(root).resolve()
+    out = Path(out).resolve() if out is not None else root
+    results = Path(results_dir).resolve() if results_dir is not None else root / "_output"
+    documents = toc_documents(root)
+    chosen = select(documents, chapters)
+    kernel_environment()
+    parameters = {"scale": scale, "device": device, "results_dir": str(results)}
+    timings = {}
+    notebooks = [d for d in chosen if is_notebook(root / f"{d}.md")]
+    for i, doc in enumerate(notebooks, 1):
+        if not quiet:
+            print(f"[{i}/{len(notebooks)}] {doc} ...", end="", flush=True)
+        try:
+            t = execute_chapter(root / f"{doc}.md", out / "_build" / "notebooks" / f"{doc}.ipynb",
+                                parameters, cwd=(root / doc).parent, timeout=timeout)
+        except BookError:
+            if not quiet:
+                print(" FAILED", flush=True)
+            raise
+        timings[doc] = t
+        if not quiet:
+            print(f" {t['seconds']:6.1f} s  (cells {t['cells_seconds']:.1f} s, kernel start "
+                  f"and overhead {t['kernel_seconds']:.1f} s)", flush=True)
+    return timings
+
+
+# --------------------------------------------------------------------------- rendering
+
+def assemble(root: Path = ROOT, out: Path | None = None) -> Path:
+    """Lay out ``_build/source``: configuration, ``book/`` assets, executed notebooks."""
+    import yaml
+
+    root = Path(root).resolve()
+    out = Path(out).resolve() if out is not None else root
+    source = out / "_build" / "source"
+    if source.exists():
+        shutil.rmtree(source)
+    source.mkdir(parents=True)
+    for name in CONFIG_FILES:
+        shutil.copy2(root / name, source / name)
+    config = yaml.safe_load((root / "_config.yml").read_text()) or {}
+    for bib in config.get("bibtex_bibfiles", []):
+        (source / bib).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(root / bib, source / bib)
+    documents = toc_documents(root)
+    executed = out / "_build" / "notebooks"
+    folders = sorted({Path(d).parts[0] for d in documents if len(Path(d).parts) > 1})
+    for folder in folders:
+        shutil.copytree(root / folder, source / folder, ignore=shutil.ignore_patterns(
+            "*.md", "*.ipynb", "__pycache__", ".ipynb_checkpoints"))
+    missing = []
+    for doc in documents:
+        md = root / f"{doc}.md"
+        target = source / doc
+        target.parent.mkdir(parents=True, exist_ok=True)
+        if md.is_file() and not is_notebook(md):
+            shutil.copy2(md, target.with_suffix(".md"))  # a plain page: rendered as it is
+        elif (executed / f"{doc}.ipynb").is_file():
+            shutil.copy2(executed / f"{doc}.ipynb", target.with_suffix(".ipynb"))
+        else:
+            missing.append(doc)
+    if missing:
+        raise BookError(f"not executed yet: {', '.join(missing)} (build without `chapters` "
+                        "to execute every chapter)")
+    return source
+
+
+def _jupyter_book() -> list[str]:
+    script = Path(sys.executable).parent / "jupyter-book"
+    if script.is_file():
+        return [str(script)]
+    return [sys.executable, "-c", "from jupyter_book.cli.main import main; main()"]
+
+
+def render(root: Path = ROOT, out: Path | None = None, quiet: bool = False) -> Path:
+    """Assemble and render the book; return ``_build/html``. Any Sphinx warning fails."""
+    root = Path(root).resolve()
+    out = Path(out).resolve() if out is not None else root
+    source = assemble(root, out)
+    log = out / "_build" / "book.log"
+    cmd = _jupyter_book() + ["build", str(source), "--path-output", str(out), "--all",
+                             "-W", "--keep-going"]
+    env = dict(os.environ, PYDEVD_DISABLE_FILE_VALIDATION="1")
+    done = subprocess.run(cmd, capture_output=True, text=True, cwd=str(out), env=env)
+    text = _ANSI.sub("", done.stdout + done.stderr)
+    log.write_text(text)
+    problems = [line for line in text.splitlines()
+                if re.search(r"\b(WARNING|ERROR|CRITICAL)\b|Traceback|Exception occurred", line)]
+    html = out / "_build" / "html"
+    if done.returncode != 0 or problems or not (html / "index.html").is_file():
+        shown = "\n".join("    " + p for p in problems[:40]) or "\n".join(
+            "    " + line for line in text.splitlines()[-30:])
+        raise BookError(f"Jupyter Book failed (exit {done.returncode}, {len(problems)} warning "
+                        f"or error lines):\n{shown}\nfull log: {log}")
+    return html
+
+
+# --------------------------------------------------------------------------- all of it
+
+def build(scale="default", device="cpu", results_dir=None, chapters=None, quiet=False,
+          root: Path = ROOT, out: Path | None = None) -> int:
+    """Execute every chapter (or the chosen ones) and render the book. 0 if all went well."""
+    from .config import check_choice, get_scale
+
+    get_scale(scale)  # ConfigError -> `erase: error: ...`, exit 2, nothing run
+    check_choice("device", device, ("cpu", "cuda"))
+    root = Path(root).resolve()
+    out = Path(out).resolve() if out is not None else root
+    results = Path(results_dir).resolve() if results_dir is not None else root / "_output"
+    started = time.perf_counter()
+    say = (lambda *a: None) if quiet else (lambda *a: print(*a, flush=True))
+    say(f"book: executing chapters at scale {scale!r} on {device}, results in {results}")
+    try:
+        timings = execute(scale, device, results, chapters, quiet, root, out)
+        executed_at = time.perf_counter()
+        say("book: rendering with Jupyter Book ...")
+        html = render(root, out, quiet)
+    except BookError as err:
+        print(f"book: {err}", file=sys.stderr, flush=True)
+        return 1
+    rendered = time.perf_counter() - executed_at
+    scorecard = results / "scorecard.json"
+    if scorecard.is_file():
+        shutil.copy2(scorecard, html / "scorecard.json")
+    (out / "_build" / "timings.json").write_text(json.dumps(
+        {"scale": scale, "device": device, "chapters": timings, "render_seconds": rendered,
+         "total_seconds": time.perf_counter() - started}, indent=1))
+    total = time.perf_counter() - started
+    kernels = sum(t["kernel_seconds"] for t in timings.values())
+    say(f"book: {len(timings)} chapters executed in {executed_at - started:.1f} s "
+        f"({kernels:.1f} s of it kernel start and overhead), rendered in {rendered:.1f} s, "
+        f"total {total:.1f} s")
+    say(f"book: open {html / 'index.html'}")
+    return 0

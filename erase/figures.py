@@ -1,0 +1,181 @@
+"""Plotly builders for every figure of the paper, drawn from this run's records and images.
+
+Each function returns a ``plotly.graph_objects.Figure``; the chapters only call them. Images
+in one comparison share one colour scale and one colour bar, so a brighter error map means a
+larger error, not a different scaling.
+"""
+from __future__ import annotations
+
+import numpy as np
+import plotly.graph_objects as go
+from plotly.subplots import make_subplots
+
+COLORS = {"Oracle (G-hat)": "#1b9e77", "oracle": "#1b9e77", "G": "#d95f02", "original": "#d95f02",
+          "FT": "#7570b3", "Full FT": "#e7298a", "GA-l1": "#66a61e", "NL": "#e6ab02",
+          "GA-l1-FT": "#a6761d", "NL-FT": "#1f78b4", "Retrain": "#1b9e77"}
+
+
+def image_row(images, titles, *, zmax=None, error_zmax=None, errors=(), height=300,
+              boxes=None, title=None) -> go.Figure:
+    """Images side by side; indices in ``errors`` use a shared error colour scale.
+
+    ``boxes`` maps a column index to (row0, row1, col0, col1), drawn as a red rectangle
+    (where the paper circles hallucinations).
+    """
+    n = len(images)
+    fig = make_subplots(rows=1, cols=n, subplot_titles=titles, horizontal_spacing=0.01)
+    zmax = zmax if zmax is not None else max(float(np.max(im)) for i, im in enumerate(images)
+                                             if i not in errors)
+    if errors:
+        error_zmax = error_zmax or max(float(np.max(images[i])) for i in errors)
+    for i, image in enumerate(images):
+        is_error = i in errors
+        fig.add_trace(go.Heatmap(
+            z=np.flipud(image), colorscale="Inferno" if is_error else "Gray",
+            zmin=0, zmax=error_zmax if is_error else zmax,
+            showscale=(i == n - 1 and is_error) or (i == 0 and not is_error),
+            colorbar=dict(len=0.9, x=1.0 if is_error else -0.06, thickness=10,
+                          title="|error|" if is_error else "intensity"),
+            hovertemplate="x %{x}, y %{y}: %{z:.3g}<extra></extra>"), 1, i + 1)
+        for (r0, r1, c0, c1) in (boxes or {}).get(i, []):
+            h = image.shape[0]
+            fig.add_shape(type="rect", x0=c0 - 0.5, x1=c1 - 0.5, y0=h - r1 - 0.5, y1=h - r0 - 0.5,
+                          line=dict(color="red", width=2), row=1, col=i + 1)
+    fig.update_xaxes(visible=False, constrain="domain")
+    fig.update_yaxes(visible=False, scaleanchor="x", constrain="domain")
+    for i in range(2, n + 1):
+        fig.update_yaxes(scaleanchor=f"x{i}", row=1, col=i)
+    fig.update_layout(height=height, margin=dict(l=40, r=40, t=50 if title else 30, b=10),
+                      title=title)
+    return fig
+
+
+def training_curves(histories: dict) -> go.Figure:
+    """Validation PSNR per epoch, brain and knee, for each trained model (and seed)."""
+    fig = make_subplots(rows=1, cols=2, subplot_titles=("brain validation", "knee validation"))
+    for (name, seed), history in histories.items():
+        epochs = [h["epoch"] for h in history]
+        for col, anatomy in ((1, "brain"), (2, "knee")):
+            fig.add_trace(go.Scatter(
+                x=epochs, y=[h["metrics"].get(f"{anatomy}_psnr") for h in history],
+                mode="lines+markers", name=f"{name} seed {seed}",
+                legendgroup=f"{name}{seed}", showlegend=col == 1,
+                line=dict(color=COLORS.get(name), dash=["solid", "dash", "dot"][seed % 3])),
+                1, col)
+    fig.update_xaxes(title="epoch")
+    fig.update_yaxes(title="PSNR (dB)", col=1)
+    fig.update_layout(height=360, margin=dict(t=40, b=40))
+    return fig
+
+
+def epoch_lines(table: dict, metrics=("bta_psnr", "kta_psnr"), train_epochs: int = 0) -> go.Figure:
+    """Table 2 as lines: each metric after every unlearning epoch, per method."""
+    fig = make_subplots(rows=1, cols=len(metrics), subplot_titles=[m.upper().replace("_", " ")
+                                                                   for m in metrics])
+    for method, history in table.items():
+        epochs = [train_epochs + h["epoch"] for h in history]
+        for col, metric in enumerate(metrics, start=1):
+            fig.add_trace(go.Scatter(x=epochs, y=[h["metrics"][metric] for h in history],
+                                     mode="lines+markers", name=method, legendgroup=method,
+                                     showlegend=col == 1, line=dict(color=COLORS.get(method))),
+                          1, col)
+    fig.update_xaxes(title="epoch", dtick=1)
+    fig.update_yaxes(title="PSNR (dB)", col=1)
+    fig.update_layout(height=360, margin=dict(t=40, b=40))
+    return fig
+
+
+def radar(rows: dict, axes=("UA", "BTA", "KTA", "1/RTE")) -> go.Figure:
+    """Figure 3: one radar per method against the oracle; axes already scaled to [0, 1]."""
+    names = [n for n in rows if n != "Oracle (G-hat)"]
+    cols = min(3, len(names))
+    fig = make_subplots(rows=int(np.ceil(len(names) / cols)), cols=cols,
+                        specs=[[{"type": "polar"}] * cols] * int(np.ceil(len(names) / cols)),
+                        subplot_titles=names, vertical_spacing=0.12)
+    for i, name in enumerate(names):
+        r, c = i // cols + 1, i % cols + 1
+        for label, values, color in (("Oracle (G-hat)", rows.get("Oracle (G-hat)"), COLORS["oracle"]),
+                                     (name, rows[name], COLORS.get(name, "#333"))):
+            if values is None:
+                continue
+            v = [values[a] for a in axes]
+            fig.add_trace(go.Scatterpolar(r=v + v[:1], theta=list(axes) + [axes[0]], fill="toself",
+                                          name=label, legendgroup=label, showlegend=i == 0 or label != "Oracle (G-hat)",
+                                          line=dict(color=color), opacity=0.6), r, c)
+    fig.update_polars(radialaxis=dict(range=[0, 1], showticklabels=False))
+    fig.update_layout(height=330 * int(np.ceil(len(names) / cols)), margin=dict(t=60, b=20))
+    return fig
+
+
+def scatter_fit(points: dict, x_title: str, y_title: str, degree: int = 2) -> go.Figure:
+    """Figure 5: y against x per method with a polynomial fit and its 95% confidence band."""
+    from .fits import polyfit_band
+
+    fig = go.Figure()
+    for method, (xs, ys) in points.items():
+        color = COLORS.get(method, "#333")
+        fig.add_trace(go.Scatter(x=xs, y=ys, mode="markers", name=method, legendgroup=method,
+                                 marker=dict(color=color, size=9)))
+        band = polyfit_band(np.asarray(xs, float), np.asarray(ys, float), degree)
+        if band is None:
+            continue
+        grid, fit, lo, hi = band
+        fig.add_trace(go.Scatter(x=np.r_[grid, grid[::-1]], y=np.r_[hi, lo[::-1]], fill="toself",
+                                 line=dict(width=0), fillcolor=color, opacity=0.15,
+                                 legendgroup=method, showlegend=False, hoverinfo="skip"))
+        fig.add_trace(go.Scatter(x=grid, y=fit, mode="lines", line=dict(color=color),
+                                 legendgroup=method, showlegend=False))
+    fig.update_layout(xaxis_title=x_title, yaxis_title=y_title, height=420,
+                      margin=dict(t=30, b=40))
+    return fig
+
+
+def lines(series: dict, x_title: str, y_title: str, log_x: bool = False, height=380,
+          reference: dict | None = None) -> go.Figure:
+    """Generic lines {name: (x, y)}; ``reference`` draws horizontal lines {label: y}."""
+    fig = go.Figure()
+    for name, (xs, ys) in series.items():
+        fig.add_trace(go.Scatter(x=xs, y=ys, mode="lines+markers", name=name,
+                                 line=dict(color=COLORS.get(name.split(" ")[0]),
+                                           dash="dash" if "KTA" in name else "solid")))
+    for label, y in (reference or {}).items():
+        fig.add_hline(y=y, line=dict(dash="dot", color="gray"), annotation_text=label)
+    fig.update_layout(xaxis_title=x_title, yaxis_title=y_title, height=height,
+                      margin=dict(t=30, b=40))
+    if log_x:
+        fig.update_xaxes(type="log")
+    return fig
+
+
+def overview() -> go.Figure:
+    """Figure 2: retain / forget sets, oracle, original, unlearned model, drawn as shapes."""
+    fig = go.Figure()
+    boxes = {
+        "retain set D_r<br>(brain AXT2)": (0.02, 0.62, 0.2, 0.9, "#cfe8dc"),
+        "forget set D_f<br>(knee)": (0.02, 0.12, 0.2, 0.4, "#f6d5c1"),
+        "oracle G-hat<br>trained on D_r": (0.4, 0.72, 0.6, 0.95, "#1b9e77"),
+        "original G<br>trained on D_r + D_f": (0.4, 0.32, 0.6, 0.58, "#d95f02"),
+        "unlearned G^U<br>from G, with D_f and D_r'": (0.78, 0.32, 0.98, 0.58, "#1f78b4"),
+    }
+    for text, (x0, y0, x1, y1, color) in boxes.items():
+        fig.add_shape(type="rect", x0=x0, y0=y0, x1=x1, y1=y1, line=dict(color=color, width=2),
+                      fillcolor=color, opacity=0.35)
+        fig.add_annotation(x=(x0 + x1) / 2, y=(y0 + y1) / 2, text=text, showarrow=False,
+                           font=dict(size=13))
+    arrows = [((0.2, 0.8), (0.4, 0.84), "retraining (ideal, costly)"),
+              ((0.2, 0.7), (0.4, 0.5), ""), ((0.2, 0.3), (0.4, 0.4), "training on all data"),
+              ((0.6, 0.45), (0.78, 0.45), "unlearning (cheap)"),
+              ((0.88, 0.58), (0.6, 0.84), "should match")]
+    for (x0, y0), (x1, y1), label in arrows:
+        fig.add_annotation(x=x1, y=y1, ax=x0, ay=y0, xref="x", yref="y", axref="x", ayref="y",
+                           showarrow=True, arrowhead=3, arrowwidth=1.5, text="")
+        if label:
+            fig.add_annotation(x=(x0 + x1) / 2, y=(y0 + y1) / 2 + 0.04, text=f"<i>{label}</i>",
+                               showarrow=False, font=dict(size=11, color="#555"))
+    fig.add_annotation(x=0.5, y=0.15, showarrow=False, font=dict(size=12),
+                       text="G hallucinates knee-like structure on brain images; "
+                            "G^U should reconstruct like G-hat at a fraction of its cost")
+    fig.update_xaxes(visible=False, range=[0, 1])
+    fig.update_yaxes(visible=False, range=[0, 1])
+    fig.update_layout(height=380, margin=dict(l=10, r=10, t=10, b=10), plot_bgcolor="white")
+    return fig

@@ -1,0 +1,66 @@
+"""Figure 1 and the hallucination table: reconstructions of the brain test set, side by side.
+
+Every model reconstructs the same brain test slices; the hallucination score
+(``erase.hallucination``) of each is compared with the oracle's on the same slice, and the
+slice where G's excess is largest is the one Figure 1 shows.
+"""
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from . import figures
+from .evaluate import reconstruct_volumes
+from .hallucination import error_box, volume_scores, worst_slice
+
+
+def brain_reconstructions(lab, records: dict) -> dict:
+    """{name: {fname: (target, recon)}} on the brain test set for each record."""
+    dataset = lab.dataset("brain_test")
+    return {name: reconstruct_volumes(lab.load_model(r), dataset, lab.device)
+            for name, r in records.items()}
+
+
+def hallucination_table(recons: dict, reference: str = "oracle") -> pd.DataFrame:
+    """Mean and max per-slice score of each model, and its excess over the reference."""
+    scores = {name: volume_scores(v) for name, v in recons.items()}
+    ref = scores[reference]
+    rows = {}
+    for name, per_volume in scores.items():
+        values = np.concatenate([per_volume[f] for f in sorted(per_volume)])
+        excess = np.concatenate([per_volume[f] - ref[f] for f in sorted(per_volume)])
+        rows[name] = {"mean score (%)": values.mean(), "max score (%)": values.max(),
+                      "mean excess over oracle (pp)": excess.mean(),
+                      "slices worse than oracle (%)": 100 * (excess > 0).mean()}
+    return pd.DataFrame.from_dict(rows, orient="index").round(2)
+
+
+def figure_one(recons: dict, original="original", unlearned="NL-FT", reference="oracle"):
+    """Target, G, |G error|, G^U, |G^U error| on G's worst slice, with the region boxed.
+
+    Returns (full figure, zoom figure, info) where info names the slice and its scores.
+    """
+    scores = {name: volume_scores(v) for name, v in recons.items()}
+    excess = {f: scores[original][f] - scores[reference][f] for f in scores[original]}
+    fname, index, value = worst_slice(excess)
+    target = recons[original][fname][0][index]
+    g = recons[original][fname][1][index]
+    gu = recons[unlearned][fname][1][index]
+    ref = recons[reference][fname][1][index]
+    box = error_box(target, g, ref, size=max(8, target.shape[0] // 5))
+    err_g, err_u = np.abs(g - target), np.abs(gu - target)
+    zmax = float(target.max())
+    titles = ["target", "G", "|G - target|", f"G^U ({unlearned})", f"|G^U - target|"]
+    full = figures.image_row([target, g, err_g, gu, err_u], titles, zmax=zmax,
+                             errors=(2, 4), error_zmax=float(max(err_g.max(), err_u.max())),
+                             boxes={1: [box], 2: [box], 3: [box], 4: [box]}, height=320)
+    r0, r1, c0, c1 = box
+    crop = lambda im: im[r0:r1, c0:c1]  # noqa: E731
+    zoom = figures.image_row([crop(target), crop(ref), crop(g), crop(gu)],
+                             ["target (zoom)", "G-hat (zoom)", "G (zoom)", f"G^U (zoom)"],
+                             zmax=zmax, height=280)
+    info = {"file": fname, "slice": index, "excess": value,
+            "score_G": float(scores[original][fname][index]),
+            "score_oracle": float(scores[reference][fname][index]),
+            "score_unlearned": float(scores[unlearned][fname][index]), "box": box}
+    return full, zoom, info

@@ -1,0 +1,46 @@
+"""The paper's numbers, read from its tables as data, and the names the book uses for them."""
+from __future__ import annotations
+
+from functools import lru_cache
+from importlib import resources
+
+import pandas as pd
+
+CITATION = ("Xue, Liu, McDonagh, Tsaftaris. Erase to Enhance: Data-Efficient Machine "
+            "Unlearning in MRI Reconstruction. MIDL 2024 (PMLR), arXiv 2405.15517.")
+
+# Our record names -> the paper's row names.
+PAPER_NAME = {"original": "G", "oracle": "Oracle"}
+
+
+@lru_cache(maxsize=None)
+def table(number: int) -> pd.DataFrame:
+    """Table 1, 2 or 3 of the paper as a DataFrame (PSNR dB, SSIM; mean and std)."""
+    if number not in (1, 2, 3):
+        raise ValueError("the paper has tables 1, 2 and 3")
+    with (resources.files("erase") / "paper_data").joinpath(f"table{number}.csv").open() as f:
+        return pd.read_csv(f)
+
+
+def value(number: int, method: str, column: str, **where) -> float:
+    """One number of a paper table, e.g. value(1, "G", "kta_psnr")."""
+    frame = table(number)
+    rows = frame[frame["method"] == PAPER_NAME.get(method, method)]
+    for key, wanted in where.items():
+        rows = rows[(rows[key] - wanted).abs() < 1e-9]
+    if len(rows) != 1:
+        raise KeyError(f"table {number} has {len(rows)} rows for {method} {where}")
+    return float(rows[column].iloc[0])
+
+
+# The paper's findings (shared/paper/README.md), which the scorecard checks on this run.
+FINDINGS = {
+    1: "Knowledge gap: G reconstructs knee far better than the brain-only oracle.",
+    2: "Mixing anatomies costs brain quality a little and causes hallucinations.",
+    3: "Fine-tuning (FT, Full FT) keeps brain quality but does not unlearn: KTA stays at G's level.",
+    4: "GA-l1 or NL alone collapses the model on both anatomies.",
+    5: "NL-FT gets close to the oracle on both (BTA within about 1 dB, KTA down to the oracle's); "
+       "GA-l1-FT unlearns too but loses more brain quality.",
+    6: "Unlearning costs a small fraction of retraining.",
+    7: "More retain data is not always better: BTA against retain fraction rises, then falls.",
+}

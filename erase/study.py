@@ -1,0 +1,104 @@
+"""The paper's experiments as batches of runs over seeds, and their results as DataFrames.
+
+A chapter asks for a set of runs (the headline runs over three seeds, the retain-fraction
+ablation, the lambda sweep); missing runs are computed in parallel worker processes and
+everything is then read back from the results store, so a rebuild with a warm store only
+reads JSON.
+"""
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+from scipy import stats
+
+from .experiments import Lab, run_many
+from .methods import UNLEARNING
+
+SEEDS = (0, 1, 2)
+FRACTIONS = (0.01, 0.05, 0.1, 0.2, 0.5, 1.0)
+ABLATION_METHODS = ("FT", "NL-FT", "GA-l1-FT")
+LAMBDAS = (0.01, 0.05, 0.1, 0.25, 0.5, 1.0)
+
+
+def labs_for(lab: Lab, seeds=SEEDS) -> list[Lab]:
+    """The same set-up as ``lab`` for each seed (split, initialisation and Dr' draw)."""
+    settings = lab.settings()
+    return [lab if s == lab.seed else Lab(**{**settings, "seed": s}) for s in seeds]
+
+
+def train_models(labs: list[Lab], workers: int = 2) -> dict:
+    """G-hat and G for every Lab: {(name, seed): record}."""
+    jobs = [(lab, ("train", {"which": which})) for lab in labs for which in ("oracle", "original")]
+    records = run_many(jobs, workers)
+    return {(job[1]["which"], lab.seed): r for (lab, job), r in zip(jobs, records)}
+
+
+def unlearn_all(labs: list[Lab], methods=UNLEARNING, workers: int = 2, **knobs) -> dict:
+    """Each method from each Lab's G: {(method, seed): record}."""
+    train_models(labs, workers)
+    jobs = [(lab, ("unlearn", {"method": m, **knobs})) for lab in labs for m in methods]
+    records = run_many(jobs, workers)
+    return {(job[1]["method"], lab.seed): r for (lab, job), r in zip(jobs, records)}
+
+
+def ablation(lab: Lab, fractions=FRACTIONS, methods=ABLATION_METHODS, workers: int = 2) -> dict:
+    """{(method, fraction): record} for the retain-fraction ablation (one seed)."""
+    train_models([lab], workers)
+    jobs = [(lab, ("unlearn", {"method": m, "retain_fraction": f}))
+            for f in fractions for m in methods]
+    records = run_many(jobs, workers)
+    return {(job[1]["method"], job[1]["retain_fraction"]): r for (l_, job), r in zip(jobs, records)}
+
+
+def lambda_sweep(lab: Lab, lambdas=LAMBDAS, methods=("NL", "NL-FT"), workers: int = 2) -> dict:
+    """{(method, lambda): record}: the sweep the paper did not run (it fixed lambda)."""
+    train_models([lab], workers)
+    jobs = [(lab, ("unlearn", {"method": m, "lam": x})) for x in lambdas for m in methods]
+    records = run_many(jobs, workers)
+    return {(job[1]["method"], job[1]["lam"]): r for (l_, job), r in zip(jobs, records)}
+
+
+# ------------------------------------------------------------------ frames
+
+
+def per_seed_frame(records: dict) -> pd.DataFrame:
+    """One row per (run, seed): means over volumes, times, store provenance."""
+    rows = []
+    for (name, seed), r in records.items():
+        row = {"name": name, "seed": seed, **r["summary"],
+               "train_seconds": r.get("timing", {}).get("train_seconds", np.nan),
+               "key": r["key"], "from_store": r.get("from_store", False)}
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def pooled_volumes(records: dict, name: str, accuracy: str, metric: str) -> np.ndarray:
+    """Per-volume values of one run pooled over seeds (the paper's mean +/- std is over volumes)."""
+    values = []
+    for (n, _), r in records.items():
+        if n == name:
+            values += [v[metric] for v in r["metrics"][accuracy]["per_volume"].values()]
+    return np.array(values)
+
+
+def interval(values) -> tuple[float, float, float]:
+    """Mean and 95% t-interval over seeds (half-width 0 for a single seed)."""
+    values = np.asarray(values, dtype=float)
+    mean = float(values.mean())
+    if len(values) < 2:
+        return mean, mean, mean
+    half = float(stats.t.ppf(0.975, len(values) - 1) * values.std(ddof=1) / np.sqrt(len(values)))
+    return mean, mean - half, mean + half
+
+
+def seed_interval(records: dict, name: str, column: str) -> tuple[float, float, float]:
+    """Interval over seeds of one summary column (e.g. 'kta_psnr') of run ``name``."""
+    return interval([r["summary"][column] for (n, _), r in records.items() if n == name])
+
+
+def difference_interval(records: dict, a: str, b: str, column: str) -> tuple[float, float, float]:
+    """Interval over seeds of the paired difference a - b (same seed, same split)."""
+    seeds = sorted(s for (n, s) in records if n == a)
+    diffs = [records[(a, s)]["summary"][column] - records[(b, s)]["summary"][column]
+             for s in seeds if (b, s) in records]
+    return interval(diffs)
