@@ -259,8 +259,9 @@ def resolve(data_root: Path, relative: str) -> Path:
         raise DataError(f"manifest path {relative!r} is not a file name relative to the data root")
     path = (root / relative).resolve()
     if not path.is_relative_to(root):
-        raise DataError(f"manifest path {relative!r} points outside the data root {root}; "
-                        "refusing to read it")
+        link = Path(os.path.normpath(root / relative)).is_relative_to(root)
+        raise DataError(f"manifest path {relative!r} points outside the data root {root}"
+                        f"{f' (it is a link to {path})' if link else ''}; refusing to read it")
     return path
 
 

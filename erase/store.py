@@ -52,8 +52,10 @@ def check_writable(path: Path, what: str = "results directory",
 
 
 def _first_line(err: BaseException) -> str:
-    text = str(err).strip().splitlines()
-    return f"{type(err).__name__}: {text[0] if text else ''}"[:300]
+    """The error's type and the start of its text, on one line."""
+    text = " ".join(line.strip() for line in str(err).splitlines() if line.strip())
+    text = text if len(text) <= 240 else text[:237] + "..."
+    return f"{type(err).__name__}: {text}" if text else type(err).__name__
 
 
 @contextmanager
