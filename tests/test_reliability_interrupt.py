@@ -1,0 +1,177 @@
+"""Interruption and concurrency, tested with real processes and real SIGKILLs.
+
+One uninterrupted reference run is made by two ``erase train`` processes started at once on the
+same results directory (which is also the concurrency test); meanwhile a second results
+directory gets the same run killed at several points and resumed. On CPU, with the same seed,
+the resumed run must end bit-identical to the reference: weights, optimizer state, history and
+metrics.
+"""
+from __future__ import annotations
+
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+
+from erase.config import get_scale
+from erase.synthetic import synthesize
+
+EPOCHS = 4
+ENV = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1"}
+TIMEOUT = 240  # seconds any one wait may take before the test gives up
+
+
+@pytest.fixture(scope="module")
+def data_root(tmp_path_factory) -> Path:
+    root = tmp_path_factory.mktemp("interrupt-data") / "smoke"
+    synthesize(root, get_scale("smoke").data, 0)
+    return root
+
+
+def train(results: Path, data_root: Path, log: str, *extra: str) -> subprocess.Popen:
+    """``python -m erase train`` on its own, stdout and stderr to files in ``results``' parent."""
+    out = open(results.parent / f"{log}.out", "w")
+    err = open(results.parent / f"{log}.err", "w")
+    return subprocess.Popen(
+        [sys.executable, "-m", "erase", "train", "--model", "original", "--scale", "smoke",
+         "--epochs", str(EPOCHS), "--data-root", str(data_root), "--results", str(results),
+         *extra], stdout=out, stderr=err, env=ENV, cwd=results.parent)
+
+
+def wait_for(condition, proc: subprocess.Popen, what: str, poll: float = 0.01):
+    """Poll ``condition`` until it returns something truthy; fail if the process ends first."""
+    deadline = time.monotonic() + TIMEOUT
+    while time.monotonic() < deadline:
+        found = condition()
+        if found:
+            return found
+        if proc.poll() is not None:
+            pytest.fail(f"the run exited ({proc.returncode}) before {what}")
+        time.sleep(poll)
+    proc.kill()
+    pytest.fail(f"timed out waiting for {what}")
+
+
+def checkpoint_of(results: Path) -> Path | None:
+    found = list(results.glob("runs/*/checkpoint.ckpt"))
+    return found[0] if found else None
+
+
+def epoch_of(path: Path) -> int:
+    return int(torch.load(path, map_location="cpu", weights_only=True)["epoch"])
+
+
+def kill(proc: subprocess.Popen) -> None:
+    proc.send_signal(signal.SIGKILL)
+    proc.wait(timeout=30)
+    assert proc.returncode == -signal.SIGKILL
+
+
+def record_of(results: Path) -> dict:
+    records = list(results.glob("runs/*/record.json"))
+    assert len(records) == 1, records
+    return json.loads(records[0].read_text())
+
+
+@pytest.fixture(scope="module")
+def reference(data_root, tmp_path_factory):
+    """Two processes train the same run into one results directory at the same moment."""
+    where = tmp_path_factory.mktemp("reference")
+    results = where / "results"
+    procs = [train(results, data_root, f"ref{i}", "--json") for i in (0, 1)]
+    started = time.monotonic()
+    yield {"results": results, "procs": procs, "where": where, "started": started}
+    for proc in procs:
+        if proc.poll() is None:
+            proc.kill()
+
+
+def finish(reference) -> dict:
+    for proc in reference["procs"]:
+        proc.wait(timeout=TIMEOUT)
+    where = reference["where"]
+    reference["out"] = [(where / f"ref{i}.out").read_text() for i in (0, 1)]
+    reference["err"] = [(where / f"ref{i}.err").read_text() for i in (0, 1)]
+    return reference
+
+
+def test_sigkill_at_several_points_then_resume_is_bit_identical(reference, data_root,
+                                                                tmp_path):
+    results = tmp_path / "results"
+    kills = []
+
+    # 1. right after the first checkpoint appears
+    proc = train(results, data_root, "run1")
+    ckpt = wait_for(lambda: checkpoint_of(results), proc, "the first checkpoint")
+    kill(proc)
+    kills.append(("after the first checkpoint", epoch_of(ckpt)))
+    assert epoch_of(ckpt) >= 1
+    assert not (ckpt.parent / "record.json").exists()
+
+    # 2. in the middle of epoch 3 (after 5 of its steps)
+    proc = train(results, data_root, "run2")
+    log = tmp_path / "run2.err"
+    mid = re.compile(r"epoch 3/4:\s+\d+%\|[^|]*\|\s+([5-9]|1\d)/")
+    wait_for(lambda: mid.search(log.read_text()), proc, "the middle of epoch 3", poll=0.05)
+    kill(proc)
+    kills.append(("mid-epoch 3", epoch_of(ckpt)))
+    assert epoch_of(ckpt) == 2, "the last complete checkpoint must survive the kill intact"
+
+    # 3. right after a later checkpoint: the final one, before the record is written
+    proc = train(results, data_root, "run3")
+    wait_for(lambda: epoch_of(ckpt) == 3, proc, "the epoch-3 checkpoint", poll=0.05)
+    inode = ckpt.stat().st_ino
+    wait_for(lambda: ckpt.stat().st_ino != inode, proc, "the epoch-4 checkpoint", poll=0.005)
+    kill(proc)
+    kills.append(("right after the last checkpoint", epoch_of(ckpt)))
+    assert epoch_of(ckpt) == EPOCHS
+    assert not (ckpt.parent / "record.json").exists(), "killed too late: record already written"
+
+    # 4. rerun to completion
+    proc = train(results, data_root, "run4")
+    assert proc.wait(timeout=TIMEOUT) == 0, (tmp_path / "run4.err").read_text()[-2000:]
+
+    finish(reference)
+    assert all(p.returncode == 0 for p in reference["procs"]), reference["err"]
+    ref_record, record = record_of(reference["results"]), record_of(results)
+    assert record["key"] == ref_record["key"]
+    ref_state = torch.load(checkpoint_of(reference["results"]), map_location="cpu",
+                           weights_only=True)
+    state = torch.load(ckpt, map_location="cpu", weights_only=True)
+    assert state["model"].keys() == ref_state["model"].keys()
+    different = [k for k in state["model"] if not torch.equal(state["model"][k],
+                                                              ref_state["model"][k])]
+    assert not different, f"weights differ after resume: {different}"
+    for k, moments in state["optimizer"]["state"].items():
+        for name, value in moments.items():
+            assert torch.equal(value, ref_state["optimizer"]["state"][k][name]), (k, name)
+    assert record["metrics"] == ref_record["metrics"]
+    assert record["history"] == ref_record["history"]
+    assert (record["timing"]["steps"], record["timing"]["samples"]) == \
+        (ref_record["timing"]["steps"], ref_record["timing"]["samples"])
+    print(f"kill points (name, epoch of the checkpoint left): {kills}; resumed run identical")
+
+
+def test_two_processes_on_one_results_directory(reference):
+    finish(reference)
+    codes = [p.returncode for p in reference["procs"]]
+    assert codes == [0, 0], reference["err"]
+    waited = ["in use" in err for err in reference["err"]]
+    assert sorted(waited) == [False, True], reference["err"]
+    results = reference["results"]
+    assert len(list(results.glob("runs/*/record.json"))) == 1
+    assert len(list(results.glob("runs/*"))) == 1
+    assert not list(results.glob("runs/*/.*.tmp")), "a temporary checkpoint was left behind"
+    lines = [json.loads(out.strip().splitlines()[-1]) for out in reference["out"]]
+    assert sorted(line.pop("from_store") for line in lines) == [False, True]
+    assert lines[0] == lines[1], "the waiting process must print the trained process' record"
+    # the reused record is the stored one, unchanged
+    stored = record_of(results)
+    assert lines[0]["summary"] == stored["summary"] and lines[0]["key"] == stored["key"]
