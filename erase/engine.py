@@ -21,7 +21,7 @@ import numpy as np
 import torch
 from lightning_fabric import Fabric
 from torch.utils.data import default_collate
-from tqdm.auto import tqdm
+from tqdm import tqdm
 
 from .config import ConfigError, TrainConfig
 from .methods import Method, ReconstructionLoss, step_loss

@@ -76,7 +76,11 @@ class ReconstructionLoss(torch.nn.Module):
 
 
 def noisy_target(target, max_value, lam: float, generator: torch.Generator):
-    """y + lambda * max(y) * N(0, I): the noise is relative to each target's maximum."""
+    """y + lambda * max(y) * N(0, I): the noise is relative to each target's maximum.
+
+    The paper's lambda = 1e-5 was on fastMRI's raw target scale; relative to the target's
+    maximum the same number means the same thing on synthetic and real data.
+    """
     noise = torch.randn(target.shape, generator=generator, dtype=target.dtype)
     return target + lam * max_value.reshape(-1, 1, 1) * noise.to(target.device)
 

@@ -64,3 +64,24 @@ def figure_one(recons: dict, original="original", unlearned="NL-FT", reference="
             "score_oracle": float(scores[reference][fname][index]),
             "score_unlearned": float(scores[unlearned][fname][index]), "box": box}
     return full, zoom, info
+
+
+def acquisition_views(sample) -> dict:
+    """What one slice looks like along the acquisition: coil images, k-space, mask, inputs.
+
+    ``sample`` is a VarNetSample (from ``Lab.dataset(...)[i]``).
+    """
+    import fastmri
+    import torch
+
+    from .models import zero_filled as zero_filled_image
+
+    masked = sample.masked_kspace
+    coils = fastmri.complex_abs(fastmri.ifft2c(masked)).numpy()
+    batch = sample._replace(masked_kspace=masked.unsqueeze(0), target=sample.target.unsqueeze(0))
+    zf = zero_filled_image(batch)[0].numpy()
+    kspace_log = np.log1p(fastmri.complex_abs(masked[0]).numpy() / (float(sample.max_value) * 1e-3))
+    mask = sample.mask.reshape(-1).numpy().astype(float)
+    return {"target": sample.target.numpy(), "zero_filled": zf, "kspace_log": kspace_log,
+            "mask_columns": mask, "coil_images": coils,
+            "sampled": int(mask.sum()), "columns": int(mask.size)}

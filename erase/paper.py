@@ -9,6 +9,12 @@ import pandas as pd
 CITATION = ("Xue, Liu, McDonagh, Tsaftaris. Erase to Enhance: Data-Efficient Machine "
             "Unlearning in MRI Reconstruction. MIDL 2024 (PMLR), arXiv 2405.15517.")
 
+# The protocol's sizes and settings from the paper's text (Sections 4.1-4.2).
+PROTOCOL = {"retain_slices": 5898, "retain_volumes": 1000, "forget_slices": 536,
+            "val_slices": 1198, "test_volumes": 100, "acceleration": 8, "center_fraction": 0.04,
+            "cascades": 12, "parameters_million": 29.9, "epochs": 50, "unlearn_epochs": 5,
+            "lambda_raw": 1e-5}
+
 # Our record names -> the paper's row names.
 PAPER_NAME = {"original": "G", "oracle": "Oracle"}
 
