@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import shutil
 import signal
 import subprocess
 import sys
@@ -22,6 +23,8 @@ import torch
 
 from erase.config import get_scale
 from erase.synthetic import synthesize
+
+pytestmark = pytest.mark.slow  # real processes: about a minute on 2 idle cores
 
 EPOCHS = 4
 ENV = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1"}
@@ -35,14 +38,21 @@ def data_root(tmp_path_factory) -> Path:
     return root
 
 
+def erase(results: Path, data_root: Path, log: str, *command: str) -> subprocess.Popen:
+    """``python -m erase ...`` on its own, stdout and stderr to files in ``results``' parent."""
+    with open(results.parent / f"{log}.out", "w") as out, \
+            open(results.parent / f"{log}.err", "w") as err:
+        return subprocess.Popen(
+            [sys.executable, "-m", "erase", *command, "--scale", "smoke", "--epochs",
+             str(EPOCHS), "--data-root", str(data_root), "--results", str(results)],
+            stdout=out, stderr=err, env=ENV, cwd=results.parent)
+
+
 def train(results: Path, data_root: Path, log: str, *extra: str) -> subprocess.Popen:
-    """``python -m erase train`` on its own, stdout and stderr to files in ``results``' parent."""
-    out = open(results.parent / f"{log}.out", "w")
-    err = open(results.parent / f"{log}.err", "w")
-    return subprocess.Popen(
-        [sys.executable, "-m", "erase", "train", "--model", "original", "--scale", "smoke",
-         "--epochs", str(EPOCHS), "--data-root", str(data_root), "--results", str(results),
-         *extra], stdout=out, stderr=err, env=ENV, cwd=results.parent)
+    return erase(results, data_root, log, "train", "--model", "original", *extra)
+
+
+UNLEARN = ("unlearn", "--method", "NL-FT", "--unlearn-epochs", "3")  # 2 steps an epoch
 
 
 def wait_for(condition, proc: subprocess.Popen, what: str, poll: float = 0.01):
@@ -59,8 +69,8 @@ def wait_for(condition, proc: subprocess.Popen, what: str, poll: float = 0.01):
     pytest.fail(f"timed out waiting for {what}")
 
 
-def checkpoint_of(results: Path) -> Path | None:
-    found = list(results.glob("runs/*/checkpoint.ckpt"))
+def checkpoint_of(results: Path, skip: str | None = None) -> Path | None:
+    found = [p for p in results.glob("runs/*/checkpoint.ckpt") if p.parent.name != skip]
     return found[0] if found else None
 
 
@@ -74,10 +84,24 @@ def kill(proc: subprocess.Popen) -> None:
     assert proc.returncode == -signal.SIGKILL
 
 
-def record_of(results: Path) -> dict:
-    records = list(results.glob("runs/*/record.json"))
+def record_of(results: Path, skip: str | None = None) -> dict:
+    records = [p for p in results.glob("runs/*/record.json") if p.parent.name != skip]
     assert len(records) == 1, records
     return json.loads(records[0].read_text())
+
+
+def assert_identical(path: Path, ref_path: Path) -> None:
+    """Weights and Adam moments of two checkpoints, bit for bit."""
+    state = torch.load(path, map_location="cpu", weights_only=True)
+    ref_state = torch.load(ref_path, map_location="cpu", weights_only=True)
+    assert state["epoch"] == ref_state["epoch"]
+    assert state["model"].keys() == ref_state["model"].keys()
+    different = [k for k in state["model"] if not torch.equal(state["model"][k],
+                                                              ref_state["model"][k])]
+    assert not different, f"weights differ after resume: {different}"
+    for k, moments in state["optimizer"]["state"].items():
+        for name, value in moments.items():
+            assert torch.equal(value, ref_state["optimizer"]["state"][k][name]), (k, name)
 
 
 @pytest.fixture(scope="module")
@@ -142,16 +166,7 @@ def test_sigkill_at_several_points_then_resume_is_bit_identical(reference, data_
     assert all(p.returncode == 0 for p in reference["procs"]), reference["err"]
     ref_record, record = record_of(reference["results"]), record_of(results)
     assert record["key"] == ref_record["key"]
-    ref_state = torch.load(checkpoint_of(reference["results"]), map_location="cpu",
-                           weights_only=True)
-    state = torch.load(ckpt, map_location="cpu", weights_only=True)
-    assert state["model"].keys() == ref_state["model"].keys()
-    different = [k for k in state["model"] if not torch.equal(state["model"][k],
-                                                              ref_state["model"][k])]
-    assert not different, f"weights differ after resume: {different}"
-    for k, moments in state["optimizer"]["state"].items():
-        for name, value in moments.items():
-            assert torch.equal(value, ref_state["optimizer"]["state"][k][name]), (k, name)
+    assert_identical(ckpt, checkpoint_of(reference["results"]))
     assert record["metrics"] == ref_record["metrics"]
     assert record["history"] == ref_record["history"]
     assert (record["timing"]["steps"], record["timing"]["samples"]) == \
@@ -175,3 +190,82 @@ def test_two_processes_on_one_results_directory(reference):
     # the reused record is the stored one, unchanged
     stored = record_of(results)
     assert lines[0]["summary"] == stored["summary"] and lines[0]["key"] == stored["key"]
+
+
+def test_sigkill_during_unlearning_then_resume_is_bit_identical(reference, data_root, tmp_path):
+    """Unlearning resumes too: G's weights and optimizer are loaded, then the run's checkpoint.
+
+    The reference is computed in this process (one torch thread, like the subprocesses) while
+    the killed run's rerun works in another, so the two cores share the work.
+    """
+    from erase.experiments import Lab
+
+    finish(reference)
+    original = record_of(reference["results"])["key"]
+    results = tmp_path / "results"
+    shutil.copytree(reference["results"], results)  # the same G, in a store of its own
+
+    proc = erase(results, data_root, "unlearn1", *UNLEARN)
+    ckpt = wait_for(lambda: checkpoint_of(results, skip=original), proc,
+                    "the first unlearning checkpoint", poll=0.005)
+    kill(proc)
+    killed_at = epoch_of(ckpt)
+    assert 1 <= killed_at < 3 and not (ckpt.parent / "record.json").exists()
+    proc = erase(results, data_root, "unlearn2", *UNLEARN)
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        lab = Lab(scale="smoke", data_root=data_root, results_dir=reference["results"],
+                  epochs=EPOCHS)
+        ref_record = lab.unlearn("NL-FT", epochs=3)
+    finally:
+        torch.set_num_threads(threads)
+    assert proc.wait(timeout=TIMEOUT) == 0, (tmp_path / "unlearn2.err").read_text()[-2000:]
+
+    record = record_of(results, skip=original)
+    assert record["key"] == ref_record["key"] and record["name"] == "NL-FT"
+    assert_identical(ckpt, checkpoint_of(reference["results"], skip=original))
+    assert record["metrics"] == json.loads(json.dumps(ref_record["metrics"]))
+    assert record["history"] == json.loads(json.dumps(ref_record["history"]))
+    print(f"unlearning killed with checkpoint epoch {killed_at} of 3; resumed run identical")
+
+
+# ------------------------------------------------------------------ the embedded data set
+
+
+def synth(out: Path, scale: str) -> subprocess.Popen:
+    return subprocess.Popen([sys.executable, "-m", "erase", "synth", "--scale", scale, "--out",
+                             str(out)], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True, env=ENV, cwd=out.parent)
+
+
+def listing(root: Path) -> dict:
+    return {p.relative_to(root).as_posix(): p.read_bytes() for p in sorted(root.rglob("*.h5"))}
+
+
+def test_sigkill_while_generating_data_leaves_no_data_directory(tmp_path):
+    out = tmp_path / "data"
+    partial = tmp_path / ".data.partial"
+    proc = synth(out, "default")
+    wait_for(lambda: partial.is_dir() and len(list(partial.rglob("*.h5"))) >= 3, proc,
+             "the first volumes")
+    kill(proc)
+    assert not out.exists(), "a half-written data set must not appear under its final name"
+    proc = synth(out, "default")  # rerun: the leftover is cleared and the set completed
+    stdout, stderr = proc.communicate(timeout=TIMEOUT)
+    assert proc.returncode == 0, stderr
+    assert stdout.startswith(f"wrote 56 volumes in {out}")
+    assert not partial.exists() and len(listing(out)) == 56
+
+
+def test_two_processes_generate_the_same_data_at_once(tmp_path):
+    out = tmp_path / "data"
+    procs = [synth(out, "smoke") for _ in range(2)]
+    outputs = [p.communicate(timeout=TIMEOUT) for p in procs]
+    assert [p.returncode for p in procs] == [0, 0], outputs
+    said = sorted(stdout.split()[0] for stdout, _ in outputs)
+    assert said == ["reused", "wrote"], outputs  # one writes, the other waits and reuses
+    reference = tmp_path / "alone"
+    synthesize(reference, get_scale("smoke").data, 0)
+    assert listing(out) == listing(reference)
