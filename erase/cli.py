@@ -174,6 +174,15 @@ def run(args) -> int:
     if args.command == "book":
         from .book import build
 
+        get_scale(args.scale)
+        if args.device == "cuda":
+            import torch
+            if not torch.cuda.is_available():
+                raise ConfigError("device 'cuda' was asked for but no GPU is visible; "
+                                  "use --device cpu")
+        if args.results is not None:
+            check_writable(Path(args.results))
+
         return build(scale=args.scale, device=args.device, results_dir=args.results)
     _check_run(args)
     lab = _lab(args)
