@@ -138,9 +138,8 @@ def _print_record(record: dict, as_json: bool) -> None:
 
 def run(args) -> int:
     if args.command == "synth":
-        from .synthetic import synthesize
-
         from .config import check_int
+        from .synthetic import synthesize
 
         seed = check_int("seed", _integer(args.seed))
         config = get_scale(args.scale).data
@@ -182,7 +181,6 @@ def run(args) -> int:
                                   "use --device cpu")
         if args.results is not None:
             check_writable(Path(args.results))
-
         return build(scale=args.scale, device=args.device, results_dir=args.results)
     _check_run(args)
     lab = _lab(args)

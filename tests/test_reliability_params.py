@@ -131,10 +131,10 @@ def test_results_directory_not_writable(command, tmp_path, capsys):
 
 def test_cli_subprocess_exit_code_and_no_traceback(tmp_path):
     """The real entry point: ``python -m erase unlearn --method Bogus`` writes nothing."""
-    results = tmp_path / "results"
+    env = {k: v for k, v in os.environ.items() if k != "ERASE_RESULTS"}  # default: ./_output
     proc = subprocess.run([sys.executable, "-m", "erase", "unlearn", "--method", "Bogus",
-                           "--scale", "smoke", "--results", str(results)],
-                          capture_output=True, text=True, cwd=tmp_path, timeout=120)
+                           "--scale", "smoke"], capture_output=True, text=True, cwd=tmp_path,
+                          env=env, timeout=120)
     assert proc.returncode == 2
     assert proc.stderr.strip() == ("erase: error: unknown method 'Bogus': choose one of "
                                    "Retrain, FT, Full FT, GA-l1, NL, GA-l1-FT, NL-FT")
