@@ -245,10 +245,57 @@ def _builder_inited(app) -> None:
 
 
 def _page_context(app, pagename, templatename, context, doctree) -> None:
+    """Link plotly.js where a figure is; tidy the page's scripts.
+
+    Runs after the other extensions (priority 900). sphinx-thebe (always loaded by Jupyter
+    Book) adds its inline configuration twice, a SyntaxError in every notebook page's console,
+    and names a CDN: with ``launch_buttons.thebe`` off, its scripts are dropped; otherwise only
+    duplicates are.
+    """
     if app.builder.format != "html":
         return
     if "plotly-graph-div" in context.get("body", ""):
         app.builder.add_js_file("plotly.min.js", priority=400)
+    scripts = context.get("script_files")
+    if not isinstance(scripts, list):
+        return
+    theme = app.config.html_theme_options or {}
+    thebe = bool((theme.get("launch_buttons") or {}).get("thebe") or theme.get("use_thebe"))
+    seen, keep = set(), []
+    for js in scripts:
+        name = str(getattr(js, "filename", js) or "")
+        body = str((getattr(js, "attributes", None) or {}).get("body", ""))
+        if (name, body) in seen:
+            continue
+        if not thebe and ("thebe" in name or "THEBE_JS_URL" in body):
+            continue
+        seen.add((name, body))
+        keep.append(js)
+    scripts[:] = keep
+
+
+def _source_read(app, docname, source) -> None:
+    """Drop plotly's JSON from outputs that also carry HTML, before myst-nb reads them.
+
+    The JSON is for live Jupyter front-ends; myst-nb would warn that it cannot show it (and
+    the build treats warnings as errors). An output with *only* plotly JSON (a figure shown
+    without :func:`enable`) is left alone, so that warning still catches a blank figure. The
+    notebook offered for download is the untouched file.
+    """
+    if not str(app.env.doc2path(docname)).endswith(".ipynb") or PLOTLY_MIME not in source[0]:
+        return
+    import json
+
+    notebook = json.loads(source[0])
+    changed = False
+    for cell in notebook.get("cells", ()):
+        for output in cell.get("outputs", ()):
+            data = output.get("data", {})
+            if PLOTLY_MIME in data and "text/html" in data:
+                del data[PLOTLY_MIME]
+                changed = True
+    if changed:
+        source[0] = json.dumps(notebook)
 
 
 def _build_finished(app, exception) -> None:
@@ -268,6 +315,7 @@ def _build_finished(app, exception) -> None:
 def setup(app):
     """Sphinx extension entry point (``extra_extensions: [erase.offline]``)."""
     app.connect("builder-inited", _builder_inited)
-    app.connect("html-page-context", _page_context)
+    app.connect("source-read", _source_read)
+    app.connect("html-page-context", _page_context, priority=900)
     app.connect("build-finished", _build_finished)
     return {"version": "1", "parallel_read_safe": True, "parallel_write_safe": True}
