@@ -41,11 +41,11 @@ class BookError(RuntimeError):
 
 # --------------------------------------------------------------------------- table of contents
 
-def toc_documents(root: Path = ROOT) -> list[str]:
+def toc_documents(root: Path | None = None) -> list[str]:
     """Document names of ``_toc.yml`` in reading order (``book/01_introduction``, ...)."""
     import yaml
 
-    toc = yaml.safe_load((Path(root) / "_toc.yml").read_text())
+    toc = yaml.safe_load((Path(root or ROOT) / "_toc.yml").read_text())
     names = [toc["root"]]
 
     def walk(entries):
@@ -130,74 +130,170 @@ def _failure(doc: str, err: Exception, out_ipynb: Path, seconds: float) -> str:
     return f"{where}: {type(err).__name__}: {_ANSI.sub('', str(err))}\n(notebook: {out_ipynb})"
 
 
+RESET_TAG = "erase-kernel-reset"
+
+
+def _reset_cell(cwd: Path):
+    """First cell of a chapter run in a shared kernel: a clean namespace, counts from 1."""
+    import nbformat
+
+    return nbformat.v4.new_code_cell(
+        "%reset -f\nimport os as _os\n"
+        f"_os.chdir({str(cwd)!r})\n"
+        "del _os\nget_ipython().execution_count = 1",
+        metadata={"tags": [RESET_TAG, "remove-cell"]})
+
+
+def _tidy(path: Path) -> None:
+    """Drop the shared-kernel reset cell; fold papermill's injected-parameters cell.
+
+    The injected cell (the values the book ran with: scale, device, results_dir) stays in the
+    notebook and on the page behind a "show code" toggle (``hide-input``).
+    """
+    import nbformat
+
+    nb = nbformat.read(path, as_version=4)
+    nb.cells = [c for c in nb.cells if RESET_TAG not in c.get("metadata", {}).get("tags", [])]
+    for cell in nb.cells:
+        tags = cell.get("metadata", {}).get("tags", [])
+        if "injected-parameters" in tags and not any(t.startswith(("hide-", "remove-"))
+                                                     for t in tags):
+            cell.metadata["tags"] = tags + ["hide-input"]
+    nbformat.write(nb, path)
+
+
+class SharedKernel:
+    """One kernel for several chapters: start-up and imports (torch, fastmri, Lightning) are
+    paid once. Each chapter starts with ``%reset -f`` (names of the previous chapter are gone;
+    imported modules stay cached) and execution counts restart at 1."""
+
+    def __init__(self, cwd: Path):
+        from jupyter_client.manager import AsyncKernelManager
+        from jupyter_core.utils import run_sync
+
+        clients = self.clients = []
+
+        class Manager(AsyncKernelManager):
+            def client(self, **kwargs):  # nbclient makes one per notebook; we close it
+                kc = super().client(**kwargs)
+                clients.append(kc)
+                return kc
+
+        self.km = Manager(kernel_name=KERNEL)
+        run_sync(self.km.start_kernel)(cwd=str(cwd), extra_arguments=KERNEL_ARGUMENTS)
+
+    def release_clients(self) -> None:
+        while self.clients:
+            self.clients.pop().stop_channels()
+
+    def close(self) -> None:
+        from jupyter_core.utils import run_sync
+
+        self.release_clients()
+        if self.km.has_kernel:
+            run_sync(self.km.shutdown_kernel)(now=True)
+
+
+# quieter kernel log (ipykernel 7 warns at every start that it talks TCP on loopback)
+KERNEL_ARGUMENTS = ["--IPKernelApp.log_level=ERROR"]
+
+
 def execute_chapter(source: Path, out_ipynb: Path, parameters: dict, cwd: Path,
-                    timeout: int | None = None) -> dict:
+                    timeout: int | None = None, kernel: SharedKernel | None = None) -> dict:
     """Execute one jupytext chapter with papermill; return its timings.
 
-    ``kernel_seconds`` is the wall time not spent inside cells: kernel start-up, papermill's
-    parameter injection and saving.
+    ``kernel_seconds`` is the wall time not spent inside the chapter's cells: kernel start-up
+    (none in a shared kernel), the namespace reset, parameter injection and saving.
     """
     import jupytext
     import papermill
 
     out_ipynb = Path(out_ipynb)
     out_ipynb.parent.mkdir(parents=True, exist_ok=True)
-    notebook = jupytext.read(source)
+    notebook = jupytext.read(source, fmt="md:myst")
     notebook.metadata["kernelspec"] = {"name": KERNEL, "display_name": "Python 3",
                                        "language": "python"}
+    extra = {"extra_arguments": KERNEL_ARGUMENTS}
+    if kernel is not None:
+        notebook.cells.insert(0, _reset_cell(cwd))
+        extra = {"km": kernel.km}
     start = time.perf_counter()
     try:
         executed = papermill.execute_notebook(
             notebook, str(out_ipynb), parameters=parameters, cwd=str(cwd),
             kernel_name=KERNEL, language="python", progress_bar=False,
-            execution_timeout=timeout)
+            execution_timeout=timeout, **extra)
     except Exception as err:
         raise BookError(_failure(str(source), err, out_ipynb,
                                  time.perf_counter() - start)) from err
+    finally:
+        if kernel is not None:
+            kernel.release_clients()
+        if out_ipynb.is_file():
+            _tidy(out_ipynb)
     seconds = time.perf_counter() - start
     in_cells = sum(c.get("metadata", {}).get("papermill", {}).get("duration") or 0.0
-                   for c in executed.cells)
+                   for c in executed.cells
+                   if RESET_TAG not in c.get("metadata", {}).get("tags", []))
     return {"seconds": seconds, "cells_seconds": in_cells,
             "kernel_seconds": max(0.0, seconds - in_cells)}
 
 
 def execute(scale: str = "default", device: str = "cpu", results_dir=None, chapters=None,
-            quiet: bool = False, root: Path = ROOT, out: Path | None = None,
-            timeout: int | None = None) -> dict:
-    """Execute the (chosen) chapters in toc order; return {document: timings}."""
-    root = Path(root).resolve()
+            quiet: bool = False, root: Path | None = None, out: Path | None = None,
+            timeout: int | None = None, shared_kernel: bool | None = None) -> dict:
+    """Execute the (chosen) chapters in toc order; return {document: timings}.
+
+    ``shared_kernel``: run every chapter in one kernel (default: yes, unless the environment
+    variable ERASE_BOOK_KERNEL is ``fresh``, which starts a new kernel per chapter).
+    """
+    root = Path(root or ROOT).resolve()
     out = Path(out).resolve() if out is not None else root
     results = Path(results_dir).resolve() if results_dir is not None else root / "_output"
+    if shared_kernel is None:
+        shared_kernel = os.environ.get("ERASE_BOOK_KERNEL", "shared") != "fresh"
     documents = toc_documents(root)
     chosen = select(documents, chapters)
     kernel_environment()
     parameters = {"scale": scale, "device": device, "results_dir": str(results)}
     timings = {}
     notebooks = [d for d in chosen if is_notebook(root / f"{d}.md")]
-    for i, doc in enumerate(notebooks, 1):
-        if not quiet:
-            print(f"[{i}/{len(notebooks)}] {doc} ...", end="", flush=True)
-        try:
-            t = execute_chapter(root / f"{doc}.md", out / "_build" / "notebooks" / f"{doc}.ipynb",
-                                parameters, cwd=(root / doc).parent, timeout=timeout)
-        except BookError:
+    kernel = None
+    try:
+        for i, doc in enumerate(notebooks, 1):
+            cwd = (root / doc).parent
             if not quiet:
-                print(" FAILED", flush=True)
-            raise
-        timings[doc] = t
-        if not quiet:
-            print(f" {t['seconds']:6.1f} s  (cells {t['cells_seconds']:.1f} s, kernel start "
-                  f"and overhead {t['kernel_seconds']:.1f} s)", flush=True)
+                print(f"[{i}/{len(notebooks)}] {doc} ...", end="", flush=True)
+            started = time.perf_counter()
+            try:
+                if shared_kernel and kernel is None:
+                    kernel = SharedKernel(cwd)
+                t = execute_chapter(root / f"{doc}.md",
+                                    out / "_build" / "notebooks" / f"{doc}.ipynb",
+                                    parameters, cwd=cwd, timeout=timeout, kernel=kernel)
+            except BookError:
+                if not quiet:
+                    print(" FAILED", flush=True)
+                raise
+            t["seconds"] = time.perf_counter() - started  # a shared kernel's start included
+            t["kernel_seconds"] = max(0.0, t["seconds"] - t["cells_seconds"])
+            timings[doc] = t
+            if not quiet:
+                print(f" {t['seconds']:6.1f} s  (cells {t['cells_seconds']:.1f} s, kernel start "
+                      f"and overhead {t['kernel_seconds']:.1f} s)", flush=True)
+    finally:
+        if kernel is not None:
+            kernel.close()
     return timings
 
 
 # --------------------------------------------------------------------------- rendering
 
-def assemble(root: Path = ROOT, out: Path | None = None) -> Path:
+def assemble(root: Path | None = None, out: Path | None = None) -> Path:
     """Lay out ``_build/source``: configuration, ``book/`` assets, executed notebooks."""
     import yaml
 
-    root = Path(root).resolve()
+    root = Path(root or ROOT).resolve()
     out = Path(out).resolve() if out is not None else root
     source = out / "_build" / "source"
     if source.exists():
@@ -239,9 +335,9 @@ def _jupyter_book() -> list[str]:
     return [sys.executable, "-c", "from jupyter_book.cli.main import main; main()"]
 
 
-def render(root: Path = ROOT, out: Path | None = None, quiet: bool = False) -> Path:
+def render(root: Path | None = None, out: Path | None = None, quiet: bool = False) -> Path:
     """Assemble and render the book; return ``_build/html``. Any Sphinx warning fails."""
-    root = Path(root).resolve()
+    root = Path(root or ROOT).resolve()
     out = Path(out).resolve() if out is not None else root
     source = assemble(root, out)
     log = out / "_build" / "book.log"
@@ -265,13 +361,13 @@ def render(root: Path = ROOT, out: Path | None = None, quiet: bool = False) -> P
 # --------------------------------------------------------------------------- all of it
 
 def build(scale="default", device="cpu", results_dir=None, chapters=None, quiet=False,
-          root: Path = ROOT, out: Path | None = None) -> int:
+          root: Path | None = None, out: Path | None = None) -> int:
     """Execute every chapter (or the chosen ones) and render the book. 0 if all went well."""
     from .config import check_choice, get_scale
 
     get_scale(scale)  # ConfigError -> `erase: error: ...`, exit 2, nothing run
     check_choice("device", device, ("cpu", "cuda"))
-    root = Path(root).resolve()
+    root = Path(root or ROOT).resolve()
     out = Path(out).resolve() if out is not None else root
     results = Path(results_dir).resolve() if results_dir is not None else root / "_output"
     started = time.perf_counter()

@@ -1,0 +1,516 @@
+"""The book: every chapter executes at smoke scale, the book renders, and its pages work offline.
+
+* every chapter of ``_toc.yml`` runs under papermill (in toc order, one shared results dir);
+* the executed notebooks render with Jupyter Book with no warning;
+* a small book of its own checks what the real chapters may not have yet (math, a citation,
+  a glued figure, the scorecard copy), the kernel's Python, and that a failing chapter stops
+  the build with its cell and error;
+* headless Chromium, with every host name unresolvable, opens every built page over a local
+  HTTP server (and the small book's pages as file:// too): each plotly figure must draw,
+  each equation must be typeset by MathJax, no request may leave 127.0.0.1, and no script
+  may throw. Chromium is driven over the DevTools protocol on a pipe (no extra package).
+"""
+from __future__ import annotations
+
+import fcntl
+import functools
+import http.server
+import json
+import os
+import queue
+import re
+import shutil
+import subprocess
+import sys
+import textwrap
+import threading
+import time
+from html.parser import HTMLParser
+from pathlib import Path
+
+import pytest
+
+from erase import book
+
+ROOT = book.ROOT
+CHAPTERS = book.toc_documents(ROOT)
+CHROMIUM = next((shutil.which(n) for n in ("chromium", "chromium-browser", "google-chrome")
+                 if shutil.which(n)), None)
+needs_chromium = pytest.mark.skipif(
+    CHROMIUM is None, reason="Chromium is not installed (apt-get install chromium); "
+                             ".ci/run installs it")
+
+
+# --------------------------------------------------------------------------- the real book
+
+@pytest.fixture(scope="session")
+def executed(tmp_path_factory):
+    """Every chapter executed at smoke scale into one temporary build folder, in toc order."""
+    out = tmp_path_factory.mktemp("book")
+    error = None
+    try:
+        timings = book.execute(scale="smoke", results_dir=out / "_output", out=out, quiet=True)
+    except book.BookError as err:
+        timings, error = {}, str(err)
+    return {"out": out, "timings": timings, "error": error}
+
+
+def _notebook(out: Path, doc: str):
+    import nbformat
+
+    return nbformat.read(out / "_build" / "notebooks" / f"{doc}.ipynb", as_version=4)
+
+
+@pytest.mark.parametrize("doc", CHAPTERS)
+def test_chapter_executes_at_smoke_scale(executed, doc):
+    if doc not in executed["timings"]:
+        pytest.fail(executed["error"] or f"{doc} was not executed")
+    nb = _notebook(executed["out"], doc)
+    code = [c for c in nb.cells if c.cell_type == "code"]
+    assert code, f"{doc} has no code cell"
+    assert all(c.get("execution_count") for c in code), f"{doc}: a code cell did not run"
+    outputs = [o for c in code for o in c.get("outputs", [])]
+    assert outputs, f"{doc}: no cell produced an output"
+    errors = [o for o in outputs if o.output_type == "error"]
+    assert not errors, f"{doc}: {errors[0].ename}: {errors[0].evalue}"
+    assert nb.metadata["papermill"]["parameters"]["scale"] == "smoke"
+    assert not any(book.RESET_TAG in c.metadata.get("tags", []) for c in nb.cells)
+
+
+@pytest.fixture(scope="session")
+def rendered(executed):
+    """The real book rendered from the executed notebooks (Sphinx warnings fail it)."""
+    if executed["error"]:
+        pytest.fail(f"chapters failed, nothing to render: {executed['error']}")
+    return book.render(ROOT, executed["out"], quiet=True)
+
+
+def test_book_renders_every_chapter(rendered):
+    for doc in CHAPTERS:
+        page = rendered / f"{doc}.html"
+        assert page.is_file(), f"no page for {doc}"
+    assert (rendered / "index.html").is_file()
+    assert (rendered / "search.html").is_file()
+    assert (rendered / "_static" / "plotly.min.js").is_file()
+    assert (rendered / "_static" / "mathjax" / "tex-mml-chtml.js").is_file()
+    assert "Erase to Enhance, reproduced" in (rendered / f"{CHAPTERS[0]}.html").read_text()
+    for doc in CHAPTERS:  # the download button offers the executed notebook
+        assert (rendered / "_sources" / f"{doc}.ipynb").is_file()
+
+
+def test_plotly_js_is_linked_once_and_only_where_figures_are(rendered):
+    for page in rendered.rglob("*.html"):
+        text = page.read_text()
+        links = len(re.findall(r'<script[^>]*src="[^"]*_static/plotly\.min\.js', text))
+        has_figure = "plotly-graph-div" in text
+        assert links == (1 if has_figure else 0), f"{page.name}: plotly.js linked {links} times"
+        assert "cdn.plot.ly" not in text and "require.js" not in text
+
+
+# --------------------------------------------------------------------------- a small book
+
+MINI_CONFIG_TOC = """\
+format: jb-book
+root: book/01_figures
+chapters:
+  - file: book/02_fails
+  - file: book/03_references
+"""
+
+MINI_CHAPTER = '''\
+---
+jupytext:
+  text_representation:
+    extension: .md
+    format_name: myst
+kernelspec:
+  display_name: Python 3
+  language: python
+  name: python3
+---
+
+# Figures and math
+
+The error is $e = \\lVert x - \\hat{x} \\rVert_2$ and, displayed,
+
+$$
+\\mathrm{PSNR} = 10 \\log_{10} \\frac{\\max(x)^2}{\\mathrm{MSE}}
+$$
+
+as in {cite}`xue2024erase`.
+
+```{code-cell} ipython3
+:tags: [parameters]
+scale = "default"
+device = "cpu"
+results_dir = None
+fail = False
+```
+
+```{code-cell} ipython3
+import json, sys
+from pathlib import Path
+from IPython.display import HTML
+from myst_nb import glue
+import plotly.graph_objects as go
+from erase import offline
+
+offline.enable()
+print("kernel python:", sys.executable)
+Path(results_dir).mkdir(parents=True, exist_ok=True)
+(Path(results_dir) / "scorecard.json").write_text(json.dumps({"findings": []}))
+fig = go.Figure(go.Scatter(y=[1, 3, 2]))
+glue("ratio", 0.25, display=False)
+glue("fig_html", HTML(offline.figure_html(go.Figure(go.Bar(y=[2, 1])))), display=False)
+fig
+```
+
+The ratio is {glue:text}`ratio:.2f`.
+'''
+
+MINI_FAILS = '''\
+---
+jupytext:
+  text_representation:
+    extension: .md
+    format_name: myst
+kernelspec:
+  display_name: Python 3
+  language: python
+  name: python3
+---
+
+# Fails on demand
+
+```{code-cell} ipython3
+:tags: [parameters]
+scale = "default"
+device = "cpu"
+results_dir = None
+```
+
+```{code-cell} ipython3
+import os
+if os.environ.get("ERASE_TEST_FAIL") == "1":
+    print("about to fail")
+    1 / 0
+```
+
+A glued figure from the first chapter:
+
+```{glue:} fig_html
+:doc: 01_figures.ipynb
+```
+'''
+
+MINI_REFERENCES = """\
+# References
+
+A plain page, rendered as it is.
+
+```{bibliography}
+```
+"""
+
+
+@pytest.fixture(scope="session")
+def mini_root(tmp_path_factory):
+    root = tmp_path_factory.mktemp("mini-src")
+    (root / "book").mkdir()
+    shutil.copy2(ROOT / "_config.yml", root / "_config.yml")
+    shutil.copy2(ROOT / "references.bib", root / "references.bib")
+    if (ROOT / "book" / "_static").is_dir():
+        shutil.copytree(ROOT / "book" / "_static", root / "book" / "_static")
+    (root / "_toc.yml").write_text(MINI_CONFIG_TOC)
+    (root / "book" / "01_figures.md").write_text(MINI_CHAPTER)
+    (root / "book" / "02_fails.md").write_text(MINI_FAILS)
+    (root / "book" / "03_references.md").write_text(MINI_REFERENCES)
+    return root
+
+
+def test_toc_order_and_plain_pages(mini_root):
+    docs = book.toc_documents(mini_root)
+    assert docs == ["book/01_figures", "book/02_fails", "book/03_references"]
+    assert book.is_notebook(mini_root / "book" / "01_figures.md")
+    assert not book.is_notebook(mini_root / "book" / "03_references.md")
+    assert book.select(docs, ["02"]) == ["book/02_fails"]
+    with pytest.raises(book.BookError):
+        book.select(docs, ["09"])
+    assert CHAPTERS[0] == "book/01_introduction" and len(CHAPTERS) == 7
+
+
+def test_failing_chapter_stops_the_build_with_its_cell_and_error(mini_root, tmp_path,
+                                                                 capsys, monkeypatch):
+    monkeypatch.setenv("ERASE_TEST_FAIL", "1")
+    code = book.build(scale="smoke", results_dir=tmp_path / "results", root=mini_root,
+                      out=tmp_path)
+    err = capsys.readouterr().err
+    assert code == 1
+    assert "book/02_fails" in err and "1 / 0" in err
+    assert "ZeroDivisionError: division by zero" in err
+    assert str(tmp_path / "_build" / "notebooks" / "book" / "02_fails.ipynb") in err
+    assert not (tmp_path / "_build" / "html").exists()
+
+
+def test_fresh_kernel_is_this_environment_python(mini_root, tmp_path):
+    timings = book.execute(scale="smoke", results_dir=tmp_path / "r", out=tmp_path,
+                           root=mini_root, chapters=["01"], quiet=True, shared_kernel=False)
+    assert list(timings) == ["book/01_figures"]
+    text = json.dumps([c.get("outputs") for c in _notebook(tmp_path, "book/01_figures").cells])
+    assert f"kernel python: {sys.executable}" in text
+
+
+@pytest.fixture(scope="session")
+def mini_built(mini_root, tmp_path_factory):
+    out = tmp_path_factory.mktemp("mini-out")
+    code = book.build(scale="smoke", results_dir=out / "results", root=mini_root, out=out,
+                      quiet=True)
+    assert code == 0, (out / "_build" / "book.log").read_text()[-3000:]
+    return out / "_build" / "html"
+
+
+def test_build_renders_math_citations_glue_and_copies_the_scorecard(mini_built):
+    page = (mini_built / "book" / "01_figures.html").read_text()
+    assert 'class="math' in page and "mathjax/tex-mml-chtml.js" in page
+    assert "0.25" in page  # glued number
+    assert "Xue" in (mini_built / "book" / "03_references.html").read_text()
+    assert "plotly.min.js" in (mini_built / "book" / "02_fails.html").read_text()  # glued figure
+    assert "plotly.min.js" not in (mini_built / "book" / "03_references.html").read_text()
+    assert json.loads((mini_built / "scorecard.json").read_text()) == {"findings": []}
+    timings = json.loads((mini_built.parent / "timings.json").read_text())
+    assert set(timings["chapters"]) == {"book/01_figures", "book/02_fails"}
+
+
+# --------------------------------------------------------------------------- offline checks
+
+class _Loads(HTMLParser):
+    """URLs a page loads by itself: scripts, stylesheets, images, frames (not plain links)."""
+
+    def __init__(self):
+        super().__init__()
+        self.urls = []
+
+    def handle_starttag(self, tag, attrs):
+        a = dict(attrs)
+        if tag in ("script", "img", "iframe", "source", "audio", "video", "embed") and a.get("src"):
+            self.urls.append(a["src"])
+        if tag == "link" and a.get("href") and (a.get("rel") or "") not in ("canonical", "alternate"):
+            self.urls.append(a["href"])
+
+
+def _off_host(url: str) -> bool:
+    return bool(re.match(r"(https?:)?//", url)) and not re.match(
+        r"(https?:)?//(127\.0\.0\.1|localhost)([:/]|$)", url)
+
+
+def test_no_page_or_stylesheet_loads_anything_off_host(rendered, mini_built):
+    for html in (rendered, mini_built):
+        for page in html.rglob("*.html"):
+            parser = _Loads()
+            parser.feed(page.read_text())
+            remote = [u for u in parser.urls if _off_host(u)]
+            assert not remote, f"{page.relative_to(html)} loads {remote}"
+        for css in (html / "_static").rglob("*.css"):
+            remote = [u for u in re.findall(r"""url\(\s*['"]?([^'")]+)""", css.read_text())
+                      + re.findall(r"""@import\s+['"]([^'"]+)""", css.read_text())
+                      if _off_host(u)]
+            assert not remote, f"{css.relative_to(html)} loads {remote}"
+
+
+class Chromium:
+    """Headless Chromium driven over the DevTools protocol on a pipe (fds 3 and 4)."""
+
+    FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+             "--disable-background-networking", "--disable-component-update", "--disable-sync",
+             "--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE 127.0.0.1", "--remote-debugging-pipe"]
+
+    def __init__(self, profile: Path):
+        to_chrome_r, self._w = os.pipe()
+        self._r, from_chrome_w = os.pipe()
+
+        def fds():  # fd 3: commands in, fd 4: replies out (above 9 first: no clobbering)
+            a = fcntl.fcntl(to_chrome_r, fcntl.F_DUPFD, 10)
+            b = fcntl.fcntl(from_chrome_w, fcntl.F_DUPFD, 10)
+            os.dup2(a, 3)
+            os.dup2(b, 4)
+
+        self.proc = subprocess.Popen(
+            [CHROMIUM, *self.FLAGS, f"--user-data-dir={profile}", "about:blank"],
+            preexec_fn=fds, close_fds=False, stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL)
+        os.close(to_chrome_r)
+        os.close(from_chrome_w)
+        self._id = 0
+        self._replies: dict = {}
+        self.events: queue.Queue = queue.Queue()
+        self._lock = threading.Condition()
+        threading.Thread(target=self._read, daemon=True).start()
+
+    def _read(self):
+        buf = b""
+        while True:
+            chunk = os.read(self._r, 1 << 20)
+            if not chunk:
+                return
+            buf += chunk
+            while b"\0" in buf:
+                raw, buf = buf.split(b"\0", 1)
+                msg = json.loads(raw)
+                if "id" in msg:
+                    with self._lock:
+                        self._replies[msg["id"]] = msg
+                        self._lock.notify_all()
+                else:
+                    self.events.put(msg)
+
+    def send(self, method, session=None, timeout=30, **params):
+        self._id += 1
+        msg = {"id": self._id, "method": method, "params": params}
+        if session:
+            msg["sessionId"] = session
+        os.write(self._w, json.dumps(msg).encode() + b"\0")
+        with self._lock:
+            if not self._lock.wait_for(lambda: self._id in self._replies, timeout):
+                raise TimeoutError(f"Chromium did not answer {method}")
+            reply = self._replies.pop(self._id)
+        if "error" in reply:
+            raise RuntimeError(f"{method}: {reply['error']}")
+        return reply.get("result", {})
+
+    def close(self):
+        try:
+            self.send("Browser.close", timeout=5)
+        except Exception:
+            pass
+        try:
+            self.proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+
+
+PAGE_STATE = """(() => {
+  const figs = [...document.querySelectorAll('.plotly-graph-div')];
+  const math = [...document.querySelectorAll('.math')];
+  return {figures: figs.length, drawn: figs.filter(d => d.querySelector('.main-svg')).length,
+          math: math.length, typeset: math.filter(m => m.querySelector('mjx-container')).length,
+          sidebar: !!document.querySelector('#pst-primary-sidebar, .bd-sidebar-primary'),
+          search: !!document.querySelector('.search-button, form.bd-search, #search-input'),
+          ready: document.readyState, href: location.href};
+})()"""
+
+
+def _visit(chrome, session, url, timeout=40):
+    """Open ``url``; wait until its figures drew and its math typeset; return what happened."""
+    while not chrome.events.empty():
+        chrome.events.get_nowait()
+    requests, exceptions, state, loaded = [], [], {}, False
+
+    def drain():
+        nonlocal loaded
+        try:
+            while True:
+                ev = chrome.events.get_nowait()
+                method = ev.get("method")
+                if method == "Network.requestWillBeSent":
+                    requests.append(ev["params"]["request"]["url"])
+                elif method == "Runtime.exceptionThrown":
+                    d = ev["params"]["exceptionDetails"]
+                    exceptions.append(d.get("exception", {}).get("description") or d.get("text"))
+                elif method == "Page.loadEventFired":
+                    loaded = True
+        except queue.Empty:
+            pass
+
+    chrome.send("Page.navigate", session=session, url=url)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        time.sleep(0.2)
+        drain()
+        if not loaded:
+            continue
+        state = chrome.send("Runtime.evaluate", session=session, expression=PAGE_STATE,
+                            returnByValue=True)["result"].get("value") or {}
+        if (state.get("ready") == "complete" and state["drawn"] == state["figures"]
+                and state["typeset"] == state["math"]):
+            time.sleep(0.5)  # late requests (fonts, lazy MathJax parts) still get logged
+            drain()
+            break
+    return state, requests, exceptions
+
+
+@pytest.fixture(scope="session")
+def chrome(tmp_path_factory):
+    browser = Chromium(tmp_path_factory.mktemp("chromium-profile"))
+    try:
+        target = browser.send("Target.createTarget", url="about:blank")["targetId"]
+        session = browser.send("Target.attachToTarget", targetId=target,
+                               flatten=True)["sessionId"]
+        for domain in ("Network", "Page", "Runtime"):
+            browser.send(f"{domain}.enable", session=session)
+        yield browser, session
+    finally:
+        browser.close()
+
+
+def _serve(folder: Path):
+    handler = functools.partial(_QuietHandler, directory=str(folder))
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    return server, f"http://127.0.0.1:{server.server_address[1]}/"
+
+
+class _QuietHandler(http.server.SimpleHTTPRequestHandler):
+    def log_message(self, *args):
+        pass
+
+
+def _check_pages(chrome, html: Path, base: str, allowed: str):
+    browser, session = chrome
+    pages = sorted(p.relative_to(html).as_posix() for p in html.rglob("*.html")
+                   if "_static" not in p.parts and "_sources" not in p.parts)
+    assert pages
+    seen = {}
+    for rel in pages:
+        state, requests, exceptions = _visit(browser, session, base + rel)
+        where = f"{base}{rel}"
+        assert state.get("ready") == "complete", f"{where} did not load: {state}"
+        assert state["href"].startswith(allowed), f"{where} did not load: {state['href']}"
+        assert state["drawn"] == state["figures"], (
+            f"{where}: {state['drawn']} of {state['figures']} plotly figures drew")
+        assert state["typeset"] == state["math"], (
+            f"{where}: MathJax typeset {state['typeset']} of {state['math']} equations")
+        off = [u for u in requests if not u.startswith((allowed, "data:", "blob:", "about:"))]
+        assert not off, f"{where} requested {off}"
+        assert not exceptions, f"{where}: script errors {exceptions}"
+        seen[rel] = state
+    return seen
+
+
+@needs_chromium
+def test_every_page_of_the_book_works_offline(chrome, rendered):
+    server, base = _serve(rendered)
+    try:
+        seen = _check_pages(chrome, rendered, base, base)
+    finally:
+        server.shutdown()
+    assert all(s["sidebar"] and s["search"] for s in seen.values())
+    assert sum(s["figures"] for s in seen.values()) >= 1, "the book shows no plotly figure"
+
+
+@needs_chromium
+@pytest.mark.parametrize("how", ["http", "file"])
+def test_small_book_figures_and_math_work_offline(chrome, mini_built, how):
+    if how == "http":
+        server, base = _serve(mini_built)
+        allowed = base
+    else:
+        server, base, allowed = None, mini_built.as_uri() + "/", "file://"
+    try:
+        seen = _check_pages(chrome, mini_built, base, allowed)
+    finally:
+        if server:
+            server.shutdown()
+    first = seen["book/01_figures.html"]
+    assert first["figures"] == 1 and first["math"] >= 2 and first["typeset"] == first["math"]
+    assert seen["book/02_fails.html"]["figures"] == 1  # the glued one
