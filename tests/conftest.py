@@ -1,0 +1,74 @@
+"""Shared fixtures: one smoke-scale Lab with G (original) and G-hat (oracle) trained once per session.
+
+Expensive things (synthetic data, the two trained models) are made once, in a temporary results
+directory, and shared; tests that need a state of their own make their own small one.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+
+def pytest_configure(config):
+    config.addinivalue_line("markers", "slow: takes more than 30 s (deselect with -m 'not slow')")
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _one_torch_thread():
+    """Tiny networks on a shared 2-core machine: one thread is faster than two fighting."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+@pytest.fixture(scope="session")
+def smoke():
+    from erase.config import get_scale
+
+    return get_scale("smoke")
+
+
+@pytest.fixture(scope="session")
+def results_dir(tmp_path_factory) -> Path:
+    return tmp_path_factory.mktemp("results")
+
+
+@pytest.fixture(scope="session")
+def lab(results_dir):
+    """The shared smoke Lab (embedded synthetic data, seed 0) on the session's results dir."""
+    from erase.experiments import Lab
+
+    return Lab(scale="smoke", results_dir=results_dir, progress=False)
+
+
+@pytest.fixture(scope="session")
+def trained(lab):
+    """G first, then G-hat, in the shared store: {"original": record, "oracle": record}."""
+    original = lab.train("original")
+    oracle = lab.train("oracle")
+    return {"original": original, "oracle": oracle}
+
+
+@pytest.fixture(scope="session")
+def smoke_data(tmp_path_factory, smoke) -> Path:
+    """A smoke-scale synthetic data root of its own (seed 0), for tests that only read files."""
+    from erase.synthetic import synthesize
+
+    root = tmp_path_factory.mktemp("smoke-data") / "data"
+    synthesize(root, smoke.data, 0)
+    return root
+
+
+@pytest.fixture(scope="session")
+def samples(smoke_data, smoke, tmp_path_factory):
+    """A few loaded VarNet samples: {"retain": [...], "forget": [...]} (seed-0 split)."""
+    from erase import data as data_lib
+
+    manifest = data_lib.make_manifest(data_lib.scan(smoke_data), smoke.data, 0)
+    work = tmp_path_factory.mktemp("work")
+    return {split: data_lib.load_split(manifest, split, smoke_data, smoke.data, work)
+            for split in ("retain", "forget")}

@@ -1,0 +1,214 @@
+"""Results store: reuse without retraining, a new key for any change, refusal of foreign records."""
+from __future__ import annotations
+
+import json
+import shutil
+import threading
+import time
+
+import pytest
+
+from erase import experiments
+from erase.config import ConfigError, config_hash
+from erase.data import write_json_atomic
+from erase.engine import ENGINE_VERSION
+from erase.methods import METHODS_VERSION
+from erase.store import RECORD, Store, StoreError
+
+
+class Trained(Exception):
+    pass
+
+
+def no_training(monkeypatch):
+    def refuse(*args, **kwargs):
+        raise Trained("the store should have answered; the loop ran")
+
+    monkeypatch.setattr(experiments, "run_loop", refuse)
+
+
+# ------------------------------------------------------------------ reuse
+
+
+def test_second_call_comes_from_the_store_without_training(lab, trained, monkeypatch):
+    checkpoint = lab.store.run_dir(trained["oracle"]["key"]) / "checkpoint.ckpt"
+    mtime = checkpoint.stat().st_mtime_ns
+    record_file = lab.store.run_dir(trained["oracle"]["key"]) / RECORD
+    stored_text = record_file.read_text()
+    no_training(monkeypatch)
+    again = lab.train("oracle")
+    assert trained["oracle"]["from_store"] is False and again["from_store"] is True
+    assert {k: v for k, v in again.items() if k != "from_store"} == \
+        {k: v for k, v in trained["oracle"].items() if k != "from_store"}
+    assert again["timing"] == trained["oracle"]["timing"]  # not re-timed: not re-run
+    assert checkpoint.stat().st_mtime_ns == mtime
+    assert record_file.read_text() == stored_text
+
+
+def test_a_new_lab_on_the_same_results_reuses_them(lab, trained, monkeypatch):
+    no_training(monkeypatch)
+    other = experiments.Lab(scale="smoke", results_dir=lab.results)
+    assert other.manifest_key == lab.manifest_key
+    for which in ("oracle", "original"):
+        record = other.train(which)
+        assert record["from_store"] is True and record["key"] == trained[which]["key"]
+    assert other.unlearn("Retrain")["key"] == trained["oracle"]["key"]
+
+
+def test_an_unfinished_run_is_not_a_result(tmp_path):
+    store = Store(tmp_path)
+    config = {"kind": "train", "seed": 0}
+    with store.lock(config) as run_dir:
+        (run_dir / "checkpoint.ckpt").write_bytes(b"half")
+    assert store.get(config) is None  # no record.json: not complete
+    record = store.put(config, {"metrics": {"x": 1.0}})
+    assert record["key"] == config_hash(config) and record["config"] == config
+    assert store.get(config) == record
+    assert [r["key"] for r in store.records()] == [record["key"]]
+    assert not [p for p in (tmp_path / "runs" / record["key"]).iterdir() if "tmp" in p.name]
+
+
+# ------------------------------------------------------------------ invalidation
+
+
+def test_any_change_of_config_is_a_new_key(lab, tmp_path):
+    manifest = tmp_path / "m.json"
+    write_json_atomic(manifest, lab.manifest)
+    base = config_hash(lab.train_config_of("oracle"))
+    same = experiments.Lab(scale="smoke", results_dir=lab.results, manifest=manifest)
+    assert config_hash(same.train_config_of("oracle")) == base
+    variants = {
+        "seed (same split)": experiments.Lab(scale="smoke", results_dir=lab.results,
+                                             manifest=manifest, seed=1),
+        "split (seed 1)": experiments.Lab(scale="smoke", results_dir=lab.results, seed=1),
+        "epochs": experiments.Lab(scale="smoke", results_dir=lab.results, epochs=3),
+        "architecture": experiments.Lab(scale="smoke", results_dir=lab.results, arch="unet"),
+    }
+    keys = {name: config_hash(v.train_config_of("oracle")) for name, v in variants.items()}
+    keys["which"] = config_hash(lab.train_config_of("original"))
+    assert base not in keys.values(), keys
+    assert len(set(keys.values())) == len(keys), keys
+    # an unlearning run starts from G: a different G is a different run
+    assert config_hash(variants["epochs"].unlearn_config_of("FT")) != \
+        config_hash(lab.unlearn_config_of("FT"))
+
+
+def test_a_split_with_one_file_changed_is_a_new_key(lab):
+    config = lab.train_config_of("oracle")
+    manifest = json.loads(json.dumps(lab.manifest))
+    manifest["splits"]["retain"][0]["fingerprint"] = "1:0"
+    from erase.data import manifest_hash
+
+    assert manifest_hash(manifest) != lab.manifest_key
+    assert config_hash({**config, "manifest": manifest_hash(manifest)}) != config_hash(config)
+
+
+@pytest.mark.parametrize("method,knob,a,b", [
+    ("FT", "retain_fraction", 0.1, 0.2), ("NL-FT", "retain_fraction", 0.1, 0.5),
+    ("GA-l1", "gamma", 1e-5, 1e-4), ("GA-l1-FT", "gamma", 1e-5, 2e-5),
+    ("NL", "lam", 0.02, 0.5), ("NL-FT", "lam", 0.02, 0.03), ("FT", "epochs", 1, 2),
+])
+def test_a_knob_the_method_uses_changes_its_key(lab, method, knob, a, b):
+    ka = config_hash(lab.unlearn_config_of(method, **{knob: a}))
+    kb = config_hash(lab.unlearn_config_of(method, **{knob: b}))
+    assert ka != kb
+
+
+@pytest.mark.parametrize("method,knob,a,b", [
+    ("FT", "gamma", 1e-5, 1.0), ("FT", "lam", 0.02, 9.0), ("GA-l1", "retain_fraction", 0.1, 0.9),
+    ("NL", "gamma", 0.0, 1.0), ("Full FT", "retain_fraction", 0.1, 0.3),
+])
+def test_a_knob_the_method_ignores_leaves_its_key(lab, method, knob, a, b):
+    assert config_hash(lab.unlearn_config_of(method, **{knob: a})) == \
+        config_hash(lab.unlearn_config_of(method, **{knob: b}))
+
+
+def test_versions_and_methods_are_part_of_the_key(lab):
+    config = lab.unlearn_config_of("NL-FT")
+    assert config["methods_version"] == METHODS_VERSION and config["engine"] == ENGINE_VERSION
+    assert config["start"] == config_hash(lab.train_config_of("original"))
+    for change in ({"methods_version": "x"}, {"engine": ENGINE_VERSION + 1},
+                   {"precision": "bf16-mixed"},
+                   {"method": {**config["method"], "forget": "ascent"}}):
+        assert config_hash({**config, **change}) != config_hash(config), change
+    assert config_hash(lab.unlearn_config_of("NL-FT")) != config_hash(lab.unlearn_config_of("GA-l1-FT"))
+
+
+# ------------------------------------------------------------------ foreign records
+
+
+@pytest.fixture
+def stored(tmp_path):
+    store = Store(tmp_path / "results")
+    config = {"kind": "train", "which": "oracle", "seed": 0}
+    store.put(config, {"name": "oracle", "metrics": {"bta": 30.0}})
+    return store, config, store.run_dir(config_hash(config))
+
+
+def test_an_edited_record_is_refused_naming_its_directory(stored):
+    store, config, run_dir = stored
+    record = json.loads((run_dir / RECORD).read_text())
+    record["config"]["seed"] = 1  # its content no longer hashes to its key
+    (run_dir / RECORD).write_text(json.dumps(record))
+    with pytest.raises(StoreError, match="does not match its config hash") as err:
+        store.get(config)
+    assert str(run_dir) in str(err.value)
+
+
+def test_a_moved_record_is_refused(stored):
+    store, config, run_dir = stored
+    other = {**config, "seed": 7}
+    target = store.run_dir(config_hash(other))
+    shutil.copytree(run_dir, target)
+    with pytest.raises(StoreError, match=str(target)):
+        store.get(other)
+
+
+def test_a_damaged_record_is_refused(stored):
+    store, config, run_dir = stored
+    (run_dir / RECORD).write_text('{"key": "trunc')
+    with pytest.raises(StoreError, match="damaged") as err:
+        store.get(config)
+    assert str(run_dir) in str(err.value)
+
+
+def test_the_lab_refuses_a_foreign_record_instead_of_serving_it(lab, trained, tmp_path):
+    results = tmp_path / "copy"
+    shutil.copytree(lab.results, results, ignore=shutil.ignore_patterns("*.ckpt", "work"))
+    other = experiments.Lab(scale="smoke", results_dir=results)
+    run_dir = other.store.run_dir(trained["oracle"]["key"])
+    record = json.loads((run_dir / RECORD).read_text())
+    record["config"]["train"]["epochs"] = 50
+    (run_dir / RECORD).write_text(json.dumps(record))
+    with pytest.raises(StoreError) as err:
+        other.train("oracle")
+    assert str(run_dir) in str(err.value)
+
+
+def test_an_unwritable_results_directory_is_refused(tmp_path):
+    blocker = tmp_path / "a-file"
+    blocker.write_text("")
+    with pytest.raises(ConfigError, match="not writable"):
+        Store(blocker / "results")
+
+
+# ------------------------------------------------------------------ two processes, one run
+
+
+def test_a_second_holder_of_a_run_waits_for_the_first(tmp_path, capsys):
+    store = Store(tmp_path)
+    config = {"kind": "train", "seed": 0}
+    order = []
+
+    def second():
+        with store.lock(config):
+            order.append("second")
+
+    with store.lock(config):
+        thread = threading.Thread(target=second)
+        thread.start()
+        time.sleep(0.3)
+        order.append("first done")
+    thread.join(5)
+    assert order == ["first done", "second"]
+    assert "in use by another process; waiting" in capsys.readouterr().err
