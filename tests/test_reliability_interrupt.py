@@ -139,11 +139,11 @@ def test_sigkill_at_several_points_then_resume_is_bit_identical(reference, data_
     assert epoch_of(ckpt) >= 1
     assert not (ckpt.parent / "record.json").exists()
 
-    # 2. in the middle of epoch 3 (after 5 of its steps)
+    # 2. in the middle of epoch 3 (as soon as its progress bar shows 1 to 14 of 20 steps)
     proc = train(results, data_root, "run2")
     log = tmp_path / "run2.err"
-    mid = re.compile(r"epoch 3/4:\s+\d+%\|[^|]*\|\s+([5-9]|1\d)/")
-    wait_for(lambda: mid.search(log.read_text()), proc, "the middle of epoch 3", poll=0.05)
+    mid = re.compile(r"epoch 3/4:\s+\d+%\|[^|]*\|\s+([1-9]|1[0-4])/20")
+    wait_for(lambda: mid.search(log.read_text()), proc, "the middle of epoch 3", poll=0.01)
     kill(proc)
     kills.append(("mid-epoch 3", epoch_of(ckpt)))
     assert epoch_of(ckpt) == 2, "the last complete checkpoint must survive the kill intact"
