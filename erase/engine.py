@@ -15,17 +15,19 @@ import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
+from typing import TYPE_CHECKING, Callable
 
 import numpy as np
 import torch
-from lightning_fabric import Fabric
 from torch.utils.data import default_collate
 from tqdm import tqdm
 
 from .config import ConfigError, TrainConfig
 from .methods import Method, ReconstructionLoss, step_loss
 from .store import checkpoint_errors
+
+if TYPE_CHECKING:  # Lightning is imported only when a run trains: reading results stays fast
+    from lightning_fabric import Fabric
 
 ENGINE_VERSION = 1  # bump when the loop's arithmetic changes what a config produces
 
@@ -51,6 +53,8 @@ class Loop:
 
 def make_fabric(device: str = "cpu", precision: str = "32-true") -> Fabric:
     """A Fabric on ``device``; under torchrun it joins the process group (DDP)."""
+    from lightning_fabric import Fabric
+
     if device == "cuda" and not torch.cuda.is_available():
         raise ConfigError("device 'cuda' was asked for but no GPU is visible; use device='cpu'")
     if device not in ("cpu", "cuda"):
