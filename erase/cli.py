@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from pathlib import Path
 
@@ -197,7 +198,8 @@ def run(args) -> int:
             record = lab.zero_filled()
         else:
             record = lab.train(args.model or "original")
-    _print_record(record, args.json)
+    if int(os.environ.get("RANK", "0")) == 0:  # under torchrun, one rank prints
+        _print_record(record, args.json)
     return 0
 
 

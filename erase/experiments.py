@@ -8,6 +8,7 @@ aggregated), per-epoch history, timing and environment. Chapters and the CLI bot
 from __future__ import annotations
 
 import os
+from contextlib import nullcontext
 import shutil
 import time
 from concurrent.futures import ProcessPoolExecutor
@@ -183,16 +184,24 @@ class Lab:
 
     def _run(self, config, row, forget, retain, epochs, evaluate, gamma=0.0, lam=0.0,
              start_from=None) -> dict:
-        record = self.store.get(config)
-        if record is not None:
-            return {**record, "from_store": True}
-        with self.store.lock(config) as run_dir:
-            record = self.store.get(config)  # another process may have finished it meanwhile
+        if int(os.environ.get("WORLD_SIZE", "1")) == 1:  # one process: no need to start Fabric
+            record = self.store.get(config)
             if record is not None:
                 return {**record, "from_store": True}
+        fabric = self.fabric  # every rank joins the process group before any rank takes a lock
+        record = self.store.get(config) if fabric.is_global_zero else None
+        if fabric.broadcast(record is not None, src=0):  # all ranks take the same branch
+            return {**self.store.get(config), "from_store": True}
+        # One lock per run for the whole torchrun job: rank 0 holds it, the others follow it.
+        lock = (self.store.lock(config) if fabric.is_global_zero
+                else nullcontext(self.store.run_dir(config_hash(config))))
+        with lock as run_dir:
+            record = self.store.get(config) if fabric.is_global_zero else None
+            if fabric.broadcast(record is not None, src=0):  # another job finished it meanwhile
+                return {**self.store.get(config), "from_store": True}
             model = self.new_model()
             params = count_parameters(model)
-            if self.progress:
+            if self.progress and fabric.is_global_zero:
                 print(f"{config['kind']} {config.get('which') or row.name}: "
                       f"{self.model_config.arch} with {params:,} parameters, {epochs} epochs")
             loop = Loop(method=row, forget=forget, retain=retain, epochs=epochs,
@@ -200,23 +209,24 @@ class Lab:
                         checkpoint=run_dir / "checkpoint.ckpt", gamma=gamma, lam=lam,
                         start_from=start_from, evaluate=evaluate, progress=self.progress)
             started = time.perf_counter()
-            result = run_loop(loop, model, self.fabric)
-            if not self.fabric.is_global_zero:
-                return {}
-            eval_start = time.perf_counter()
-            metrics = evaluate_model(model, {s: self.dataset(s) for s in ACCURACY.values()},
-                                     self.fabric.device)
-            record = {
-                "name": config.get("which") or row.name, "parameters": params,
-                "metrics": metrics, "summary": brief(metrics), "history": result["history"],
-                "timing": {"train_seconds": result["train_seconds"], "steps": result["steps"],
-                           "samples": result["samples"],
-                           "samples_per_second": result["samples"] / max(result["train_seconds"], 1e-9),
-                           "eval_seconds": time.perf_counter() - eval_start,
-                           "wall_seconds": time.perf_counter() - started},
-                "environment": environment(), "finished": time.time(),
-            }
-            return {**self.store.put(config, record), "from_store": False}
+            result = run_loop(loop, model, fabric)
+            if fabric.is_global_zero:
+                eval_start = time.perf_counter()
+                metrics = evaluate_model(model, {s: self.dataset(s) for s in ACCURACY.values()},
+                                         fabric.device)
+                record = {
+                    "name": config.get("which") or row.name, "parameters": params,
+                    "metrics": metrics, "summary": brief(metrics), "history": result["history"],
+                    "timing": {"train_seconds": result["train_seconds"], "steps": result["steps"],
+                               "samples": result["samples"],
+                               "samples_per_second": result["samples"] / max(result["train_seconds"], 1e-9),
+                               "eval_seconds": time.perf_counter() - eval_start,
+                               "wall_seconds": time.perf_counter() - started},
+                    "environment": environment(), "finished": time.time(),
+                }
+                self.store.put(config, record)
+            fabric.barrier()  # the record is on disk before any rank reads it
+            return {**self.store.get(config), "from_store": False}
 
     def _by_anatomy(self, summary: dict, split: str) -> dict:
         """Mean PSNR / SSIM of a mixed split per anatomy (validation holds brain and knee)."""

@@ -228,9 +228,6 @@ def test_record_metrics_are_per_volume_over_the_test_sets(lab, trained):
 
 
 @pytest.mark.slow
-@pytest.mark.xfail(strict=True, reason="bug: under torchrun both ranks take the run's store lock "
-                   "(experiments.Lab._run -> Store.lock); rank 1 blocks on flock while rank 0 "
-                   "waits for it in the DDP rendezvous: deadlock. See the report for the fix.")
 def test_torchrun_two_processes_trains_like_one(lab, trained, tmp_path):
     """``torchrun --nproc_per_node=2 -m erase train``: exits 0, finite metrics, same step count."""
     results = tmp_path / "ddp"
