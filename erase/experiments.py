@@ -173,17 +173,23 @@ class Lab:
                                                          self.seed))
         tests = {name: self.dataset(split) for name, split in ACCURACY.items() if name != "ua"}
 
+        latest: dict = {}  # the last epoch's test metrics, reused as the final BTA / KTA
+
         def test(model):
-            return brief(evaluate_model(model, tests, self.fabric.device,
-                                        {k: k for k in tests}))
+            latest.clear()
+            latest.update(evaluate_model(model, tests, self.fabric.device,
+                                         {k: k for k in tests}))
+            return brief(latest)
 
         return self._run(config, row, forget=self.dataset("forget"), retain=retain,
                          epochs=knobs["epochs"], evaluate=test, gamma=knobs["gamma"] or 0.0,
-                         lam=knobs["lam"] or 0.0,
+                         lam=knobs["lam"] or 0.0, known=latest,
                          start_from=self.store.run_dir(original["key"]) / "checkpoint.ckpt")
 
     def _run(self, config, row, forget, retain, epochs, evaluate, gamma=0.0, lam=0.0,
-             start_from=None) -> dict:
+             start_from=None, known: dict | None = None) -> dict:
+        """Run one loop (or reuse its record). ``known`` holds metrics the loop's last
+        epoch already computed on the final model, so they are not computed twice."""
         if int(os.environ.get("WORLD_SIZE", "1")) == 1:  # one process: no need to start Fabric
             record = self.store.get(config)
             if record is not None:
@@ -212,8 +218,11 @@ class Lab:
             result = run_loop(loop, model, fabric)
             if fabric.is_global_zero:
                 eval_start = time.perf_counter()
-                metrics = evaluate_model(model, {s: self.dataset(s) for s in ACCURACY.values()},
-                                         fabric.device)
+                known = dict(known or {})  # empty when a resumed run trained nothing now
+                missing = {a: s for a, s in ACCURACY.items() if a not in known}
+                metrics = {**known, **evaluate_model(model, {s: self.dataset(s) for s in
+                                                             missing.values()}, fabric.device, missing)}
+                metrics = {a: metrics[a] for a in ACCURACY}
                 record = {
                     "name": config.get("which") or row.name, "parameters": params,
                     "metrics": metrics, "summary": brief(metrics), "history": result["history"],
