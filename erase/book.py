@@ -194,8 +194,9 @@ class SharedKernel:
             run_sync(self.km.shutdown_kernel)(now=True)
 
 
-# quieter kernel log (ipykernel 7 warns at every start that it talks TCP on loopback)
-KERNEL_ARGUMENTS = ["--IPKernelApp.log_level=ERROR"]
+# quieter kernel log: ipykernel 7 warns at every start that it talks TCP on loopback, and
+# logs an ERROR for the interrupt that comes with every shutdown
+KERNEL_ARGUMENTS = ["--IPKernelApp.log_level=CRITICAL"]
 
 
 def execute_chapter(source: Path, out_ipynb: Path, parameters: dict, cwd: Path,

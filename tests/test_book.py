@@ -36,6 +36,8 @@ ROOT = book.ROOT
 CHAPTERS = book.toc_documents(ROOT)
 CHROMIUM = next((shutil.which(n) for n in ("chromium", "chromium-browser", "google-chrome")
                  if shutil.which(n)), None)
+# the real chapters train models (minutes at smoke scale): `-m "not slow"` leaves them out
+slow = pytest.mark.slow
 needs_chromium = pytest.mark.skipif(
     CHROMIUM is None, reason="Chromium is not installed (apt-get install chromium); "
                              ".ci/run installs it")
@@ -61,6 +63,7 @@ def _notebook(out: Path, doc: str):
     return nbformat.read(out / "_build" / "notebooks" / f"{doc}.ipynb", as_version=4)
 
 
+@slow
 @pytest.mark.parametrize("doc", CHAPTERS)
 def test_chapter_executes_at_smoke_scale(executed, doc):
     if doc not in executed["timings"]:
@@ -85,6 +88,7 @@ def rendered(executed):
     return book.render(ROOT, executed["out"], quiet=True)
 
 
+@slow
 def test_book_renders_every_chapter(rendered):
     for doc in CHAPTERS:
         page = rendered / f"{doc}.html"
@@ -98,6 +102,7 @@ def test_book_renders_every_chapter(rendered):
         assert (rendered / "_sources" / f"{doc}.ipynb").is_file()
 
 
+@slow
 def test_plotly_js_is_linked_once_and_only_where_figures_are(rendered):
     for page in rendered.rglob("*.html"):
         text = page.read_text()
@@ -303,18 +308,20 @@ def _off_host(url: str) -> bool:
         r"(https?:)?//(127\.0\.0\.1|localhost)([:/]|$)", url)
 
 
-def test_no_page_or_stylesheet_loads_anything_off_host(rendered, mini_built):
-    for html in (rendered, mini_built):
-        for page in html.rglob("*.html"):
-            parser = _Loads()
-            parser.feed(page.read_text())
-            remote = [u for u in parser.urls if _off_host(u)]
-            assert not remote, f"{page.relative_to(html)} loads {remote}"
-        for css in (html / "_static").rglob("*.css"):
-            remote = [u for u in re.findall(r"""url\(\s*['"]?([^'")]+)""", css.read_text())
-                      + re.findall(r"""@import\s+['"]([^'"]+)""", css.read_text())
-                      if _off_host(u)]
-            assert not remote, f"{css.relative_to(html)} loads {remote}"
+@pytest.mark.parametrize("which", [pytest.param("rendered", marks=slow), "mini_built"])
+def test_no_page_or_stylesheet_loads_anything_off_host(request, which):
+    html = request.getfixturevalue(which)
+    for page in html.rglob("*.html"):
+        parser = _Loads()
+        parser.feed(page.read_text())
+        remote = [u for u in parser.urls if _off_host(u)]
+        assert not remote, f"{page.relative_to(html)} loads {remote}"
+        assert "unpkg.com" not in page.read_text(), f"{page.name} names a CDN"
+    for css in (html / "_static").rglob("*.css"):
+        remote = [u for u in re.findall(r"""url\(\s*['"]?([^'")]+)""", css.read_text())
+                  + re.findall(r"""@import\s+['"]([^'"]+)""", css.read_text())
+                  if _off_host(u)]
+        assert not remote, f"{css.relative_to(html)} loads {remote}"
 
 
 class Chromium:
@@ -487,6 +494,7 @@ def _check_pages(chrome, html: Path, base: str, allowed: str):
     return seen
 
 
+@slow
 @needs_chromium
 def test_every_page_of_the_book_works_offline(chrome, rendered):
     server, base = _serve(rendered)
