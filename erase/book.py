@@ -268,7 +268,11 @@ def execute(scale: str = "default", device: str = "cpu", results_dir=None, chapt
             started = time.perf_counter()
             try:
                 if shared_kernel and kernel is None:
-                    kernel = SharedKernel(cwd)
+                    try:
+                        kernel = SharedKernel(cwd)
+                    except Exception as err:
+                        raise BookError(f"the Jupyter kernel {KERNEL!r} did not start: "
+                                        f"{type(err).__name__}: {err}") from err
                 t = execute_chapter(root / f"{doc}.md",
                                     out / "_build" / "notebooks" / f"{doc}.ipynb",
                                     parameters, cwd=cwd, timeout=timeout, kernel=kernel)
