@@ -37,3 +37,15 @@ def setup(namespace: dict, before: set, known=(), **lab_options):
     return Lab(scale=namespace["scale"], device=namespace["device"],
                data_root=namespace["data_root"], seed=namespace["seed"],
                results_dir=namespace["results_dir"], **lab_options)
+
+
+def glue(name: str, value, display: bool = False) -> None:
+    """myst-nb's glue for numbers in the prose, with numpy scalars made plain Python.
+
+    numpy 2 prints a scalar as ``np.float32(1.5)``, which ``{glue:text}`` cannot format.
+    """
+    from myst_nb import glue as myst_glue
+
+    if hasattr(value, "item") and getattr(value, "ndim", 1) == 0:
+        value = value.item()
+    myst_glue(name, value, display=display)

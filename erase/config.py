@@ -73,7 +73,11 @@ class Scale:
     train: TrainConfig
     seeds: tuple = (0, 1, 2)  # headline runs (G-hat, G, six methods) are repeated per seed
     lambdas: tuple = (0.005, 0.02, 0.05, 0.1, 0.25, 0.5, 1.0)  # the lambda sweep
+    fractions: tuple = (0.01, 0.05, 0.1, 0.2, 0.5, 1.0)  # the retain-fraction ablation
     workers: int = 2  # parallel worker processes for independent runs
+    # torch CPU threads per process; small VarNets are bound by per-operation overhead, so a
+    # second thread buys nothing and only fights the other worker (None: torch's default)
+    threads: int | None = 1
 
 
 SCALES: dict[str, Scale] = {
@@ -83,7 +87,7 @@ SCALES: dict[str, Scale] = {
                    val_volumes=1, test_volumes=2),
         ModelConfig(cascades=1, chans=4, pools=2, sens_chans=2, sens_pools=2),
         TrainConfig(epochs=2),
-        seeds=(0, 1), lambdas=(0.02, 0.5), workers=1,
+        seeds=(0, 1), lambdas=(0.02, 0.5), fractions=(0.1, 0.5, 1.0), workers=1,
     ),
     "default": Scale("default", DataConfig(), ModelConfig(), TrainConfig()),
     "paper": Scale(
@@ -93,7 +97,7 @@ SCALES: dict[str, Scale] = {
                    center_fraction=0.04),
         ModelConfig(cascades=12, chans=18, pools=4, sens_chans=8, sens_pools=4),
         TrainConfig(epochs=50),
-        workers=1,
+        workers=1, threads=None,
     ),
 }
 

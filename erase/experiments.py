@@ -45,6 +45,8 @@ class Lab:
                  results_dir=None, manifest=None, epochs=None, arch=None, progress=False,
                  precision: str = "32-true", data_seed: int = 0):
         self.profile = get_scale(scale)
+        if self.profile.threads is not None and device == "cpu":
+            torch.set_num_threads(self.profile.threads)
         self.seed = check_int("seed", seed)
         self.device = check_choice("device", device, ("cpu", "cuda"))
         if device == "cuda" and not torch.cuda.is_available():
@@ -272,8 +274,7 @@ class Lab:
 
 
 def _run_job(settings: dict, job: tuple):
-    torch.set_num_threads(1)
-    lab = Lab(**settings)
+    lab = Lab(**settings)  # sets the profile's thread count in this worker
     kind, kwargs = job
     return lab.train(**kwargs) if kind == "train" else lab.unlearn(**kwargs)
 

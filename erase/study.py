@@ -14,16 +14,15 @@ from scipy import stats
 from .experiments import Lab, run_many
 from .methods import UNLEARNING
 
-SEEDS = (0, 1, 2)
-FRACTIONS = (0.01, 0.05, 0.1, 0.2, 0.5, 1.0)
 ABLATION_METHODS = ("FT", "NL-FT", "GA-l1-FT")
-LAMBDAS = (0.01, 0.05, 0.1, 0.25, 0.5, 1.0)
 
 
-def labs_for(lab: Lab, seeds=SEEDS) -> list[Lab]:
-    """The same set-up as ``lab`` for each seed (split, initialisation and Dr' draw)."""
+def labs_for(lab: Lab, seeds=None) -> list[Lab]:
+    """The same set-up as ``lab`` for each seed (split, initialisation and Dr' draw);
+    ``None`` means the scale profile's seeds."""
     settings = lab.settings()
-    return [lab if s == lab.seed else Lab(**{**settings, "seed": s}) for s in seeds]
+    return [lab if s == lab.seed else Lab(**{**settings, "seed": s})
+            for s in (seeds or lab.profile.seeds)]
 
 
 def train_models(labs: list[Lab], workers: int = 2) -> dict:
@@ -41,8 +40,9 @@ def unlearn_all(labs: list[Lab], methods=UNLEARNING, workers: int = 2, **knobs) 
     return {(job[1]["method"], lab.seed): r for (lab, job), r in zip(jobs, records)}
 
 
-def ablation(lab: Lab, fractions=FRACTIONS, methods=ABLATION_METHODS, workers: int = 2) -> dict:
+def ablation(lab: Lab, fractions=None, methods=ABLATION_METHODS, workers: int = 2) -> dict:
     """{(method, fraction): record} for the retain-fraction ablation (one seed)."""
+    fractions = fractions or lab.profile.fractions
     train_models([lab], workers)
     jobs = [(lab, ("unlearn", {"method": m, "retain_fraction": f}))
             for f in fractions for m in methods]
@@ -50,8 +50,9 @@ def ablation(lab: Lab, fractions=FRACTIONS, methods=ABLATION_METHODS, workers: i
     return {(job[1]["method"], job[1]["retain_fraction"]): r for (l_, job), r in zip(jobs, records)}
 
 
-def lambda_sweep(lab: Lab, lambdas=LAMBDAS, methods=("NL", "NL-FT"), workers: int = 2) -> dict:
+def lambda_sweep(lab: Lab, lambdas=None, methods=("NL", "NL-FT"), workers: int = 2) -> dict:
     """{(method, lambda): record}: the sweep the paper did not run (it fixed lambda)."""
+    lambdas = lambdas or lab.profile.lambdas
     train_models([lab], workers)
     jobs = [(lab, ("unlearn", {"method": m, "lam": x})) for x in lambdas for m in methods]
     records = run_many(jobs, workers)
