@@ -1,0 +1,109 @@
+"""Benchmark 4: wall time of the README's main command (``make book``) from a clean clone.
+
+Clones the repository's committed HEAD into a temporary directory, then times, in that clone:
+
+1. ``make .venv/.installed``: the virtual environment, with a shared pip cache (so this is
+   the install a newcomer with warm caches sees, not a download benchmark);
+2. ``make book SCALE=<scale>``: the first build, with an empty results store (synthetic data,
+   every training run, every chapter executed, the book rendered);
+3. ``make book`` again: the rebuild with the store warm.
+
+Targets (issue 7, on the 2-core machine at ``default`` scale): clean build <= 10 min,
+warm rebuild <= 1 min. The logs of each step are kept under ``<results>/book-logs``.
+"""
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import tempfile
+import time
+from pathlib import Path
+
+from bench_common import DEFAULT_RESULTS, REPO, loadavg
+
+
+def timed(command: list[str], cwd: Path, env: dict, log: Path, timeout: float) -> dict:
+    """Run ``command``; its seconds, exit code and the tail of its output (all kept in ``log``)."""
+    log.parent.mkdir(parents=True, exist_ok=True)
+    start = time.perf_counter()
+    with open(log, "w") as out:
+        try:
+            proc = subprocess.run(command, cwd=cwd, env=env, stdout=out,
+                                  stderr=subprocess.STDOUT, timeout=timeout)
+            rc = proc.returncode
+        except subprocess.TimeoutExpired:
+            rc = "timeout"
+    seconds = time.perf_counter() - start
+    tail = log.read_text(errors="replace").strip().splitlines()[-6:]
+    return {"command": " ".join(command), "seconds": seconds, "rc": rc, "log": str(log),
+            "tail": tail, "loadavg_end": loadavg()}
+
+
+def run(scale="default", results=None, source=None, pip_cache=None, timeout=3600,
+        keep=False, device="cpu") -> dict:
+    source = str(source or REPO)
+    logs = Path(results or DEFAULT_RESULTS) / "book-logs" / time.strftime("%Y%m%d-%H%M%S")
+    pip_cache = str(pip_cache or os.environ.get("PIP_CACHE_DIR")
+                    or Path.home() / ".cache" / "pip")
+    env = {k: v for k, v in os.environ.items()
+           if k not in ("ERASE_RESULTS", "VIRTUAL_ENV", "PYTHONPATH", "MAKEFLAGS", "MFLAGS")}
+    env["PIP_CACHE_DIR"] = pip_cache
+    tmp = Path(tempfile.mkdtemp(prefix="erase-book-bench-"))
+    out = {"scale": scale, "source": source, "pip_cache": pip_cache, "clone": str(tmp / "erase"),
+           "loadavg_start": loadavg(), "steps": {}}
+    try:
+        clone = tmp / "erase"
+        head = subprocess.run(["git", "-C", source, "rev-parse", "--short", "HEAD"],
+                              capture_output=True, text=True)
+        out["commit"] = head.stdout.strip()
+        out["steps"]["clone"] = timed(["git", "clone", "--quiet", source, str(clone)], tmp, env,
+                                      logs / "clone.log", timeout)
+        if out["steps"]["clone"]["rc"] != 0:
+            return out
+        make = ["make", f"SCALE={scale}", f"DEVICE={device}"]
+        out["steps"]["venv"] = timed(make + [".venv/.installed"], clone, env,
+                                     logs / "venv.log", timeout)
+        if out["steps"]["venv"]["rc"] != 0:
+            return out
+        out["steps"]["book_cold"] = timed(make + ["book"], clone, env, logs / "book-cold.log",
+                                          timeout)
+        if out["steps"]["book_cold"]["rc"] != 0:
+            return out
+        out["steps"]["book_warm"] = timed(make + ["book"], clone, env, logs / "book-warm.log",
+                                          timeout)
+    finally:
+        if keep:
+            out["kept"] = str(tmp)
+        else:
+            shutil.rmtree(tmp, ignore_errors=True)
+    return out
+
+
+def report(out: dict) -> str:
+    lines = [f"clone of {out['source']} at {out.get('commit', '?')}, scale {out['scale']}, "
+             f"pip cache {out['pip_cache']}, load avg at start {out['loadavg_start']:.1f}"]
+    labels = {"clone": "git clone", "venv": "make .venv/.installed (venv, shared pip cache)",
+              "book_cold": "make book, empty store (clean clone)",
+              "book_warm": "make book again, store warm"}
+    for key, label in labels.items():
+        step = out["steps"].get(key)
+        if step is None:
+            lines.append(f"- {label}: not run")
+            continue
+        status = "ok" if step["rc"] == 0 else f"FAILED (exit {step['rc']})"
+        lines.append(f"- {label}: {step['seconds']:.1f} s, {status}")
+        if step["rc"] != 0:
+            lines += [f"    {line}" for line in step["tail"]]
+            lines.append(f"    full log: {step['log']}")
+    steps = out["steps"]
+    if all(steps.get(k, {}).get("rc") == 0 for k in ("venv", "book_cold", "book_warm")):
+        clean = steps["venv"]["seconds"] + steps["book_cold"]["seconds"]
+        lines.append(f"- clean clone to built book: {clean:.0f} s ({clean / 60:.1f} min; "
+                     f"book alone {steps['book_cold']['seconds'] / 60:.1f} min, target <= 10 min); "
+                     f"warm rebuild {steps['book_warm']['seconds']:.0f} s (target <= 60 s)")
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    print(report(run()))
