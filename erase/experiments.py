@@ -8,6 +8,7 @@ aggregated), per-epoch history, timing and environment. Chapters and the CLI bot
 from __future__ import annotations
 
 import os
+import sys
 from contextlib import nullcontext
 import shutil
 import time
@@ -287,6 +288,9 @@ def run_many(labs_and_jobs: list[tuple[Lab, tuple]], workers: int = 2) -> list[d
     """
     missing = [(lab, job) for lab, job in labs_and_jobs if not _stored(lab, job)]
     if missing and workers > 1 and len(missing) > 1:
+        main = sys.modules["__main__"]
+        if not hasattr(main, "__spec__"):  # a Jupyter kernel's __main__ lacks it; spawn needs it
+            main.__spec__ = None
         with ProcessPoolExecutor(max_workers=workers, mp_context=get_context("spawn")) as pool:
             for future in [pool.submit(_run_job, lab.settings(), job) for lab, job in missing]:
                 future.result()

@@ -29,10 +29,10 @@ def hallucination_table(recons: dict, reference: str = "oracle") -> pd.DataFrame
     for name, per_volume in scores.items():
         values = np.concatenate([per_volume[f] for f in sorted(per_volume)])
         excess = np.concatenate([per_volume[f] - ref[f] for f in sorted(per_volume)])
-        rows[name] = {"mean score (%)": values.mean(), "max score (%)": values.max(),
-                      "mean excess over oracle (pp)": excess.mean(),
-                      "slices worse than oracle (%)": 100 * (excess > 0).mean()}
-    return pd.DataFrame.from_dict(rows, orient="index").round(2)
+        rows[name] = {"mean score (%)": float(values.mean()), "max score (%)": float(values.max()),
+                      "mean excess over oracle (pp)": float(excess.mean()),
+                      "slices worse than oracle (%)": float(100 * (excess > 0).mean())}
+    return pd.DataFrame.from_dict(rows, orient="index").astype(float).round(2)
 
 
 def figure_one(recons: dict, original="original", unlearned="NL-FT", reference="oracle"):

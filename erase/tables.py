@@ -19,13 +19,13 @@ def pm(mean: float, std: float, metric: str) -> str:
     return f"{mean:.{digits}f} ± {std:.{digits}f}"
 
 
-def table1(records: dict, names, accuracies=ACCURACIES) -> pd.DataFrame:
+def table1(records: dict, names, accuracies=ACCURACIES, metrics=("psnr", "ssim")) -> pd.DataFrame:
     """Table 1: mean ± std over test volumes (pooled over seeds), ours and the paper's."""
     rows = {}
     for name in names:
         row = {}
         for acc, label in accuracies:
-            for metric in ("psnr", "ssim"):
+            for metric in metrics:
                 values = pooled_volumes(records, name, acc, metric)
                 row[(label, metric.upper(), "this run")] = pm(values.mean(), values.std(), metric) \
                     if len(values) else "–"
