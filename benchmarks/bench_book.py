@@ -40,6 +40,54 @@ def timed(command: list[str], cwd: Path, env: dict, log: Path, timeout: float) -
             "tail": tail, "loadavg_end": loadavg()}
 
 
+OVERHEAD_CHILD = r"""
+import json, sys, time
+t0 = time.perf_counter()
+import torch
+t1 = time.perf_counter()
+import erase.experiments
+import erase.study
+t2 = time.perf_counter()
+sys.path.insert(0, {bench!r})
+from bench_common import bench_lab, quiet
+quiet()
+lab = bench_lab({scale!r}, {results!r})
+t3 = time.perf_counter()
+from erase.data import SPLITS
+for split in SPLITS:
+    lab.dataset(split)
+t4 = time.perf_counter()
+from erase.methods import UNLEARNING
+records = [lab.store.get(lab.unlearn_config_of(m)) for m in UNLEARNING]
+t5 = time.perf_counter()
+print("RESULT " + json.dumps({{"import_torch_s": t1 - t0, "import_erase_s": t2 - t1,
+                              "lab_init_s": t3 - t2, "load_all_splits_s": t4 - t3,
+                              "store_reads_s": t5 - t4,
+                              "stored_records": sum(r is not None for r in records)}}))
+"""
+
+
+def overheads(scale="default", results=None, repeats=2) -> dict:
+    """What every new Python process of the book pays before it trains anything: importing
+    torch and erase, building a Lab (data check, scan, manifest, fingerprints) and loading its
+    splits. run_many pays it per job (each job builds its own Lab) and per pool (imports)."""
+    import json
+    import sys
+    runs = []
+    for _ in range(repeats):
+        code = OVERHEAD_CHILD.format(bench=str(Path(__file__).parent), scale=scale,
+                                     results=str(results or DEFAULT_RESULTS))
+        start = time.perf_counter()
+        proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                              cwd=REPO, timeout=900)
+        lines = [x for x in proc.stdout.splitlines() if x.startswith("RESULT ")]
+        if not lines:
+            return {"error": (proc.stderr or proc.stdout).strip()[-400:]}
+        runs.append({**json.loads(lines[-1][7:]), "process_s": time.perf_counter() - start,
+                     "loadavg": loadavg()})
+    return {key: min(r[key] for r in runs) for key in runs[0]}
+
+
 def run(scale="default", results=None, source=None, pip_cache=None, timeout=3600,
         keep=False, device="cpu") -> dict:
     source = str(source or REPO)
@@ -51,7 +99,7 @@ def run(scale="default", results=None, source=None, pip_cache=None, timeout=3600
     env["PIP_CACHE_DIR"] = pip_cache
     tmp = Path(tempfile.mkdtemp(prefix="erase-book-bench-"))
     out = {"scale": scale, "source": source, "pip_cache": pip_cache, "clone": str(tmp / "erase"),
-           "loadavg_start": loadavg(), "steps": {}}
+           "loadavg_start": loadavg(), "steps": {}, "overheads": overheads(scale, results)}
     try:
         clone = tmp / "erase"
         head = subprocess.run(["git", "-C", source, "rev-parse", "--short", "HEAD"],
@@ -96,6 +144,15 @@ def report(out: dict) -> str:
         if step["rc"] != 0:
             lines += [f"    {line}" for line in step["tail"]]
             lines.append(f"    full log: {step['log']}")
+    o = out.get("overheads", {})
+    if "error" in o:
+        lines.append(f"- per-process overheads: failed: {o['error']}")
+    elif o:
+        lines.append(f"- per-process overheads (best of 2 fresh processes): import torch "
+                     f"{o['import_torch_s']:.1f} s, import erase {o['import_erase_s']:.1f} s, "
+                     f"Lab() {o['lab_init_s']:.1f} s, load its 5 splits "
+                     f"{o['load_all_splits_s']:.1f} s, {len(o) and o['stored_records']} store "
+                     f"reads {o['store_reads_s']:.2f} s; whole process {o['process_s']:.1f} s")
     steps = out["steps"]
     if all(steps.get(k, {}).get("rc") == 0 for k in ("venv", "book_cold", "book_warm")):
         clean = steps["venv"]["seconds"] + steps["book_cold"]["seconds"]
