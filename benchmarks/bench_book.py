@@ -14,13 +14,14 @@ warm rebuild <= 1 min. The logs of each step are kept under ``<results>/book-log
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import subprocess
 import tempfile
 import time
 from pathlib import Path
 
-from bench_common import DEFAULT_RESULTS, REPO, loadavg
+from bench_common import DEFAULT_RESULTS, REPO, loadavg, table
 
 
 def timed(command: list[str], cwd: Path, env: dict, log: Path, timeout: float) -> dict:
@@ -88,6 +89,18 @@ def overheads(scale="default", results=None, repeats=2) -> dict:
     return {key: min(r[key] for r in runs) for key in runs[0]}
 
 
+CHAPTER_LINE = re.compile(r"^\[(\d+)/(\d+)\] (\S+) \.\.\.\s+([\d.]+) s")
+
+
+def chapter_times(log: str) -> dict:
+    """{chapter: seconds} from the ``[i/n] book/NN_name ... X s`` lines erase's build prints."""
+    try:
+        text = Path(log).read_text(errors="replace")
+    except OSError:
+        return {}
+    return {m.group(3): float(m.group(4)) for m in map(CHAPTER_LINE.match, text.splitlines()) if m}
+
+
 def run(scale="default", results=None, source=None, pip_cache=None, timeout=3600,
         keep=False, device="cpu") -> dict:
     source = str(source or REPO)
@@ -120,6 +133,8 @@ def run(scale="default", results=None, source=None, pip_cache=None, timeout=3600
             return out
         out["steps"]["book_warm"] = timed(make + ["book"], clone, env, logs / "book-warm.log",
                                           timeout)
+        out["chapters"] = {"cold": chapter_times(logs / "book-cold.log"),
+                           "warm": chapter_times(logs / "book-warm.log")}
     finally:
         if keep:
             out["kept"] = str(tmp)
@@ -144,6 +159,12 @@ def report(out: dict) -> str:
         if step["rc"] != 0:
             lines += [f"    {line}" for line in step["tail"]]
             lines.append(f"    full log: {step['log']}")
+    chapters = out.get("chapters", {})
+    if chapters.get("cold"):
+        rows = [[name, f"{chapters['cold'][name]:.1f}",
+                 f"{chapters.get('warm', {}).get(name, float('nan')):.1f}"]
+                for name in chapters["cold"]]
+        lines += ["", table(rows, ["chapter", "empty store s", "warm store s"]), ""]
     o = out.get("overheads", {})
     if "error" in o:
         lines.append(f"- per-process overheads: failed: {o['error']}")
