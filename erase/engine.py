@@ -29,7 +29,7 @@ from .store import checkpoint_errors
 if TYPE_CHECKING:  # Lightning is imported only when a run trains: reading results stays fast
     from lightning_fabric import Fabric
 
-ENGINE_VERSION = 1  # bump when the loop's arithmetic changes what a config produces
+ENGINE_VERSION = 2  # bump when the loop's arithmetic changes what a config produces
 
 
 @dataclass
@@ -85,6 +85,23 @@ def epoch_pairs(n_forget: int, n_retain: int, seed: int, epoch: int, rank: int =
     return pairs[rank * per_rank:(rank + 1) * per_rank] if world > 1 else pairs
 
 
+def learning_rate(train: TrainConfig, epoch: int) -> float:
+    """The step schedule of fastMRI's VarNet recipe: lr, then lr * lr_gamma from lr_step on."""
+    if train.lr_step is None or epoch < round(train.lr_step * train.epochs):
+        return train.lr
+    return train.lr * train.lr_gamma
+
+
+def make_optimizer(model: torch.nn.Module, train: TrainConfig) -> torch.optim.Optimizer:
+    """The paper's Adam; fused: one kernel for all parameters, same update (1.1x on CPU)."""
+    return torch.optim.Adam(model.parameters(), lr=train.lr, fused=True)
+
+
+def set_learning_rate(optimizer: torch.optim.Optimizer, lr: float) -> None:
+    for group in optimizer.param_groups:
+        group["lr"] = lr
+
+
 def _batch(dataset, index, fabric):
     """One sample as a batch of one, on the loop's device."""
     if index is None:
@@ -105,7 +122,7 @@ def save_atomic(fabric: Fabric, path: Path, state: dict) -> None:
 def run_loop(loop: Loop, model: torch.nn.Module, fabric: Fabric) -> dict:
     """Run (or resume) the loop; returns history and timing. The model is trained in place."""
     torch.manual_seed(loop.seed)
-    optimizer = torch.optim.Adam(model.parameters(), lr=loop.train.lr)
+    optimizer = make_optimizer(model, loop.train)
     if loop.start_from is not None:  # continue from G with its optimizer state, as the paper's code
         with checkpoint_errors(loop.start_from, f"delete {Path(loop.start_from).parent} to "
                                "retrain the original model it came from"):
@@ -123,6 +140,7 @@ def run_loop(loop: Loop, model: torch.nn.Module, fabric: Fabric) -> dict:
 
     for epoch in range(state["epoch"], loop.epochs):
         model.train()
+        set_learning_rate(optimizer, learning_rate(loop.train, epoch))
         pairs = epoch_pairs(n_forget, n_retain, loop.seed, epoch, fabric.global_rank,
                             fabric.world_size)
         noise = torch.Generator().manual_seed(loop.seed * 1_000_003 + epoch)

@@ -7,12 +7,14 @@ fastMRI's evaluation script computes them (data range = the volume's maximum).
 from __future__ import annotations
 
 from collections import defaultdict
+from pathlib import Path
 
 import numpy as np
 import torch
 from fastmri import evaluate as fm_eval
-from torch.utils.data import DataLoader
+from torch.utils.data import default_collate
 
+from .hallucination import slice_scores
 from .models import reconstruct, zero_filled
 
 METRICS = ("psnr", "ssim", "nmse")
@@ -39,13 +41,28 @@ def summarise(per_volume: dict[str, dict[str, float]]) -> dict:
     return summary
 
 
-def loader(dataset) -> DataLoader:
-    """Batch size 1, in order: slices of a volume arrive together."""
-    return DataLoader(dataset, batch_size=1, shuffle=False, num_workers=0)
+def volume_batches(dataset, max_slices: int = 8) -> list[list[int]]:
+    """Indices in order, cut into batches of at most ``max_slices`` slices of one volume.
+
+    Slices of one volume share their shape and (seeded by file name) their mask, so they can
+    be reconstructed together: on a CPU a batch of 6 costs about a third less per slice.
+    """
+    if hasattr(dataset, "raw_samples"):  # fastMRI's SliceDataset: names without loading
+        names = [Path(raw.fname).name for raw in dataset.raw_samples]
+    else:
+        names = [dataset[i].fname for i in range(len(dataset))]
+    batches: list[list[int]] = []
+    for i, name in enumerate(names):
+        if batches and names[batches[-1][-1]] == name and len(batches[-1]) < max_slices:
+            batches[-1].append(i)
+        else:
+            batches.append([i])
+    return batches
 
 
 @torch.inference_mode()
-def reconstruct_volumes(model, dataset, device="cpu", baseline: bool = False):
+def reconstruct_volumes(model, dataset, device="cpu", baseline: bool = False,
+                        max_slices: int = 8):
     """Targets and reconstructions stacked per volume: {fname: (target, recon)}.
 
     With ``baseline`` the reconstruction is the zero-filled image (no model).
@@ -53,12 +70,15 @@ def reconstruct_volumes(model, dataset, device="cpu", baseline: bool = False):
     slices = defaultdict(list)
     if model is not None:
         model.eval()
-    for batch in loader(dataset):
+    for indices in volume_batches(dataset, max_slices):
+        batch = default_collate([dataset[i] for i in indices])
         batch = batch._replace(**{k: getattr(batch, k).to(device) for k in
                                   ("masked_kspace", "mask", "target", "max_value")})
         recon = zero_filled(batch) if baseline else reconstruct(model, batch)
-        slices[batch.fname[0]].append((int(batch.slice_num[0]), batch.target[0].float().cpu().numpy(),
-                                       recon[0].float().cpu().numpy()))
+        for j in range(len(indices)):
+            slices[batch.fname[j]].append((int(batch.slice_num[j]),
+                                           batch.target[j].float().cpu().numpy(),
+                                           recon[j].float().cpu().numpy()))
     volumes = {}
     for fname, items in slices.items():
         items.sort(key=lambda item: item[0])
@@ -67,9 +87,13 @@ def reconstruct_volumes(model, dataset, device="cpu", baseline: bool = False):
 
 
 def evaluate_dataset(model, dataset, device="cpu", baseline: bool = False) -> dict:
-    """Per-volume metrics and their summary for one split."""
+    """Per-volume metrics and their summary for one split, and the per-slice hallucination
+    scores (``erase.hallucination``), kept so tables and figures never reconstruct again."""
     volumes = reconstruct_volumes(model, dataset, device, baseline)
-    return summarise({f: volume_metrics(t, r) for f, (t, r) in volumes.items()})
+    summary = summarise({f: volume_metrics(t, r) for f, (t, r) in volumes.items()})
+    summary["hallucination"] = {f: [float(x) for x in slice_scores(t, r)]
+                                for f, (t, r) in volumes.items()}
+    return summary
 
 
 def evaluate_model(model, datasets: dict, device="cpu", which=ACCURACY) -> dict:

@@ -187,10 +187,11 @@ class Lab:
         return self._run(config, row, forget=self.dataset("forget"), retain=retain,
                          epochs=knobs["epochs"], evaluate=test, gamma=knobs["gamma"] or 0.0,
                          lam=knobs["lam"] or 0.0, known=latest,
+                         train=replace(self.train_config, lr_step=None),  # paper's constant lr
                          start_from=self.store.run_dir(original["key"]) / "checkpoint.ckpt")
 
     def _run(self, config, row, forget, retain, epochs, evaluate, gamma=0.0, lam=0.0,
-             start_from=None, known: dict | None = None) -> dict:
+             start_from=None, known: dict | None = None, train=None) -> dict:
         """Run one loop (or reuse its record). ``known`` holds metrics the loop's last
         epoch already computed on the final model, so they are not computed twice."""
         if int(os.environ.get("WORLD_SIZE", "1")) == 1:  # one process: no need to start Fabric
@@ -214,7 +215,7 @@ class Lab:
                 print(f"{config['kind']} {config.get('which') or row.name}: "
                       f"{self.model_config.arch} with {params:,} parameters, {epochs} epochs")
             loop = Loop(method=row, forget=forget, retain=retain, epochs=epochs,
-                        train=self.train_config, seed=self.seed,
+                        train=train or self.train_config, seed=self.seed,
                         checkpoint=run_dir / "checkpoint.ckpt", gamma=gamma, lam=lam,
                         start_from=start_from, evaluate=evaluate, progress=self.progress)
             started = time.perf_counter()

@@ -1,29 +1,28 @@
 """Figure 1 and the hallucination table: reconstructions of the brain test set, side by side.
 
-Every model reconstructs the same brain test slices; the hallucination score
-(``erase.hallucination``) of each is compared with the oracle's on the same slice, and the
-slice where G's excess is largest is the one Figure 1 shows.
+Every run stores the hallucination score (``erase.hallucination``) of each brain test slice
+with its metrics; a model's score is compared with the oracle's on the same slice, and the
+slice where G's excess is largest is the one Figure 1 shows (only its volume is reconstructed).
 """
 from __future__ import annotations
 
 import numpy as np
 import pandas as pd
+from torch.utils.data import Subset
 
 from . import figures
 from .evaluate import reconstruct_volumes
-from .hallucination import error_box, volume_scores, worst_slice
+from .hallucination import error_box, worst_slice
 
 
-def brain_reconstructions(lab, records: dict) -> dict:
-    """{name: {fname: (target, recon)}} on the brain test set for each record."""
-    dataset = lab.dataset("brain_test")
-    return {name: reconstruct_volumes(lab.load_model(r), dataset, lab.device)
-            for name, r in records.items()}
+def scores_of(record: dict) -> dict[str, np.ndarray]:
+    """{fname: per-slice hallucination scores} on the brain test set, from a run's record."""
+    return {f: np.asarray(v) for f, v in record["metrics"]["bta"]["hallucination"].items()}
 
 
-def hallucination_table(recons: dict, reference: str = "oracle") -> pd.DataFrame:
+def hallucination_table(records: dict, reference: str = "oracle") -> pd.DataFrame:
     """Mean and max per-slice score of each model, and its excess over the reference."""
-    scores = {name: volume_scores(v) for name, v in recons.items()}
+    scores = {name: scores_of(r) for name, r in records.items()}
     ref = scores[reference]
     rows = {}
     for name, per_volume in scores.items():
@@ -35,18 +34,27 @@ def hallucination_table(recons: dict, reference: str = "oracle") -> pd.DataFrame
     return pd.DataFrame.from_dict(rows, orient="index").astype(float).round(2)
 
 
-def figure_one(recons: dict, original="original", unlearned="NL-FT", reference="oracle"):
+def volume_reconstructions(lab, records: dict, fname: str) -> dict:
+    """{name: (target, recon)} of one brain test volume for each record's model."""
+    dataset = lab.dataset("brain_test")
+    names = [dataset[i].fname for i in range(len(dataset))]
+    volume = Subset(dataset, [i for i, n in enumerate(names) if n == fname])
+    return {name: reconstruct_volumes(lab.load_model(r), volume, lab.device)[fname]
+            for name, r in records.items()}
+
+
+def figure_one(lab, records: dict, original="original", unlearned="NL-FT", reference="oracle"):
     """Target, G, |G error|, G^U, |G^U error| on G's worst slice, with the region boxed.
 
-    Returns (full figure, zoom figure, info) where info names the slice and its scores.
+    The slice is picked from the scores stored with the runs; only its volume is
+    reconstructed. Returns (full figure, zoom figure, info) where info names the slice.
     """
-    scores = {name: volume_scores(v) for name, v in recons.items()}
+    scores = {name: scores_of(records[name]) for name in (original, unlearned, reference)}
     excess = {f: scores[original][f] - scores[reference][f] for f in scores[original]}
     fname, index, value = worst_slice(excess)
-    target = recons[original][fname][0][index]
-    g = recons[original][fname][1][index]
-    gu = recons[unlearned][fname][1][index]
-    ref = recons[reference][fname][1][index]
+    volume = volume_reconstructions(lab, {n: records[n] for n in scores}, fname)
+    target = volume[original][0][index]
+    g, gu, ref = (volume[n][1][index] for n in (original, unlearned, reference))
     box = error_box(target, g, ref, size=max(8, target.shape[0] // 5))
     err_g, err_u = np.abs(g - target), np.abs(gu - target)
     zmax = float(target.max())

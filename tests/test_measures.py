@@ -1,0 +1,108 @@
+"""Measures behind the tables and figures: batched evaluation, the hallucination score,
+the stored Figure-4 replay and the learning-rate schedule."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from erase import geometry, hallucination, panels
+from erase.config import TrainConfig
+from erase.engine import learning_rate
+from erase.evaluate import reconstruct_volumes, volume_batches
+
+
+def _head(size=32):
+    y, x = np.mgrid[-1:1:size * 1j, -1:1:size * 1j]
+    image = ((x / 0.7) ** 2 + (y / 0.8) ** 2 < 1).astype(np.float32)
+    return np.stack([image, image * 0.9])
+
+
+def test_hallucination_score_is_zero_for_a_perfect_reconstruction():
+    target = _head()
+    assert np.allclose(hallucination.slice_scores(target, target.copy()), 0.0)
+
+
+def test_hallucination_score_counts_texture_inside_the_anatomy_only():
+    target = _head()
+    rng = np.random.default_rng(0)
+    texture = 0.05 * rng.standard_normal(target.shape).astype(np.float32)
+    inside = hallucination.anatomy_support(target)
+    painted_in = hallucination.slice_scores(target, target + texture * inside)
+    painted_out = hallucination.slice_scores(target, target + texture * ~inside)
+    assert (painted_in > 1.0).all()
+    assert (painted_out < 0.05 * painted_in).all()  # only the filter's blur crosses the edge
+    stronger = hallucination.slice_scores(target, target + 2 * texture * inside)
+    assert (stronger > 3.5 * painted_in).all()  # energy: twice the texture, four times the score
+
+
+def test_volume_batches_keep_volumes_apart_and_respect_the_size(lab):
+    dataset = lab.dataset("brain_test")
+    names = [dataset[i].fname for i in range(len(dataset))]
+    batches = volume_batches(dataset, max_slices=1)
+    assert batches == [[i] for i in range(len(dataset))]
+    batches = volume_batches(dataset, max_slices=8)
+    assert sorted(i for b in batches for i in b) == list(range(len(dataset)))
+    assert all(len({names[i] for i in b}) == 1 for b in batches)
+    assert len(batches) == len(set(names))
+
+
+def test_batched_reconstruction_matches_one_slice_at_a_time(lab, trained):
+    model = lab.load_model(trained["original"])
+    dataset = lab.dataset("brain_test")
+    one = reconstruct_volumes(model, dataset, max_slices=1)
+    many = reconstruct_volumes(model, dataset, max_slices=8)
+    assert one.keys() == many.keys()
+    for name in one:
+        np.testing.assert_array_equal(one[name][0], many[name][0])
+        np.testing.assert_allclose(one[name][1], many[name][1], rtol=1e-4, atol=1e-6 * one[name][0].max())
+
+
+def test_records_carry_per_slice_hallucination_scores(lab, trained):
+    slices = {v["path"].split("/")[-1]: None for v in lab.manifest["splits"]["brain_test"]}
+    for record in trained.values():
+        scores = record["metrics"]["bta"]["hallucination"]
+        assert set(scores) == set(slices)
+        assert all(len(v) == lab.data_config.slices_per_volume and min(v) >= 0 for v in scores.values())
+    table = panels.hallucination_table(trained)
+    assert table.loc["oracle", "mean excess over oracle (pp)"] == 0.0
+    assert table.loc["oracle", "slices worse than oracle (%)"] == 0.0
+
+
+def test_figure_one_picks_the_slice_of_largest_excess(lab, trained):
+    records = {"oracle": trained["oracle"], "original": trained["original"], "NL-FT": trained["original"]}
+    _, _, info = panels.figure_one(lab, records)
+    excess = {f: np.asarray(s) - np.asarray(trained["oracle"]["metrics"]["bta"]["hallucination"][f])
+              for f, s in trained["original"]["metrics"]["bta"]["hallucination"].items()}
+    assert info["excess"] == pytest.approx(max(e.max() for e in excess.values()))
+    assert excess[info["file"]][info["slice"]] == pytest.approx(info["excess"])
+
+
+def test_figure_four_replay_is_stored_and_read_back(lab, trained, monkeypatch):
+    rows = geometry.trace(lab, "NL-FT", steps=2)
+    assert [r["step"] for r in rows] == [1, 2]
+    assert all(-1.0 <= r["cosine"] <= 1.0 for r in rows)
+    assert rows[0]["toward_oracle"] != 0.0
+
+    def must_not_replay(*args, **kwargs):
+        raise AssertionError("the replay ran again although its record is stored")
+
+    monkeypatch.setattr(geometry, "_replay", must_not_replay)
+    assert geometry.trace(lab, "NL-FT", steps=2) == rows
+
+
+def test_learning_rate_drops_once_after_the_step_fraction():
+    train = TrainConfig(epochs=10, lr=1e-3, lr_step=0.8, lr_gamma=0.1)
+    rates = [learning_rate(train, e) for e in range(10)]
+    assert rates[:8] == [1e-3] * 8 and rates[8:] == pytest.approx([1e-4, 1e-4])
+    assert {learning_rate(TrainConfig(lr_step=None), e) for e in range(10)} == {1e-3}
+
+
+def test_unlearning_runs_at_the_constant_rate(lab, trained):
+    record = lab.unlearn("FT")
+    state = torch.load(lab.store.run_dir(record["key"]) / "checkpoint.ckpt", weights_only=True)
+    assert {g["lr"] for g in state["optimizer"]["param_groups"]} == {lab.train_config.lr}
+    g_state = torch.load(lab.store.run_dir(trained["original"]["key"]) / "checkpoint.ckpt",
+                         weights_only=True)
+    expected = learning_rate(lab.train_config, lab.train_config.epochs - 1)
+    assert [g["lr"] for g in g_state["optimizer"]["param_groups"]] == pytest.approx([expected])
