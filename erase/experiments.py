@@ -7,12 +7,15 @@ aggregated), per-epoch history, timing and environment. Chapters and the CLI bot
 """
 from __future__ import annotations
 
+import atexit
+import json
 import os
 import sys
 from contextlib import nullcontext
 import shutil
 import time
 from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import asdict, replace
 from multiprocessing import get_context
 from pathlib import Path
@@ -275,10 +278,34 @@ class Lab:
                 "precision": self.precision}
 
 
+_WORKER_LABS: dict = {}  # a worker process keeps its Labs: data loaded once, not once per job
+
+
 def _run_job(settings: dict, job: tuple):
-    lab = Lab(**settings)  # sets the profile's thread count in this worker
+    key = json.dumps(settings, sort_keys=True)
+    if key not in _WORKER_LABS:
+        _WORKER_LABS[key] = Lab(**settings)  # sets the profile's thread count in this worker
+    lab = _WORKER_LABS[key]
     kind, kwargs = job
     return lab.train(**kwargs) if kind == "train" else lab.unlearn(**kwargs)
+
+
+_POOL: dict = {}  # {workers: executor}, kept between calls: start-up and data paid once
+
+
+def worker_pool(workers: int) -> ProcessPoolExecutor:
+    """The worker processes of ``run_many``, started once per kernel (spawned: no forked
+    torch state), so that the calls of a chapter or a book share them."""
+    if workers not in _POOL:
+        shutdown_pool()
+        _POOL[workers] = ProcessPoolExecutor(max_workers=workers, mp_context=get_context("spawn"))
+    return _POOL[workers]
+
+
+@atexit.register
+def shutdown_pool() -> None:
+    while _POOL:
+        _POOL.popitem()[1].shutdown(cancel_futures=True)
 
 
 def run_many(labs_and_jobs: list[tuple[Lab, tuple]], workers: int = 2) -> list[dict]:
@@ -292,9 +319,17 @@ def run_many(labs_and_jobs: list[tuple[Lab, tuple]], workers: int = 2) -> list[d
         main = sys.modules["__main__"]
         if not hasattr(main, "__spec__"):  # a Jupyter kernel's __main__ lacks it; spawn needs it
             main.__spec__ = None
-        with ProcessPoolExecutor(max_workers=workers, mp_context=get_context("spawn")) as pool:
-            for future in [pool.submit(_run_job, lab.settings(), job) for lab, job in missing]:
+        futures = [worker_pool(workers).submit(_run_job, lab.settings(), job)
+                   for lab, job in missing]
+        try:
+            for future in futures:
                 future.result()
+        except BaseException:
+            for future in futures:
+                future.cancel()
+            if isinstance(sys.exc_info()[1], BrokenProcessPool):
+                shutdown_pool()
+            raise
     return [(lab.train(**job[1]) if job[0] == "train" else lab.unlearn(**job[1]))
             for lab, job in labs_and_jobs]
 

@@ -34,13 +34,24 @@ def hallucination_table(records: dict, reference: str = "oracle") -> pd.DataFram
     return pd.DataFrame.from_dict(rows, orient="index").astype(float).round(2)
 
 
-def volume_reconstructions(lab, records: dict, fname: str) -> dict:
-    """{name: (target, recon)} of one brain test volume for each record's model."""
-    dataset = lab.dataset("brain_test")
+def volume_reconstructions(lab, records: dict, fname: str, split: str = "brain_test") -> dict:
+    """{name: (target, recon)} of one test volume for each record's model (None: zero-filled)."""
+    dataset = lab.dataset(split)
     names = [dataset[i].fname for i in range(len(dataset))]
     volume = Subset(dataset, [i for i, n in enumerate(names) if n == fname])
-    return {name: reconstruct_volumes(lab.load_model(r), volume, lab.device)[fname]
+    return {name: reconstruct_volumes(None if r is None else lab.load_model(r), volume,
+                                      lab.device, baseline=r is None)[fname]
             for name, r in records.items()}
+
+
+def knee_example(lab, records: dict) -> dict:
+    """{title: image}: the middle slice of the first knee test volume, as acquired (target,
+    zero-filled) and as each record's model reconstructs it."""
+    fname = lab.dataset("knee_test")[0].fname
+    volumes = volume_reconstructions(lab, {"zero-filled": None, **records}, fname, "knee_test")
+    middle = volumes["zero-filled"][0].shape[0] // 2
+    return {"target": volumes["zero-filled"][0][middle],
+            **{name: recon[middle] for name, (_, recon) in volumes.items()}}
 
 
 def figure_one(lab, records: dict, original="original", unlearned="NL-FT", reference="oracle"):

@@ -106,3 +106,21 @@ def test_unlearning_runs_at_the_constant_rate(lab, trained):
                          weights_only=True)
     expected = learning_rate(lab.train_config, lab.train_config.epochs - 1)
     assert [g["lr"] for g in g_state["optimizer"]["param_groups"]] == pytest.approx([expected])
+
+
+def test_run_many_computes_missing_runs_in_one_kept_pool(lab, trained):
+    from erase import experiments
+
+    first = experiments.run_many([(lab, ("unlearn", {"method": "GA-l1", "gamma": 2e-5})),
+                                  (lab, ("unlearn", {"method": "NL", "lam": 0.03}))], workers=2)
+    pool = experiments._POOL[2]
+    second = experiments.run_many([(lab, ("unlearn", {"method": "NL", "lam": 0.04})),
+                                   (lab, ("unlearn", {"method": "NL", "lam": 0.05}))], workers=2)
+    assert experiments._POOL[2] is pool  # the workers (and their loaded data) were kept
+    records = first + second
+    assert [r["config"]["method"]["name"] for r in records] == ["GA-l1", "NL", "NL", "NL"]
+    assert [r["config"]["knobs"]["lam"] for r in records[1:]] == [0.03, 0.04, 0.05]
+    assert all(r["from_store"] for r in records)  # computed by the workers, read back here
+    assert records[1]["metrics"] != records[2]["metrics"]
+    experiments.shutdown_pool()
+    assert not experiments._POOL
