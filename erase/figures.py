@@ -34,7 +34,8 @@ def image_row(images, titles, *, zmax=None, error_zmax=None, errors=(), height=3
             z=np.flipud(image), colorscale="Inferno" if is_error else "Gray",
             zmin=0, zmax=error_zmax if is_error else zmax,
             showscale=(i == n - 1 and is_error) or (i == 0 and not is_error),
-            colorbar=dict(len=0.9, x=1.0 if is_error else -0.06, thickness=10,
+            colorbar=dict(len=0.9, x=1.0 if is_error else -0.02, xanchor="left" if is_error else "right",
+                          thickness=10,
                           title="|error|" if is_error else "intensity"),
             hovertemplate="x %{x}, y %{y}: %{z:.3g}<extra></extra>"), 1, i + 1)
         for (r0, r1, c0, c1) in (boxes or {}).get(i, []):
@@ -45,7 +46,8 @@ def image_row(images, titles, *, zmax=None, error_zmax=None, errors=(), height=3
     fig.update_yaxes(visible=False, scaleanchor="x", constrain="domain")
     for i in range(2, n + 1):
         fig.update_yaxes(scaleanchor=f"x{i}", row=1, col=i)
-    fig.update_layout(height=height, margin=dict(l=40, r=40, t=50 if title else 30, b=10),
+    fig.update_layout(height=height, margin=dict(l=110, r=90 if errors else 20,
+                                                 t=50 if title else 30, b=10),
                       title=title)
     return fig
 
