@@ -319,7 +319,7 @@ def _knee_params(rng) -> dict:
         joint_y=rng.uniform(-0.05, 0.12),
         gap=rng.uniform(0.022, 0.034),
         anterior=float(rng.choice([-1.0, 1.0])),  # which side the patella sits on
-        leg_w=rng.uniform(0.58, 0.66),
+        leg_w=rng.uniform(0.45, 0.515),  # half-width: background on both sides, as the brain has
         femur_w=rng.uniform(0.15, 0.19),
         condyle_a=rng.uniform(0.29, 0.34),
         condyle_b=rng.uniform(0.20, 0.25),
