@@ -38,14 +38,15 @@ def our_step(profile, dataset, device="cpu", precision="32-true", compile_mode=N
              channels_last=False, seed=0, adam=None, unet_fix=False):
     """``step(i)``: one step of run_loop's inner body on sample ``i`` of ``dataset``.
 
-    Options that are not in run_loop today, measured as proposals: ``adam`` ("fused" or
-    "foreach": torch.optim.Adam's implementation) and ``unet_fix`` (fastMRI's U-Net without
-    its tensor-valued padding test, see ``fixed_unet_forward``).
+    The optimizer is run_loop's own (``erase.engine.make_optimizer``: fused Adam). Variants,
+    measured as alternatives: ``adam`` ("forloop": torch's default on CPU, what engine 1 used;
+    "foreach") and ``unet_fix`` (fastMRI's U-Net without its tensor-valued padding test, see
+    ``fixed_unet_forward``).
     """
     import torch
     from torch.utils.data import default_collate
 
-    from erase.engine import make_fabric
+    from erase.engine import make_fabric, make_optimizer
     from erase.methods import ReconstructionLoss, get_method, step_loss
     from erase.models import build_model
 
@@ -58,8 +59,11 @@ def our_step(profile, dataset, device="cpu", precision="32-true", compile_mode=N
     if channels_last:
         model = model.to(memory_format=torch.channels_last)
     model = compile_model(model, compile_mode)
-    options = {"fused": {"fused": True}, "foreach": {"foreach": True}}.get(adam or "", {})
-    optimizer = torch.optim.Adam(model.parameters(), lr=profile.train.lr, **options)
+    if adam is None:
+        optimizer = make_optimizer(model, profile.train)
+    else:
+        options = {"forloop": {"foreach": False}, "foreach": {"foreach": True}}[adam]
+        optimizer = torch.optim.Adam(model.parameters(), lr=profile.train.lr, **options)
     model, optimizer = fabric.setup(model, optimizer)
     loss_fn = ReconstructionLoss(profile.train.loss, profile.train.l1_weight).to(fabric.device)
     row = get_method("Retrain")
@@ -258,11 +262,10 @@ def compare(lab, threads: int, rounds: int, warmup: int, steps: int, device="cpu
 
 
 PROPOSALS = (  # name, our_step options
-    ("run_loop as is", {}),
-    ("Adam(fused=True)", {"adam": "fused"}),
+    ("run_loop as is (fused Adam)", {}),
+    ("Adam for-loop (engine 1)", {"adam": "forloop"}),
     ("Adam(foreach=True)", {"adam": "foreach"}),
     ("U-Net without tensor padding test", {"unet_fix": True}),
-    ("fused Adam + U-Net fix", {"adam": "fused", "unet_fix": True}),
 )
 
 
