@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import torch
 from fastmri import evaluate as fm_eval
-from torch.utils.data import default_collate
+from torch.utils.data import Subset, default_collate
 
 from .hallucination import slice_scores
 from .models import reconstruct, zero_filled
@@ -41,16 +41,23 @@ def summarise(per_volume: dict[str, dict[str, float]]) -> dict:
     return summary
 
 
+def slice_names(dataset) -> list[str]:
+    """The file name of every slice, without loading k-space where the data set can tell."""
+    if isinstance(dataset, Subset):
+        parent = slice_names(dataset.dataset)
+        return [parent[i] for i in dataset.indices]
+    if hasattr(dataset, "raw_samples"):  # fastMRI's SliceDataset: from its index of slices
+        return [Path(raw.fname).name for raw in dataset.raw_samples]
+    return [dataset[i].fname for i in range(len(dataset))]  # in memory: free
+
+
 def volume_batches(dataset, max_slices: int = 8) -> list[list[int]]:
     """Indices in order, cut into batches of at most ``max_slices`` slices of one volume.
 
     Slices of one volume share their shape and (seeded by file name) their mask, so they can
     be reconstructed together: on a CPU a batch of 6 costs about a third less per slice.
     """
-    if hasattr(dataset, "raw_samples"):  # fastMRI's SliceDataset: names without loading
-        names = [Path(raw.fname).name for raw in dataset.raw_samples]
-    else:
-        names = [dataset[i].fname for i in range(len(dataset))]
+    names = slice_names(dataset)
     batches: list[list[int]] = []
     for i, name in enumerate(names):
         if batches and names[batches[-1][-1]] == name and len(batches[-1]) < max_slices:

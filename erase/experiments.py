@@ -324,10 +324,10 @@ def run_many(labs_and_jobs: list[tuple[Lab, tuple]], workers: int = 2) -> list[d
         try:
             for future in futures:
                 future.result()
-        except BaseException:
+        except BaseException as err:
             for future in futures:
                 future.cancel()
-            if isinstance(sys.exc_info()[1], BrokenProcessPool):
+            if isinstance(err, BrokenProcessPool):  # a worker died: start afresh next time
                 shutdown_pool()
             raise
     return [(lab.train(**job[1]) if job[0] == "train" else lab.unlearn(**job[1]))

@@ -11,7 +11,7 @@ import pandas as pd
 from torch.utils.data import Subset
 
 from . import figures
-from .evaluate import reconstruct_volumes
+from .evaluate import reconstruct_volumes, slice_names
 from .hallucination import error_box, worst_slice
 
 
@@ -37,8 +37,7 @@ def hallucination_table(records: dict, reference: str = "oracle") -> pd.DataFram
 def volume_reconstructions(lab, records: dict, fname: str, split: str = "brain_test") -> dict:
     """{name: (target, recon)} of one test volume for each record's model (None: zero-filled)."""
     dataset = lab.dataset(split)
-    names = [dataset[i].fname for i in range(len(dataset))]
-    volume = Subset(dataset, [i for i, n in enumerate(names) if n == fname])
+    volume = Subset(dataset, [i for i, n in enumerate(slice_names(dataset)) if n == fname])
     return {name: reconstruct_volumes(None if r is None else lab.load_model(r), volume,
                                       lab.device, baseline=r is None)[fname]
             for name, r in records.items()}
@@ -47,7 +46,7 @@ def volume_reconstructions(lab, records: dict, fname: str, split: str = "brain_t
 def knee_example(lab, records: dict) -> dict:
     """{title: image}: the middle slice of the first knee test volume, as acquired (target,
     zero-filled) and as each record's model reconstructs it."""
-    fname = lab.dataset("knee_test")[0].fname
+    fname = slice_names(lab.dataset("knee_test"))[0]
     volumes = volume_reconstructions(lab, {"zero-filled": None, **records}, fname, "knee_test")
     middle = volumes["zero-filled"][0].shape[0] // 2
     return {"target": volumes["zero-filled"][0][middle],

@@ -124,3 +124,25 @@ def test_run_many_computes_missing_runs_in_one_kept_pool(lab, trained):
     assert records[1]["metrics"] != records[2]["metrics"]
     experiments.shutdown_pool()
     assert not experiments._POOL
+
+
+def test_slice_names_come_from_the_index_without_loading(lab):
+    from torch.utils.data import Subset
+
+    from erase.evaluate import slice_names
+
+    dataset = lab.dataset("brain_test")
+    names = [dataset[i].fname for i in range(len(dataset))]
+    assert slice_names(dataset) == names
+    assert slice_names(Subset(dataset, [3, 0, 2])) == [names[3], names[0], names[2]]
+
+    class Index:  # fastMRI's SliceDataset answers from raw_samples; loading must not happen
+        raw_samples = [type("Raw", (), {"fname": f"/data/{n}"})() for n in names]
+
+        def __len__(self):
+            return len(names)
+
+        def __getitem__(self, i):
+            raise AssertionError("a slice was loaded to read its name")
+
+    assert slice_names(Subset(Index(), [1, 2])) == names[1:3]
