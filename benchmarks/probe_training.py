@@ -41,10 +41,9 @@ def variant(args) -> erase_config.Scale:
     pick = lambda **kw: {k: v for k, v in kw.items() if v is not None}  # noqa: E731
     data = replace(base.data, **pick(coils=args.coils, image_size=args.size, noise_level=args.noise))
     model = replace(base.model, **pick(cascades=args.cascades, chans=args.chans))
-    lr_step = None if args.lr_step is None else (args.lr_step or None)
     train = replace(base.train, **pick(epochs=args.epochs))
-    if args.lr_step is not None:
-        train = replace(train, lr_step=lr_step)
+    if args.lr_step is not None:  # 0 means a constant rate
+        train = replace(train, lr_step=args.lr_step or None)
     return replace(base, name="probe", data=data, model=model, train=train)
 
 

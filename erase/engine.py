@@ -85,9 +85,16 @@ def epoch_pairs(n_forget: int, n_retain: int, seed: int, epoch: int, rank: int =
     return pairs[rank * per_rank:(rank + 1) * per_rank] if world > 1 else pairs
 
 
+def drop_epoch(train: TrainConfig) -> int:
+    """The first epoch (0-based) at the dropped learning rate; ``epochs`` when it never drops."""
+    if train.lr_step is None:
+        return train.epochs
+    return min(train.epochs, round(train.lr_step * train.epochs))
+
+
 def learning_rate(train: TrainConfig, epoch: int) -> float:
     """The step schedule of fastMRI's VarNet recipe: lr, then lr * lr_gamma from lr_step on."""
-    if train.lr_step is None or epoch < round(train.lr_step * train.epochs):
+    if train.lr_step is None or epoch < drop_epoch(train):
         return train.lr
     return train.lr * train.lr_gamma
 

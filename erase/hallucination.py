@@ -37,11 +37,6 @@ def slice_scores(target: np.ndarray, recon: np.ndarray) -> np.ndarray:
     return 100.0 * num / den
 
 
-def volume_scores(volumes: dict) -> dict[str, np.ndarray]:
-    """{fname: per-slice scores} for {fname: (target, recon)} from evaluate.reconstruct_volumes."""
-    return {f: slice_scores(t, r) for f, (t, r) in volumes.items()}
-
-
 def worst_slice(excess: dict[str, np.ndarray]) -> tuple[str, int, float]:
     """(fname, slice, value) where a model's excess over the oracle is largest."""
     fname = max(excess, key=lambda f: excess[f].max())

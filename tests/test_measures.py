@@ -8,7 +8,7 @@ import torch
 
 from erase import geometry, hallucination, panels
 from erase.config import TrainConfig
-from erase.engine import learning_rate
+from erase.engine import drop_epoch, learning_rate
 from erase.evaluate import reconstruct_volumes, volume_batches
 
 
@@ -95,6 +95,7 @@ def test_learning_rate_drops_once_after_the_step_fraction():
     train = TrainConfig(epochs=10, lr=1e-3, lr_step=0.8, lr_gamma=0.1)
     rates = [learning_rate(train, e) for e in range(10)]
     assert rates[:8] == [1e-3] * 8 and rates[8:] == pytest.approx([1e-4, 1e-4])
+    assert drop_epoch(train) == 8 and drop_epoch(TrainConfig(epochs=10, lr_step=None)) == 10
     assert {learning_rate(TrainConfig(lr_step=None), e) for e in range(10)} == {1e-3}
 
 
