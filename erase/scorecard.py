@@ -8,10 +8,11 @@ when the interval straddles the decision.
 from __future__ import annotations
 
 import numpy as np
+from scipy import stats
 
 from . import paper
 from .paper import FINDINGS
-from .study import difference_interval, interval
+from .study import interval
 
 HOLDS, FAILS, UNSURE = "holds", "does not hold", "inconclusive"
 
@@ -33,17 +34,22 @@ def _gap_removed(get, method: str) -> float:
         (get("original", "kta_psnr") - get("oracle", "kta_psnr"))
 
 
-def _per_seed(records, fn) -> tuple[float, float, float]:
-    """Interval over seeds of fn(get, seed), where get(name, column) reads that seed's run."""
+def _seed_values(records, fn) -> list[float]:
+    """fn(get, seed) for every seed, where get(name, column) reads that seed's run."""
     values = []
     for s in sorted({s for (_, s) in records}):
         def get(name, column, s=s):
             return records[(name, s)]["summary"][column]
         try:
-            values.append(fn(get, s))
+            values.append(float(fn(get, s)))
         except KeyError:
             continue
-    return interval(values)
+    return values
+
+
+def _differences(records, a: str, b: str, column: str) -> list[float]:
+    """Per seed: run a's column minus run b's (paired: same seed, same split)."""
+    return _seed_values(records, lambda get, s: get(a, column) - get(b, column))
 
 
 def _decide(triple, threshold: float, above: bool = True) -> str:
@@ -55,12 +61,37 @@ def _decide(triple, threshold: float, above: bool = True) -> str:
     return HOLDS if hi < threshold else FAILS if lo >= threshold else UNSURE
 
 
+def _check(quantity: str, values, threshold: float, above: bool = True) -> dict:
+    """One thresholded decision, with the per-seed values it was made from (so a reader can
+    see how many seeds it rested on, and estimate how many would settle it)."""
+    triple = interval(values)
+    return {"quantity": quantity, "values": [float(v) for v in values], "threshold": threshold,
+            "side": "above" if above else "below", "interval": list(triple),
+            "verdict": _decide(triple, threshold, above)}
+
+
 def _both(*verdicts) -> str:
     if all(v == HOLDS for v in verdicts):
         return HOLDS
     if any(v == FAILS for v in verdicts):
         return FAILS
     return UNSURE
+
+
+def seeds_to_decide(values, threshold: float, limit: int = 200) -> int | None:
+    """How many seeds would put the 95% interval on one side of ``threshold``, if the mean and
+    the seed-to-seed spread stayed as observed; None when no number up to ``limit`` would
+    (a mean on the threshold is never decided)."""
+    values = np.asarray(values, dtype=float)
+    if len(values) < 2:
+        return None
+    margin, spread = abs(values.mean() - threshold), values.std(ddof=1)
+    if spread == 0:
+        return len(values) if margin > 0 else None
+    for n in range(2, limit + 1):
+        if stats.t.ppf(0.975, n - 1) * spread / np.sqrt(n) < margin:
+            return n
+    return None
 
 
 def findings(records: dict, ablation: dict, hallucination_excess: list[float]) -> list[dict]:
@@ -71,74 +102,88 @@ def findings(records: dict, ablation: dict, hallucination_excess: list[float]) -
     rows = []
 
     # 1 knowledge gap
-    gap = difference_interval(records, "original", "oracle", "kta_psnr")
-    gap_verdict = (HOLDS if gap[0] > 2.0 and gap[1] > 0 else FAILS if gap[2] < 2.0 else UNSURE)
+    gap_values = _differences(records, "original", "oracle", "kta_psnr")
+    positive, large = (_check("KTA(G) - KTA(G-hat) (dB)", gap_values, t) for t in (0.0, 2.0))
+    gap = interval(gap_values)
     rows.append({"criterion": "KTA(G) - KTA(G-hat): mean > 2 dB with the 95% interval above 0 "
                               "(does not hold when the whole interval is below 2 dB)",
                  "paper": f"{get_paper('original', 'kta_psnr') - get_paper('oracle', 'kta_psnr'):.2f} dB",
-                 "ours": _fmt(gap), "verdict": gap_verdict})
+                 "ours": _fmt(gap), "checks": [positive, large],
+                 "verdict": HOLDS if gap[0] > 2.0 and positive["verdict"] == HOLDS else
+                 FAILS if large["verdict"] == FAILS else UNSURE})
 
     # 2 mixing costs a little brain quality and causes hallucinations
-    cost = difference_interval(records, "oracle", "original", "bta_psnr")
-    halluc = interval(hallucination_excess)
+    cost = _check("BTA(G-hat) - BTA(G) (dB)", _differences(records, "oracle", "original", "bta_psnr"), 0.0)
+    halluc = _check("G's hallucination excess over G-hat (pp)", hallucination_excess, 0.0)
     rows.append({"criterion": "0 < BTA(G-hat) - BTA(G) < 2 dB (interval above 0, mean below 2) and "
                               "G's hallucination score exceeds the oracle's (interval above 0)",
                  "paper": f"{get_paper('oracle', 'bta_psnr') - get_paper('original', 'bta_psnr'):.2f} dB; "
                           "hallucinations shown by eye",
-                 "ours": f"{_fmt(cost)}; excess {_fmt(halluc, ' pp')}",
-                 "verdict": _both(_decide(cost, 0.0), HOLDS if cost[0] < 2 else FAILS,
-                                  _decide(halluc, 0.0))})
+                 "ours": f"{_fmt(cost['interval'])}; excess {_fmt(halluc['interval'], ' pp')}",
+                 "checks": [cost, halluc],
+                 "verdict": _both(cost["verdict"], HOLDS if cost["interval"][0] < 2 else FAILS,
+                                  halluc["verdict"])})
 
     # 3 fine-tuning keeps brain but does not unlearn
-    parts, texts, paper_texts = [], [], []
+    checks, texts, paper_texts = [], [], []
     for m in ("FT", "Full FT"):
-        removed = _per_seed(records, lambda get, s, m=m: _gap_removed(get, m))
-        bta_loss = difference_interval(records, "original", m, "bta_psnr")
-        parts += [_decide(removed, 0.25, above=False), _decide(bta_loss, 0.5, above=False)]
-        texts.append(f"{m}: gap removed {_fmt(removed, '')}, BTA loss {_fmt(bta_loss)}")
+        removed = _check(f"{m}: share of the gap removed",
+                         _seed_values(records, lambda get, s, m=m: _gap_removed(get, m)), 0.25, above=False)
+        bta_loss = _check(f"{m}: BTA(G) - BTA({m}) (dB)", _differences(records, "original", m, "bta_psnr"),
+                          0.5, above=False)
+        checks += [removed, bta_loss]
+        texts.append(f"{m}: gap removed {_fmt(removed['interval'], '')}, BTA loss {_fmt(bta_loss['interval'])}")
         paper_texts.append(f"{m}: {_gap_removed(get_paper, m):.2f}, "
                            f"{get_paper('original', 'bta_psnr') - get_paper(m, 'bta_psnr'):.2f} dB")
     rows.append({"criterion": "for FT and Full FT: share of the knowledge gap removed < 0.25 and "
                               "BTA(G) - BTA(M) < 0.5 dB (whole intervals)",
-                 "paper": "; ".join(paper_texts), "ours": "; ".join(texts), "verdict": _both(*parts)})
+                 "paper": "; ".join(paper_texts), "ours": "; ".join(texts), "checks": checks,
+                 "verdict": _both(*[c["verdict"] for c in checks])})
 
     # 4 GA-l1 or NL alone collapses
-    parts, texts, paper_texts = [], [], []
+    checks, texts, paper_texts = [], [], []
     for m in ("GA-l1", "NL"):
-        bta_drop = difference_interval(records, "oracle", m, "bta_psnr")
-        kta_drop = difference_interval(records, "oracle", m, "kta_psnr")
-        parts += [_decide(bta_drop, 5.0), _decide(kta_drop, 3.0)]
-        texts.append(f"{m}: BTA {_fmt(bta_drop)} and KTA {_fmt(kta_drop)} below the oracle")
+        bta_drop = _check(f"{m}: BTA(G-hat) - BTA({m}) (dB)", _differences(records, "oracle", m, "bta_psnr"), 5.0)
+        kta_drop = _check(f"{m}: KTA(G-hat) - KTA({m}) (dB)", _differences(records, "oracle", m, "kta_psnr"), 3.0)
+        checks += [bta_drop, kta_drop]
+        texts.append(f"{m}: BTA {_fmt(bta_drop['interval'])} and KTA {_fmt(kta_drop['interval'])} below the oracle")
         paper_texts.append(f"{m}: {get_paper('oracle', 'bta_psnr') - get_paper(m, 'bta_psnr'):.1f} / "
                            f"{get_paper('oracle', 'kta_psnr') - get_paper(m, 'kta_psnr'):.1f} dB")
     rows.append({"criterion": "for GA-l1 and NL: BTA more than 5 dB and KTA more than 3 dB below "
                               "the oracle (whole intervals)",
-                 "paper": "; ".join(paper_texts), "ours": "; ".join(texts), "verdict": _both(*parts)})
+                 "paper": "; ".join(paper_texts), "ours": "; ".join(texts), "checks": checks,
+                 "verdict": _both(*[c["verdict"] for c in checks])})
 
     # 5 NL-FT close to the oracle; GA-l1-FT unlearns but loses more brain
-    nl_bta = difference_interval(records, "oracle", "NL-FT", "bta_psnr")
-    nl_removed = _per_seed(records, lambda get, s: _gap_removed(get, "NL-FT"))
-    ga_removed = _per_seed(records, lambda get, s: _gap_removed(get, "GA-l1-FT"))
-    ga_vs_nl = difference_interval(records, "NL-FT", "GA-l1-FT", "bta_psnr")
+    nl_bta = _check("BTA(G-hat) - BTA(NL-FT) (dB)", _differences(records, "oracle", "NL-FT", "bta_psnr"),
+                    1.0, above=False)
+    nl_removed = _check("NL-FT: share of the gap removed",
+                        _seed_values(records, lambda get, s: _gap_removed(get, "NL-FT")), 0.5)
+    ga_removed = _check("GA-l1-FT: share of the gap removed",
+                        _seed_values(records, lambda get, s: _gap_removed(get, "GA-l1-FT")), 0.5)
+    ga_vs_nl = _check("BTA(NL-FT) - BTA(GA-l1-FT) (dB)",
+                      _differences(records, "NL-FT", "GA-l1-FT", "bta_psnr"), 0.0)
+    checks = [nl_bta, nl_removed, ga_removed, ga_vs_nl]
     rows.append({"criterion": "BTA(G-hat) - BTA(NL-FT) < 1 dB and NL-FT removes > 0.5 of the gap; "
                               "GA-l1-FT removes > 0.5 of the gap with lower BTA than NL-FT (whole intervals)",
                  "paper": f"NL-FT: {get_paper('oracle', 'bta_psnr') - get_paper('NL-FT', 'bta_psnr'):.2f} dB, "
                           f"removed {_gap_removed(get_paper, 'NL-FT'):.2f}; GA-l1-FT removed "
                           f"{_gap_removed(get_paper, 'GA-l1-FT'):.2f}, BTA "
                           f"{get_paper('NL-FT', 'bta_psnr') - get_paper('GA-l1-FT', 'bta_psnr'):.2f} dB below NL-FT",
-                 "ours": f"NL-FT: {_fmt(nl_bta)}, removed {_fmt(nl_removed, '')}; GA-l1-FT removed "
-                         f"{_fmt(ga_removed, '')}, BTA {_fmt(ga_vs_nl)} below NL-FT",
-                 "verdict": _both(_decide(nl_bta, 1.0, above=False), _decide(nl_removed, 0.5),
-                                  _decide(ga_removed, 0.5), _decide(ga_vs_nl, 0.0))})
+                 "ours": f"NL-FT: {_fmt(nl_bta['interval'])}, removed {_fmt(nl_removed['interval'], '')}; "
+                         f"GA-l1-FT removed {_fmt(ga_removed['interval'], '')}, BTA "
+                         f"{_fmt(ga_vs_nl['interval'])} below NL-FT",
+                 "checks": checks, "verdict": _both(*[c["verdict"] for c in checks])})
 
     # 6 cost: a small fraction of retraining
-    ratios = {m: _per_seed(records, lambda get, s, m=m: time_ratio(records, m, s))
-              for m in ("FT", "GA-l1-FT", "NL-FT")}
+    checks = [_check(f"{m}: unlearning time / oracle's training time",
+                     _seed_values(records, lambda get, s, m=m: time_ratio(records, m, s)), 0.2, above=False)
+              for m in ("FT", "GA-l1-FT", "NL-FT")]
     rows.append({"criterion": "unlearning time of FT, GA-l1-FT and NL-FT < 0.2 of the oracle's "
                               "training time (whole intervals)",
                  "paper": "RTE shown only as a normalised radar axis (Figure 3)",
-                 "ours": "; ".join(f"{m}: {_fmt(r, '')}" for m, r in ratios.items()),
-                 "verdict": _both(*[_decide(r, 0.2, above=False) for r in ratios.values()])})
+                 "ours": "; ".join(f"{c['quantity'].split(':')[0]}: {_fmt(c['interval'], '')}" for c in checks),
+                 "checks": checks, "verdict": _both(*[c["verdict"] for c in checks])})
 
     # 7 more retain data is not always better
     ours7, paper7, verdicts = [], [], []
@@ -157,13 +202,30 @@ def findings(records: dict, ablation: dict, hallucination_excess: list[float]) -
     rows.append({"criterion": "for at least one of FT, NL-FT, GA-l1-FT, BTA peaks at an interior "
                               "retain fraction and beats 100% by more than 0.2 dB (one seed)",
                  "paper": "; ".join(paper7), "ours": "; ".join(ours7),
-                 "verdict": (HOLDS if any(verdicts) else FAILS) if verdicts else UNSURE})
+                 "checks": [], "verdict": (HOLDS if any(verdicts) else FAILS) if verdicts else UNSURE})
 
     for number, row in enumerate(rows, start=1):
         row["finding"] = number
         row["statement"] = FINDINGS[number]
-    return [{k: r[k] for k in ("finding", "statement", "criterion", "paper", "ours", "verdict")}
+    return [{k: r[k] for k in ("finding", "statement", "criterion", "paper", "ours", "verdict", "checks")}
             for r in rows]
+
+
+def undecided(rows: list[dict]) -> list[dict]:
+    """The checks that left a finding inconclusive, each with the seeds that would decide it."""
+    out = []
+    for row in rows:
+        if row["verdict"] != UNSURE:
+            continue
+        for check in row["checks"]:
+            if check["verdict"] == UNSURE:
+                values = np.asarray(check["values"])
+                out.append({"finding": row["finding"], "quantity": check["quantity"],
+                            "mean": float(values.mean()),
+                            "seed sd": float(values.std(ddof=1)) if len(values) > 1 else float("nan"),
+                            "threshold": check["threshold"],
+                            "seeds to decide": seeds_to_decide(values, check["threshold"])})
+    return out
 
 
 def time_ratio(records: dict, method: str, seed: int) -> float:

@@ -103,3 +103,23 @@ def difference_interval(records: dict, a: str, b: str, column: str) -> tuple[flo
     diffs = [records[(a, s)]["summary"][column] - records[(b, s)]["summary"][column]
              for s in seeds if (b, s) in records]
     return interval(diffs)
+
+
+def noise_sources(records: dict, a: str, b: str, accuracy: str = "bta",
+                  metric: str = "psnr") -> dict:
+    """Where the spread of a paired difference a - b comes from.
+
+    ``between seeds``: the standard deviation over seeds of the per-seed difference (training
+    randomness, split and test set together); ``within a seed``: the standard error of that
+    difference over the test volumes of one seed, averaged over seeds. When the first is much
+    larger, more test volumes would not help; more seeds (or steadier training) would.
+    """
+    per_seed, within = [], []
+    for s in sorted(s for (n, s) in records if n == a and (b, s) in records):
+        va = records[(a, s)]["metrics"][accuracy]["per_volume"]
+        vb = records[(b, s)]["metrics"][accuracy]["per_volume"]
+        d = np.array([va[v][metric] - vb[v][metric] for v in va if v in vb])
+        per_seed.append(d.mean())
+        within.append(d.std(ddof=1) / np.sqrt(len(d)) if len(d) > 1 else np.nan)
+    return {"between seeds": float(np.std(per_seed, ddof=1)) if len(per_seed) > 1 else float("nan"),
+            "within a seed": float(np.nanmean(within)) if within else float("nan")}
