@@ -23,6 +23,7 @@ def parse(argv=None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--which", default="oracle", choices=("oracle", "original"))
     p.add_argument("--epochs", type=int, default=None)
+    p.add_argument("--lr", type=float, default=None, help="peak learning rate")
     p.add_argument("--lr-step", type=float, default=None, help="0 for a constant rate")
     p.add_argument("--coils", type=int, default=None)
     p.add_argument("--size", type=int, default=None, help="image matrix (square)")
@@ -41,7 +42,7 @@ def variant(args) -> erase_config.Scale:
     pick = lambda **kw: {k: v for k, v in kw.items() if v is not None}  # noqa: E731
     data = replace(base.data, **pick(coils=args.coils, image_size=args.size, noise_level=args.noise))
     model = replace(base.model, **pick(cascades=args.cascades, chans=args.chans))
-    train = replace(base.train, **pick(epochs=args.epochs))
+    train = replace(base.train, **pick(epochs=args.epochs, lr=args.lr))
     if args.lr_step is not None:  # 0 means a constant rate
         train = replace(train, lr_step=args.lr_step or None)
     return replace(base, name="probe", data=data, model=model, train=train)

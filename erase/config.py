@@ -59,7 +59,8 @@ class TrainConfig:
     # dropped rate; unlearning then runs 1 epoch (10%, at least one). 20 epochs reach a brain
     # PSNR about 1 dB higher (benchmarks/RESULTS.md) at twice the time.
     epochs: int = 8
-    lr: float = 1e-3
+    lr: float = 1e-3  # training's peak rate (the default profile doubles it, see SCALES)
+    unlearn_lr: float = 1e-3  # unlearning's constant rate: the paper's, whatever trained G
     # Training only: the learning rate drops by lr_gamma after lr_step of the epochs, as in
     # fastMRI's VarNet recipe (StepLR at epoch 40 of 50), so that short CPU runs settle instead
     # of ending mid-swing. Unlearning runs at the paper's constant lr. None: constant.
@@ -97,7 +98,11 @@ SCALES: dict[str, Scale] = {
         TrainConfig(epochs=2),
         seeds=(0, 1), lambdas=(0.02, 0.5), fractions=(0.1, 0.5, 1.0), workers=1,
     ),
-    "default": Scale("default", DataConfig(), ModelConfig(), TrainConfig()),
+    # Twice the paper's learning rate for training: within 8 CPU epochs the oracle ends about
+    # 0.5 dB higher on brain on every seed tried, and each seed's G and G-hat end closer to
+    # where they are heading, so paired differences stop swinging from seed to seed
+    # (benchmarks/RESULTS.md); 3e-3 was worse. Unlearning keeps the paper's 1e-3.
+    "default": Scale("default", DataConfig(), ModelConfig(), TrainConfig(lr=2e-3)),
     "paper": Scale(
         "paper",
         DataConfig(image_size=320, coils=16, brain_volumes=1200, knee_volumes=300,

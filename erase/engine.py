@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import os
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Callable
 
@@ -46,6 +46,7 @@ class Loop:
     gamma: float = 0.0
     lam: float = 0.0
     start_from: Path | None = None  # G's checkpoint (weights and optimizer state)
+    shared_order: int | None = None  # retain samples ordered as the oracle's (see epoch_pairs)
     evaluate: Callable | None = None  # model -> metrics, called after every epoch
     progress: bool = True
     history: list = field(default_factory=list)
@@ -69,20 +70,40 @@ def make_fabric(device: str = "cpu", precision: str = "32-true") -> Fabric:
 
 
 def epoch_pairs(n_forget: int, n_retain: int, seed: int, epoch: int, rank: int = 0,
-                world: int = 1) -> list[tuple[int | None, int | None]]:
+                world: int = 1, shared: int | None = None) -> list[tuple[int | None, int | None]]:
     """(forget index, retain index) for every step of an epoch, this rank's share.
 
     As in the paper's Algorithms 1 and 2, each step pairs one forget and one retain sample;
     the epoch is as long as the longer stream and the shorter one cycles.
+
+    ``shared``: the first ``shared`` retain indices keep exactly the order a run over only
+    them would draw, and the others are inserted at random places. G (trained on Dr + Df)
+    then sees Dr in the oracle's order: the two runs differ only by the forget slices
+    (common random numbers), so their paired difference is not buried in order noise.
     """
     rng = np.random.default_rng([seed, epoch])
     forget = rng.permutation(n_forget) if n_forget else None
-    retain = rng.permutation(n_retain) if n_retain else None
+    if shared is not None and shared < n_retain:
+        retain = _insert_extra(rng.permutation(shared), np.arange(shared, n_retain),
+                               [seed, epoch, 1])
+    else:
+        retain = rng.permutation(n_retain) if n_retain else None
     steps = max(n_forget, n_retain)
     pairs = [(None if forget is None else int(forget[i % n_forget]),
               None if retain is None else int(retain[i % n_retain])) for i in range(steps)]
     per_rank = len(pairs) // world
     return pairs[rank * per_rank:(rank + 1) * per_rank] if world > 1 else pairs
+
+
+def _insert_extra(base: np.ndarray, extra: np.ndarray, seed) -> np.ndarray:
+    """``base`` in its order with ``extra`` (shuffled) inserted at random places."""
+    rng = np.random.default_rng(seed)
+    total = len(base) + len(extra)
+    places = np.zeros(total, bool)
+    places[rng.choice(total, size=len(extra), replace=False)] = True
+    merged = np.empty(total, int)
+    merged[places], merged[~places] = rng.permutation(extra), base
+    return merged
 
 
 def drop_epoch(train: TrainConfig) -> int:
@@ -97,6 +118,11 @@ def learning_rate(train: TrainConfig, epoch: int) -> float:
     if train.lr_step is None or epoch < drop_epoch(train):
         return train.lr
     return train.lr * train.lr_gamma
+
+
+def unlearning_schedule(train: TrainConfig) -> TrainConfig:
+    """Unlearning's settings: the paper's constant rate (``unlearn_lr``), no drop."""
+    return replace(train, lr=train.unlearn_lr, lr_step=None)
 
 
 def make_optimizer(model: torch.nn.Module, train: TrainConfig) -> torch.optim.Optimizer:
@@ -149,7 +175,7 @@ def run_loop(loop: Loop, model: torch.nn.Module, fabric: Fabric) -> dict:
         model.train()
         set_learning_rate(optimizer, learning_rate(loop.train, epoch))
         pairs = epoch_pairs(n_forget, n_retain, loop.seed, epoch, fabric.global_rank,
-                            fabric.world_size)
+                            fabric.world_size, shared=loop.shared_order)
         noise = torch.Generator().manual_seed(loop.seed * 1_000_003 + epoch)
         bar = tqdm(pairs, desc=f"{loop.method.name} epoch {epoch + 1}/{loop.epochs}",
                    disable=not (loop.progress and fabric.is_global_zero), leave=False)

@@ -26,7 +26,7 @@ from torch.utils.data import ConcatDataset, Subset
 from . import data as data_lib
 from .config import (ConfigError, check_choice, check_int, get_scale, to_dict,
                      unlearning_epochs)
-from .engine import ENGINE_VERSION, Loop, make_fabric, run_loop
+from .engine import ENGINE_VERSION, Loop, make_fabric, run_loop, unlearning_schedule
 from .evaluate import ACCURACY, brief, evaluate_dataset, evaluate_model
 from .methods import METHODS_VERSION, get_method, validate_knobs
 from .models import build_model, count_parameters
@@ -129,7 +129,8 @@ class Lab:
 
     def train_config_of(self, which: str) -> dict:
         check_choice("model", which, MODELS)
-        return {"kind": "train", "which": which, **self._common()}
+        order = {"order": "oracle's retain order, forget slices inserted"} if which == "original" else {}
+        return {"kind": "train", "which": which, **order, **self._common()}
 
     def unlearn_config_of(self, method: str, retain_fraction=None, gamma=None, lam=None,
                           epochs=None) -> dict:
@@ -153,16 +154,16 @@ class Lab:
     def train(self, which: str = "oracle") -> dict:
         """Train G-hat (``oracle``, on Dr) or G (``original``, on Dr + Df), or reuse it."""
         config = self.train_config_of(which)
-        retain = self.dataset("retain")
-        if which == "original":
-            retain = ConcatDataset([retain, self.dataset("forget")])
+        retain, shared = self.dataset("retain"), None
+        if which == "original":  # Dr first, in the oracle's order; Df inserted (epoch_pairs)
+            retain, shared = ConcatDataset([retain, self.dataset("forget")]), len(retain)
         val = self.dataset("val")
 
         def validate(model):
             return self._by_anatomy(evaluate_dataset(model, val, self.fabric.device), "val")
 
         return self._run(config, get_method("Retrain"), forget=None, retain=retain,
-                         epochs=self.train_config.epochs, evaluate=validate)
+                         epochs=self.train_config.epochs, evaluate=validate, shared_order=shared)
 
     def unlearn(self, method: str, retain_fraction=None, gamma=None, lam=None,
                 epochs=None) -> dict:
@@ -190,11 +191,11 @@ class Lab:
         return self._run(config, row, forget=self.dataset("forget"), retain=retain,
                          epochs=knobs["epochs"], evaluate=test, gamma=knobs["gamma"] or 0.0,
                          lam=knobs["lam"] or 0.0, known=latest,
-                         train=replace(self.train_config, lr_step=None),  # paper's constant lr
+                         train=unlearning_schedule(self.train_config),  # paper's constant lr
                          start_from=self.store.run_dir(original["key"]) / "checkpoint.ckpt")
 
     def _run(self, config, row, forget, retain, epochs, evaluate, gamma=0.0, lam=0.0,
-             start_from=None, known: dict | None = None, train=None) -> dict:
+             start_from=None, known: dict | None = None, train=None, shared_order=None) -> dict:
         """Run one loop (or reuse its record). ``known`` holds metrics the loop's last
         epoch already computed on the final model, so they are not computed twice."""
         if int(os.environ.get("WORLD_SIZE", "1")) == 1:  # one process: no need to start Fabric
@@ -220,7 +221,8 @@ class Lab:
             loop = Loop(method=row, forget=forget, retain=retain, epochs=epochs,
                         train=train or self.train_config, seed=self.seed,
                         checkpoint=run_dir / "checkpoint.ckpt", gamma=gamma, lam=lam,
-                        start_from=start_from, evaluate=evaluate, progress=self.progress)
+                        start_from=start_from, evaluate=evaluate, progress=self.progress,
+                        shared_order=shared_order)
             started = time.perf_counter()
             result = run_loop(loop, model, fabric)
             if fabric.is_global_zero:

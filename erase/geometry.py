@@ -57,7 +57,7 @@ def _replay(lab, method: str, config: dict, steps: int | None) -> list[dict]:
                        map_location="cpu", weights_only=True)
     model.load_state_dict(state["model"])
     optimizer.load_state_dict(state["optimizer"])
-    set_learning_rate(optimizer, lab.train_config.lr)  # unlearning runs at the constant lr
+    set_learning_rate(optimizer, lab.train_config.unlearn_lr)  # unlearning's constant rate
     theta_g = _flat([p.detach().clone() for p in model.parameters()])
     theta_hat = _flat(lab.load_model(oracle).cpu().parameters()).detach()
     axis = theta_hat - theta_g

@@ -86,22 +86,20 @@ def table3(records: dict) -> pd.DataFrame:
     return pd.DataFrame(rows).set_index(["retain %", "method"])
 
 
-def cross_anatomy(records: dict, zero_filled: dict | None = None) -> pd.DataFrame:
-    """Each model on the brain and knee tests (PSNR, mean over seeds), with the paper's."""
+def cross_anatomy(records: dict) -> pd.DataFrame:
+    """Each model on the brain and knee tests (PSNR over the volumes of all seeds), with the
+    paper's; ``records`` may hold ("zero-filled", seed) entries, the input each model starts from."""
     rows = {}
-    for name in ("oracle", "original"):
+    for name in ("oracle", "original", "zero-filled"):
+        if not any(n == name for n, _ in records):
+            continue
         row = {}
         for acc, label in ACCURACIES[:2]:
             values = pooled_volumes(records, name, acc, "psnr")
             row[(label, "this run")] = pm(values.mean(), values.std(), "psnr")
-            row[(label, "paper")] = pm(paper.value(1, name, f"{acc}_psnr"),
-                                       paper.value(1, name, f"{acc}_psnr_std"), "psnr")
+            row[(label, "paper")] = "–" if name == "zero-filled" else pm(
+                paper.value(1, name, f"{acc}_psnr"), paper.value(1, name, f"{acc}_psnr_std"), "psnr")
         rows[DISPLAY[name]] = row
-    if zero_filled is not None:
-        rows[DISPLAY["zero-filled"]] = {
-            (label, "this run"): pm(zero_filled["summary"][f"{acc}_psnr"],
-                                    zero_filled["summary"][f"{acc}_psnr_std"], "psnr")
-            for acc, label in ACCURACIES[:2]} | {(label, "paper"): "–" for _, label in ACCURACIES[:2]}
     frame = pd.DataFrame.from_dict(rows, orient="index")
     frame.columns = pd.MultiIndex.from_tuples(frame.columns)
     return frame

@@ -102,11 +102,22 @@ def test_learning_rate_drops_once_after_the_step_fraction():
 def test_unlearning_runs_at_the_constant_rate(lab, trained):
     record = lab.unlearn("FT")
     state = torch.load(lab.store.run_dir(record["key"]) / "checkpoint.ckpt", weights_only=True)
-    assert {g["lr"] for g in state["optimizer"]["param_groups"]} == {lab.train_config.lr}
+    assert {g["lr"] for g in state["optimizer"]["param_groups"]} == {lab.train_config.unlearn_lr}
     g_state = torch.load(lab.store.run_dir(trained["original"]["key"]) / "checkpoint.ckpt",
                          weights_only=True)
     expected = learning_rate(lab.train_config, lab.train_config.epochs - 1)
     assert [g["lr"] for g in g_state["optimizer"]["param_groups"]] == pytest.approx([expected])
+
+
+def test_unlearning_runs_at_its_own_rate_whatever_rate_trained_g():
+    from erase.config import get_scale
+    from erase.engine import unlearning_schedule
+
+    schedule = unlearning_schedule(TrainConfig(lr=2e-3, unlearn_lr=1e-3, lr_step=0.8, epochs=10))
+    assert schedule.lr_step is None
+    assert {learning_rate(schedule, e) for e in range(10)} == {1e-3}
+    assert get_scale("default").train.unlearn_lr == 1e-3  # the paper's, though training doubles it
+    assert get_scale("paper").train.lr == get_scale("paper").train.unlearn_lr == 1e-3
 
 
 def test_run_many_computes_missing_runs_in_one_kept_pool(lab, trained):

@@ -252,6 +252,43 @@ def test_epoch_pairs_split_across_ranks_without_overlap():
     assert shares[0] + shares[1] == full[:10]
 
 
+@pytest.mark.parametrize("shared,n_retain", [(10, 13), (1, 4), (6, 6)])
+def test_shared_order_keeps_the_oracles_order_and_inserts_the_rest(shared, n_retain):
+    """G's epoch: Dr in exactly the oracle's order, each Df slice once at a random place."""
+    oracle = [r for _, r in epoch_pairs(0, shared, seed=3, epoch=1)]
+    mixed = [r for _, r in epoch_pairs(0, n_retain, seed=3, epoch=1, shared=shared)]
+    assert sorted(mixed) == list(range(n_retain))
+    assert [r for r in mixed if r < shared] == oracle
+    assert mixed == [r for _, r in epoch_pairs(0, n_retain, seed=3, epoch=1, shared=shared)]
+
+
+def test_shared_order_places_the_extra_samples_anew_each_epoch():
+    places = {tuple(i for i, (_, r) in enumerate(epoch_pairs(0, 40, seed=0, epoch=e, shared=36))
+                    if r >= 36) for e in range(6)}
+    assert len(places) == 6
+
+
+def test_lab_trains_g_in_the_oracles_retain_order(lab, monkeypatch):
+    """Common random numbers: G and G-hat share initialisation and the order of Dr."""
+    seen = []
+
+    def spy(loop, model, fabric):
+        seen.append((loop, [p.detach().clone() for p in model.parameters()]))
+        raise Captured
+
+    monkeypatch.setattr(experiments, "run_loop", spy)
+    monkeypatch.setattr(lab.store, "get", lambda c: None)
+    for which in ("oracle", "original"):
+        with pytest.raises(Captured):
+            lab.train(which)
+    (oracle, w_oracle), (original, w_original) = seen
+    n = len(lab.dataset("retain"))
+    assert oracle.shared_order is None and original.shared_order == n
+    assert len(original.retain) == n + len(lab.dataset("forget"))
+    assert all(torch.equal(a, b) for a, b in zip(w_oracle, w_original))
+    assert lab.train_config_of("original")["order"] != lab.train_config_of("oracle").get("order")
+
+
 # ------------------------------------------------------------------ which data a row reads
 
 
@@ -320,6 +357,7 @@ def test_lab_hands_each_row_the_data_it_names(lab, trained, monkeypatch):
             lab.unlearn(name, retain_fraction=0.3, gamma=2e-6, lam=0.25)
         loop = seen[-1]
         assert loop.method == row
+        assert loop.train.lr == lab.train_config.unlearn_lr and loop.train.lr_step is None
         assert loop.start_from == g_checkpoint and g_checkpoint.exists()
         assert loop.forget is lab.dataset("forget")
         assert loop.epochs == unlearning_epochs(lab.train_config.epochs)
