@@ -10,6 +10,8 @@ import numpy as np
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
+TITLE_ROOM = 64  # px above subplots: their titles sit below plotly's mode bar, not under it
+
 COLORS = {"Oracle (G-hat)": "#1b9e77", "oracle": "#1b9e77", "G": "#d95f02", "original": "#d95f02",
           "FT": "#7570b3", "Full FT": "#e7298a", "GA-l1": "#66a61e", "NL": "#e6ab02",
           "GA-l1-FT": "#a6761d", "NL-FT": "#1f78b4", "Retrain": "#1b9e77"}
@@ -47,7 +49,7 @@ def image_row(images, titles, *, zmax=None, error_zmax=None, errors=(), height=3
     for i in range(2, n + 1):
         fig.update_yaxes(scaleanchor=f"x{i}", row=1, col=i)
     fig.update_layout(height=height, margin=dict(l=110, r=90 if errors else 20,
-                                                 t=50 if title else 30, b=10),
+                                                 t=TITLE_ROOM + (24 if title else 0), b=10),
                       title=title)
     return fig
 
@@ -66,7 +68,7 @@ def training_curves(histories: dict) -> go.Figure:
                 1, col)
     fig.update_xaxes(title="epoch")
     fig.update_yaxes(title="PSNR (dB)", col=1)
-    fig.update_layout(height=360, margin=dict(t=40, b=40))
+    fig.update_layout(height=360, margin=dict(t=TITLE_ROOM, b=40))
     return fig
 
 
@@ -83,7 +85,7 @@ def epoch_lines(table: dict, metrics=("bta_psnr", "kta_psnr"), train_epochs: int
                           1, col)
     fig.update_xaxes(title="epoch", dtick=1)
     fig.update_yaxes(title="PSNR (dB)", col=1)
-    fig.update_layout(height=360, margin=dict(t=40, b=40))
+    fig.update_layout(height=360, margin=dict(t=TITLE_ROOM, b=40))
     return fig
 
 
@@ -105,7 +107,7 @@ def radar(rows: dict, axes=("UA", "BTA", "KTA", "1/RTE")) -> go.Figure:
                                           name=label, legendgroup=label, showlegend=i == 0 or label != "Oracle (G-hat)",
                                           line=dict(color=color), opacity=0.6), r, c)
     fig.update_polars(radialaxis=dict(range=[0, 1], showticklabels=False))
-    fig.update_layout(height=330 * int(np.ceil(len(names) / cols)), margin=dict(t=60, b=20))
+    fig.update_layout(height=330 * int(np.ceil(len(names) / cols)), margin=dict(t=TITLE_ROOM, b=20))
     return fig
 
 
