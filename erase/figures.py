@@ -51,6 +51,7 @@ def image_row(images, titles, *, zmax=None, error_zmax=None, errors=(), height=3
     fig.update_layout(height=height, margin=dict(l=110, r=90 if errors else 20,
                                                  t=TITLE_ROOM + (24 if title else 0), b=10),
                       title=title)
+    fig.update_annotations(font_size=14 if n < 5 else 11)  # five titles fit the page's width
     return fig
 
 
