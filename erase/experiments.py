@@ -321,6 +321,7 @@ def run_many(labs_and_jobs: list[tuple[Lab, tuple]], workers: int = 2) -> list[d
         main = sys.modules["__main__"]
         if not hasattr(main, "__spec__"):  # a Jupyter kernel's __main__ lacks it; spawn needs it
             main.__spec__ = None
+        missing.sort(key=lambda lab_job: -expected_samples(*lab_job))  # longest first
         futures = [worker_pool(workers).submit(_run_job, lab.settings(), job)
                    for lab, job in missing]
         try:
@@ -334,6 +335,25 @@ def run_many(labs_and_jobs: list[tuple[Lab, tuple]], workers: int = 2) -> list[d
             raise
     return [(lab.train(**job[1]) if job[0] == "train" else lab.unlearn(**job[1]))
             for lab, job in labs_and_jobs]
+
+
+def expected_samples(lab: Lab, job: tuple) -> int:
+    """Samples a job will push through the network: its cost, known before it runs.
+
+    ``run_many`` hands out the costliest jobs first (longest processing time first), so a
+    long job never starts last while the other worker has nothing left to do.
+    """
+    kind, kwargs = job
+    slices = {name: c["slices"] for name, c in lab.counts().items()}
+    if kind == "train" or kwargs.get("method") == "Retrain":
+        which = kwargs.get("which", "oracle")
+        return lab.train_config.epochs * (slices["retain"] + (which == "original") * slices["forget"])
+    config = lab.unlearn_config_of(**kwargs)
+    row, knobs = config["method"], config["knobs"]
+    n_forget = slices["forget"] if row["forget"] != "none" else 0
+    n_retain = {"none": 0, "all": slices["retain"]}.get(
+        row["retain"], max(1, round((knobs["retain_fraction"] or 0) * slices["retain"])))
+    return knobs["epochs"] * max(n_forget, n_retain) * ((n_forget > 0) + (n_retain > 0))
 
 
 def _stored(lab: Lab, job: tuple) -> bool:

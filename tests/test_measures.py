@@ -158,3 +158,36 @@ def test_slice_names_come_from_the_index_without_loading(lab):
             raise AssertionError("a slice was loaded to read its name")
 
     assert slice_names(Subset(Index(), [1, 2])) == names[1:3]
+
+
+def test_expected_samples_match_what_the_loop_pushes_through(lab, trained):
+    from erase.experiments import expected_samples
+
+    for which in ("oracle", "original"):
+        assert expected_samples(lab, ("train", {"which": which})) == trained[which]["timing"]["samples"]
+    for method, knobs in (("NL-FT", {}), ("Full FT", {}), ("GA-l1", {}), ("FT", {"retain_fraction": 0.5})):
+        record = lab.unlearn(method, **knobs)
+        assert expected_samples(lab, ("unlearn", {"method": method, **knobs})) == \
+            record["timing"]["samples"], method
+
+
+def test_run_many_hands_out_the_longest_jobs_first(lab, trained, monkeypatch):
+    from concurrent.futures import Future
+
+    from erase import experiments
+
+    submitted = []
+
+    class Recorder:  # a pool that only records the order; the read-back computes the runs
+        def submit(self, fn, settings, job):
+            submitted.append(job[1]["retain_fraction"])
+            done = Future()
+            done.set_result(None)
+            return done
+
+    monkeypatch.setattr(experiments, "worker_pool", lambda workers: Recorder())
+    fractions = (0.15, 0.9, 0.45)
+    records = experiments.run_many([(lab, ("unlearn", {"method": "FT", "retain_fraction": f}))
+                                    for f in fractions], workers=2)
+    assert submitted == [0.9, 0.45, 0.15]
+    assert [r["config"]["knobs"]["retain_fraction"] for r in records] == list(fractions)
