@@ -351,8 +351,10 @@ def expected_samples(lab: Lab, job: tuple) -> int:
     config = lab.unlearn_config_of(**kwargs)
     row, knobs = config["method"], config["knobs"]
     n_forget = slices["forget"] if row["forget"] != "none" else 0
-    n_retain = {"none": 0, "all": slices["retain"]}.get(
-        row["retain"], max(1, round((knobs["retain_fraction"] or 0) * slices["retain"])))
+    if row["retain"] == "subset":  # Dr', drawn as the run will draw it
+        n_retain = len(data_lib.retain_subset(slices["retain"], knobs["retain_fraction"], lab.seed))
+    else:
+        n_retain = slices["retain"] if row["retain"] == "all" else 0
     return knobs["epochs"] * max(n_forget, n_retain) * ((n_forget > 0) + (n_retain > 0))
 
 
