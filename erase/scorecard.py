@@ -12,7 +12,7 @@ from scipy import stats
 
 from . import paper
 from .paper import FINDINGS
-from .study import interval
+from .study import interval, paired_differences
 
 HOLDS, FAILS, UNSURE = "holds", "does not hold", "inconclusive"
 
@@ -45,11 +45,6 @@ def _seed_values(records, fn) -> list[float]:
         except KeyError:
             continue
     return values
-
-
-def _differences(records, a: str, b: str, column: str) -> list[float]:
-    """Per seed: run a's column minus run b's (paired: same seed, same split)."""
-    return _seed_values(records, lambda get, s: get(a, column) - get(b, column))
 
 
 def _decide(triple, threshold: float, above: bool = True) -> str:
@@ -102,7 +97,7 @@ def findings(records: dict, ablation: dict, hallucination_excess: list[float]) -
     rows = []
 
     # 1 knowledge gap
-    gap_values = _differences(records, "original", "oracle", "kta_psnr")
+    gap_values = paired_differences(records, "original", "oracle", "kta_psnr")
     positive, large = (_check("KTA(G) - KTA(G-hat) (dB)", gap_values, t) for t in (0.0, 2.0))
     gap = interval(gap_values)
     rows.append({"criterion": "KTA(G) - KTA(G-hat): mean > 2 dB with the 95% interval above 0 "
@@ -113,7 +108,7 @@ def findings(records: dict, ablation: dict, hallucination_excess: list[float]) -
                  FAILS if large["verdict"] == FAILS else UNSURE})
 
     # 2 mixing costs a little brain quality and causes hallucinations
-    cost = _check("BTA(G-hat) - BTA(G) (dB)", _differences(records, "oracle", "original", "bta_psnr"), 0.0)
+    cost = _check("BTA(G-hat) - BTA(G) (dB)", paired_differences(records, "oracle", "original", "bta_psnr"), 0.0)
     halluc = _check("G's hallucination excess over G-hat (pp)", hallucination_excess, 0.0)
     rows.append({"criterion": "0 < BTA(G-hat) - BTA(G) < 2 dB (interval above 0, mean below 2) and "
                               "G's hallucination score exceeds the oracle's (interval above 0)",
@@ -129,7 +124,7 @@ def findings(records: dict, ablation: dict, hallucination_excess: list[float]) -
     for m in ("FT", "Full FT"):
         removed = _check(f"{m}: share of the gap removed",
                          _seed_values(records, lambda get, s, m=m: _gap_removed(get, m)), 0.25, above=False)
-        bta_loss = _check(f"{m}: BTA(G) - BTA({m}) (dB)", _differences(records, "original", m, "bta_psnr"),
+        bta_loss = _check(f"{m}: BTA(G) - BTA({m}) (dB)", paired_differences(records, "original", m, "bta_psnr"),
                           0.5, above=False)
         checks += [removed, bta_loss]
         texts.append(f"{m}: gap removed {_fmt(removed['interval'], '')}, BTA loss {_fmt(bta_loss['interval'])}")
@@ -143,8 +138,8 @@ def findings(records: dict, ablation: dict, hallucination_excess: list[float]) -
     # 4 GA-l1 or NL alone collapses
     checks, texts, paper_texts = [], [], []
     for m in ("GA-l1", "NL"):
-        bta_drop = _check(f"{m}: BTA(G-hat) - BTA({m}) (dB)", _differences(records, "oracle", m, "bta_psnr"), 5.0)
-        kta_drop = _check(f"{m}: KTA(G-hat) - KTA({m}) (dB)", _differences(records, "oracle", m, "kta_psnr"), 3.0)
+        bta_drop = _check(f"{m}: BTA(G-hat) - BTA({m}) (dB)", paired_differences(records, "oracle", m, "bta_psnr"), 5.0)
+        kta_drop = _check(f"{m}: KTA(G-hat) - KTA({m}) (dB)", paired_differences(records, "oracle", m, "kta_psnr"), 3.0)
         checks += [bta_drop, kta_drop]
         texts.append(f"{m}: BTA {_fmt(bta_drop['interval'])} and KTA {_fmt(kta_drop['interval'])} below the oracle")
         paper_texts.append(f"{m}: {get_paper('oracle', 'bta_psnr') - get_paper(m, 'bta_psnr'):.1f} / "
@@ -155,14 +150,14 @@ def findings(records: dict, ablation: dict, hallucination_excess: list[float]) -
                  "verdict": _both(*[c["verdict"] for c in checks])})
 
     # 5 NL-FT close to the oracle; GA-l1-FT unlearns but loses more brain
-    nl_bta = _check("BTA(G-hat) - BTA(NL-FT) (dB)", _differences(records, "oracle", "NL-FT", "bta_psnr"),
+    nl_bta = _check("BTA(G-hat) - BTA(NL-FT) (dB)", paired_differences(records, "oracle", "NL-FT", "bta_psnr"),
                     1.0, above=False)
     nl_removed = _check("NL-FT: share of the gap removed",
                         _seed_values(records, lambda get, s: _gap_removed(get, "NL-FT")), 0.5)
     ga_removed = _check("GA-l1-FT: share of the gap removed",
                         _seed_values(records, lambda get, s: _gap_removed(get, "GA-l1-FT")), 0.5)
     ga_vs_nl = _check("BTA(NL-FT) - BTA(GA-l1-FT) (dB)",
-                      _differences(records, "NL-FT", "GA-l1-FT", "bta_psnr"), 0.0)
+                      paired_differences(records, "NL-FT", "GA-l1-FT", "bta_psnr"), 0.0)
     checks = [nl_bta, nl_removed, ga_removed, ga_vs_nl]
     rows.append({"criterion": "BTA(G-hat) - BTA(NL-FT) < 1 dB and NL-FT removes > 0.5 of the gap; "
                               "GA-l1-FT removes > 0.5 of the gap with lower BTA than NL-FT (whole intervals)",

@@ -97,12 +97,16 @@ def seed_interval(records: dict, name: str, column: str) -> tuple[float, float, 
     return interval([r["summary"][column] for (n, _), r in records.items() if n == name])
 
 
+def paired_differences(records: dict, a: str, b: str, column: str) -> list[float]:
+    """Per seed, run a's summary column minus run b's (same seed, same split)."""
+    seeds = sorted(s for (n, s) in records if n == a)
+    return [records[(a, s)]["summary"][column] - records[(b, s)]["summary"][column]
+            for s in seeds if (b, s) in records]
+
+
 def difference_interval(records: dict, a: str, b: str, column: str) -> tuple[float, float, float]:
     """Interval over seeds of the paired difference a - b (same seed, same split)."""
-    seeds = sorted(s for (n, s) in records if n == a)
-    diffs = [records[(a, s)]["summary"][column] - records[(b, s)]["summary"][column]
-             for s in seeds if (b, s) in records]
-    return interval(diffs)
+    return interval(paired_differences(records, a, b, column))
 
 
 def noise_sources(records: dict, a: str, b: str, accuracy: str = "bta",
