@@ -1,0 +1,21 @@
+"""The protocol's data: which volumes are retain, forget, validation and test, and how to load them.
+
+A manifest is the split written down: computed once from a data root and a seed, saved as JSON,
+and passed back in so that two runs (or two papers) use the same split. Volumes are split,
+never slices. Loading goes through fastMRI's own ``SliceDataset`` and ``VarNetDataTransform``
+with an equispaced mask, so synthetic and real files take exactly the same path.
+
+``fastmri_files`` reads and checks files, ``split`` makes and checks manifests, ``loading``
+turns a split into samples; their public names are re-exported here (``data.make_manifest``).
+The embedded data set is made by ``phantoms``, ``simulate`` and ``synthetic``.
+"""
+from .fastmri_files import (DataError, anatomy_of, fingerprint, read_volume_info, resolve, scan,
+                            write_json_atomic)
+from .loading import InMemory, load_split, mask_func
+from .split import (MANIFEST_VERSION, SPLITS, load_manifest, make_manifest, manifest_hash,
+                    retain_subset, split_counts, verify_manifest)
+
+__all__ = ["DataError", "anatomy_of", "fingerprint", "read_volume_info", "resolve", "scan",
+           "write_json_atomic", "InMemory", "load_split", "mask_func", "MANIFEST_VERSION",
+           "SPLITS", "load_manifest", "make_manifest", "manifest_hash", "retain_subset",
+           "split_counts", "verify_manifest"]
