@@ -46,8 +46,8 @@ import json, sys, time
 t0 = time.perf_counter()
 import torch
 t1 = time.perf_counter()
-import erase.experiments
-import erase.study
+import erase.runs.lab
+import erase.measures.study
 t2 = time.perf_counter()
 sys.path.insert(0, {bench!r})
 from bench_common import bench_lab, quiet
@@ -58,7 +58,7 @@ from erase.data import SPLITS
 for split in SPLITS:
     lab.dataset(split)
 t4 = time.perf_counter()
-from erase.methods import UNLEARNING
+from erase.runs.methods import UNLEARNING
 records = [lab.store.get(lab.unlearn_config_of(m)) for m in UNLEARNING]
 t5 = time.perf_counter()
 print("RESULT " + json.dumps({{"import_torch_s": t1 - t0, "import_erase_s": t2 - t1,

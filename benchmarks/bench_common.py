@@ -108,7 +108,7 @@ def time_steps(step, first: int, count: int, sync=None, budget_s: float | None =
 
 def bench_lab(scale: str = "default", results=None, device: str = "cpu", **kwargs):
     """The protocol Lab the benchmarks share; its store lives under ``_output/bench``."""
-    from erase.experiments import Lab
+    from erase.runs.lab import Lab
     return Lab(scale=scale, device=device,
                results_dir=str(results) if results is not None else str(DEFAULT_RESULTS),
                **kwargs)

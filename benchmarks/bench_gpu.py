@@ -41,7 +41,7 @@ def paper_samples(scale="paper", volumes=2, slices=None, out_dir=None):
 
     from erase import data as data_lib
     from erase.config import get_scale
-    from erase.synthetic import volume_plan, write_volume
+    from erase.data.synthetic import volume_plan, write_volume
 
     profile = get_scale(scale)
     config = dataclasses.replace(profile.data, brain_volumes=volumes, knee_volumes=0,

@@ -1,7 +1,7 @@
 """Benchmark 1: one training step of our loop against fastMRI's own Lightning training path.
 
-Ours is the body of ``erase.engine.run_loop`` (one sample collated and moved by Fabric,
-``erase.methods.step_loss`` for the Retrain row, ``fabric.backward``, ``fabric.clip_gradients``
+Ours is the body of ``erase.runs.engine.run_loop`` (one sample collated and moved by Fabric,
+``erase.runs.methods.step_loss`` for the Retrain row, ``fabric.backward``, ``fabric.clip_gradients``
 at the profile's clip, Adam), checked against ``run_loop`` itself. Theirs is
 ``fastmri.pl_modules.VarNetModule`` driven the way fastMRI trains it: a
 ``pytorch_lightning.Trainer`` on a DataLoader (batch 1, Adam lr 1e-3 through the module's own
@@ -14,7 +14,7 @@ train on the same samples of the profile's synthetic retain set, on the same dev
 variants run interleaved, in rounds, so that load from other work on the machine falls on all
 of them alike; figures are medians over steps after a warm-up.
 
-Also here: 1 vs 2 threads, two processes with one thread each (``erase.experiments.run_many``),
+Also here: 1 vs 2 threads, two processes with one thread each (``erase.runs.lab.run_many``),
 and ``torch.compile`` on CPU (compile time, steady step time, whether it pays off in a run).
 """
 from __future__ import annotations
@@ -38,7 +38,7 @@ def our_step(profile, dataset, device="cpu", precision="32-true", compile_mode=N
              channels_last=False, seed=0, adam=None, unet_fix=False):
     """``step(i)``: one step of run_loop's inner body on sample ``i`` of ``dataset``.
 
-    The optimizer is run_loop's own (``erase.engine.make_optimizer``: fused Adam). Variants,
+    The optimizer is run_loop's own (``erase.runs.engine.make_optimizer``: fused Adam). Variants,
     measured as alternatives: ``adam`` ("forloop": torch's default on CPU, what engine 1 used;
     "foreach") and ``unet_fix`` (fastMRI's U-Net without its tensor-valued padding test, see
     ``fixed_unet_forward``).
@@ -46,9 +46,9 @@ def our_step(profile, dataset, device="cpu", precision="32-true", compile_mode=N
     import torch
     from torch.utils.data import default_collate
 
-    from erase.engine import make_fabric, make_optimizer
-    from erase.methods import ReconstructionLoss, get_method, step_loss
-    from erase.models import build_model
+    from erase.runs.engine import make_fabric, make_optimizer
+    from erase.runs.methods import ReconstructionLoss, get_method, step_loss
+    from erase.runs.models import build_model
 
     fabric = make_fabric(device, precision)
     torch.manual_seed(seed)
@@ -215,11 +215,11 @@ def fastmri_lightning_times(profile, dataset, steps, device="cpu", precision="32
 
 
 def run_loop_seconds_per_step(lab, steps: int) -> float:
-    """``erase.engine.run_loop`` itself for ``steps`` steps: its own train_seconds / steps."""
+    """``erase.runs.engine.run_loop`` itself for ``steps`` steps: its own train_seconds / steps."""
     from torch.utils.data import Subset
 
-    from erase.engine import Loop, run_loop
-    from erase.methods import get_method
+    from erase.runs.engine import Loop, run_loop
+    from erase.runs.methods import get_method
 
     retain = lab.dataset("retain")
     with tempfile.TemporaryDirectory() as tmp:
@@ -292,8 +292,8 @@ def optimizer_alone(lab, repeats: int = 200) -> dict:
     import torch
     from torch.utils.data import default_collate
 
-    from erase.methods import ReconstructionLoss, get_method, step_loss
-    from erase.models import build_model
+    from erase.runs.methods import ReconstructionLoss, get_method, step_loss
+    from erase.runs.models import build_model
     batch = default_collate([lab.dataset("retain")[0]])
     out = {}
     for impl, options in (("for-loop (default on CPU)", {}), ("foreach", {"foreach": True}),
@@ -537,7 +537,7 @@ def report(out: dict) -> str:
                      f"{r['ratio_vs_lightning']:.2f}x; ours/fastMRI-by-hand = "
                      f"{r['ratio_vs_manual']:.2f}x")
     ours1 = out.get("threads_1", {}).get("ours", {}).get("ms_per_step")
-    lines.append(f"- erase.engine.run_loop itself, 1 thread: {out['run_loop_ms_per_step']:.1f} "
+    lines.append(f"- erase.runs.engine.run_loop itself, 1 thread: {out['run_loop_ms_per_step']:.1f} "
                  f"ms/step (its own train_seconds / steps, warm-up included; the benchmark's "
                  f"copy of its step: {ours1:.1f})")
     for key in ("parallel_1x1", "parallel_2x1", "parallel_1x2"):

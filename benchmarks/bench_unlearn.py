@@ -20,8 +20,8 @@ def run(scale="default", results=None, parallel=True, progress=True, device="cpu
     """Train (or reuse) the oracle, G and every unlearning method; return their costs."""
     import torch
 
-    from erase.experiments import _stored, run_many
-    from erase.methods import UNLEARNING
+    from erase.runs.lab import _stored, run_many
+    from erase.runs.methods import UNLEARNING
 
     quiet()
     lab = bench_lab(scale, results, device=device, progress=progress, data_root=data_root)

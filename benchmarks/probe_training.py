@@ -16,7 +16,7 @@ import json
 from dataclasses import replace
 
 from erase import config as erase_config
-from erase.experiments import Lab
+from erase.runs.lab import Lab
 
 
 def parse(argv=None) -> argparse.Namespace:

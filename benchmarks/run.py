@@ -46,7 +46,7 @@ def parse(argv=None) -> argparse.Namespace:
                         "regularizers, full (each takes minutes on 2 cores, cold and warm cache)")
     p.add_argument("--sequential", action="store_true",
                    help="unlearn: train in this process instead of through "
-                        "erase.experiments.run_many (2 processes x 1 thread, as the book does)")
+                        "erase.runs.lab.run_many (2 processes x 1 thread, as the book does)")
     p.add_argument("--data-root", default=None, help="unlearn: real fastMRI data root")
     p.add_argument("--book-source", default=None, help="book: repository to clone (default: this)")
     p.add_argument("--pip-cache", default=None, help="book: shared pip cache (default ~/.cache/pip)")

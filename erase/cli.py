@@ -20,7 +20,7 @@ from pathlib import Path
 
 from .config import ConfigError, get_scale
 from .data import DataError
-from .store import StoreError, check_writable
+from .runs.store import StoreError, check_writable
 
 
 def _common(parser: argparse.ArgumentParser) -> None:
@@ -99,8 +99,8 @@ def _integer(text):
 def _check_run(args) -> None:
     """Refuse a bad model, method or knob before the Lab writes anything (data, manifest)."""
     from .config import check_choice, check_int
-    from .experiments import DEFAULT_KNOBS, MODELS
-    from .methods import validate_knobs
+    from .runs.lab import DEFAULT_KNOBS, MODELS
+    from .runs.methods import validate_knobs
 
     if args.command == "train":
         check_choice("model", args.model, MODELS)
@@ -117,7 +117,7 @@ def _check_run(args) -> None:
 
 
 def _lab(args):
-    from .experiments import Lab
+    from .runs.lab import Lab
 
     return Lab(scale=args.scale, device=args.device, data_root=args.data_root,
                seed=_integer(args.seed), results_dir=args.results, manifest=args.manifest,
@@ -140,7 +140,7 @@ def _print_record(record: dict, as_json: bool) -> None:
 def run(args) -> int:
     if args.command == "synth":
         from .config import check_int
-        from .synthetic import synthesize
+        from .data.synthetic import synthesize
 
         seed = check_int("seed", _integer(args.seed))
         config = get_scale(args.scale).data

@@ -40,7 +40,7 @@ def results_dir(tmp_path_factory) -> Path:
 @pytest.fixture(scope="session")
 def lab(results_dir):
     """The shared smoke Lab (embedded synthetic data, seed 0) on the session's results dir."""
-    from erase.experiments import Lab
+    from erase.runs.lab import Lab
 
     return Lab(scale="smoke", results_dir=results_dir, progress=False)
 
@@ -56,7 +56,7 @@ def trained(lab):
 @pytest.fixture(scope="session")
 def smoke_data(tmp_path_factory, smoke) -> Path:
     """A smoke-scale synthetic data root of its own (seed 0), for tests that only read files."""
-    from erase.synthetic import synthesize
+    from erase.data.synthetic import synthesize
 
     root = tmp_path_factory.mktemp("smoke-data") / "data"
     synthesize(root, smoke.data, 0)

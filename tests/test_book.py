@@ -15,6 +15,7 @@ from __future__ import annotations
 import fcntl
 import functools
 import http.server
+import importlib
 import json
 import os
 import queue
@@ -30,7 +31,8 @@ from pathlib import Path
 
 import pytest
 
-from erase import book
+# the module; the package erase.book re-exports its function build() under the same name
+book = importlib.import_module("erase.book.build")
 
 ROOT = book.ROOT
 CHAPTERS = book.toc_documents(ROOT)
@@ -158,7 +160,7 @@ from pathlib import Path
 from IPython.display import HTML
 from myst_nb import glue
 import plotly.graph_objects as go
-from erase import offline
+from erase.book import offline
 
 offline.enable()
 print("kernel python:", sys.executable)

@@ -12,7 +12,7 @@ import pytest
 
 from erase import data as data_lib
 from erase.config import ConfigError, DataConfig, get_scale
-from erase.synthetic import STAMP, synthesize
+from erase.data.synthetic import STAMP, synthesize
 
 
 def h5_files(root: Path) -> list[Path]:
@@ -288,7 +288,7 @@ def test_lab_split_is_by_volume_in_the_loaded_data(lab):
 
 
 def test_saved_manifest_gives_the_same_split(lab, tmp_path):
-    from erase.experiments import Lab
+    from erase.runs.lab import Lab
 
     path = tmp_path / "manifest.json"
     data_lib.write_json_atomic(path, lab.manifest)

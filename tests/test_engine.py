@@ -15,10 +15,10 @@ import torch
 from torch.utils.data import Subset
 
 from erase.config import ConfigError
-from erase.engine import Loop, make_fabric, run_loop, save_atomic
-from erase.evaluate import METRICS, summarise, volume_metrics
-from erase.methods import METHODS
-from erase.models import build_model
+from erase.runs.engine import Loop, make_fabric, run_loop, save_atomic
+from erase.runs.evaluate import METRICS, summarise, volume_metrics
+from erase.runs.methods import METHODS
+from erase.runs.models import build_model
 
 ROOT = Path(__file__).resolve().parents[1]
 VENV_BIN = Path(sys.executable).parent
@@ -254,7 +254,7 @@ def test_torchrun_two_processes_trains_like_one(lab, trained, tmp_path):
                 proc.wait()
     out = out_file.read_text()
     assert not deadlock, ("deadlock: one rank waits for the store lock held by the other rank "
-                          "(see experiments.Lab._run / Store.lock)")
+                          "(see lab.Lab._run / Store.lock)")
     assert proc.returncode == 0, log.read_text()[-3000:]
     lines = [json.loads(line) for line in out.splitlines() if line.startswith("{")]
     assert len(lines) == 1, f"--json must print one JSON line (rank 0's), got: {out[:500]}"

@@ -6,10 +6,12 @@ import numpy as np
 import pytest
 import torch
 
-from erase import geometry, hallucination, panels
+from erase.measures import geometry
+from erase.report import panels
 from erase.config import TrainConfig
-from erase.engine import drop_epoch, learning_rate
-from erase.evaluate import reconstruct_volumes, volume_batches
+from erase.runs.engine import drop_epoch, learning_rate
+from erase.runs.evaluate import reconstruct_volumes, volume_batches
+from erase.runs.slice_scores import anatomy_support, slice_scores
 
 
 def _head(size=32):
@@ -20,19 +22,19 @@ def _head(size=32):
 
 def test_hallucination_score_is_zero_for_a_perfect_reconstruction():
     target = _head()
-    assert np.allclose(hallucination.slice_scores(target, target.copy()), 0.0)
+    assert np.allclose(slice_scores(target, target.copy()), 0.0)
 
 
 def test_hallucination_score_counts_texture_inside_the_anatomy_only():
     target = _head()
     rng = np.random.default_rng(0)
     texture = 0.05 * rng.standard_normal(target.shape).astype(np.float32)
-    inside = hallucination.anatomy_support(target)
-    painted_in = hallucination.slice_scores(target, target + texture * inside)
-    painted_out = hallucination.slice_scores(target, target + texture * ~inside)
+    inside = anatomy_support(target)
+    painted_in = slice_scores(target, target + texture * inside)
+    painted_out = slice_scores(target, target + texture * ~inside)
     assert (painted_in > 1.0).all()
     assert (painted_out < 0.05 * painted_in).all()  # only the filter's blur crosses the edge
-    stronger = hallucination.slice_scores(target, target + 2 * texture * inside)
+    stronger = slice_scores(target, target + 2 * texture * inside)
     assert (stronger > 3.5 * painted_in).all()  # energy: twice the texture, four times the score
 
 
@@ -111,7 +113,7 @@ def test_unlearning_runs_at_the_constant_rate(lab, trained):
 
 def test_unlearning_runs_at_its_own_rate_whatever_rate_trained_g():
     from erase.config import get_scale
-    from erase.engine import unlearning_schedule
+    from erase.runs.engine import unlearning_schedule
 
     schedule = unlearning_schedule(TrainConfig(lr=2e-3, unlearn_lr=1e-3, lr_step=0.8, epochs=10))
     assert schedule.lr_step is None
@@ -121,27 +123,27 @@ def test_unlearning_runs_at_its_own_rate_whatever_rate_trained_g():
 
 
 def test_run_many_computes_missing_runs_in_one_kept_pool(lab, trained):
-    from erase import experiments
+    from erase.runs import lab as lab_lib
 
-    first = experiments.run_many([(lab, ("unlearn", {"method": "GA-l1", "gamma": 2e-5})),
+    first = lab_lib.run_many([(lab, ("unlearn", {"method": "GA-l1", "gamma": 2e-5})),
                                   (lab, ("unlearn", {"method": "NL", "lam": 0.03}))], workers=2)
-    pool = experiments._POOL[2]
-    second = experiments.run_many([(lab, ("unlearn", {"method": "NL", "lam": 0.04})),
+    pool = lab_lib._POOL[2]
+    second = lab_lib.run_many([(lab, ("unlearn", {"method": "NL", "lam": 0.04})),
                                    (lab, ("unlearn", {"method": "NL", "lam": 0.05}))], workers=2)
-    assert experiments._POOL[2] is pool  # the workers (and their loaded data) were kept
+    assert lab_lib._POOL[2] is pool  # the workers (and their loaded data) were kept
     records = first + second
     assert [r["config"]["method"]["name"] for r in records] == ["GA-l1", "NL", "NL", "NL"]
     assert [r["config"]["knobs"]["lam"] for r in records[1:]] == [0.03, 0.04, 0.05]
     assert all(r["from_store"] for r in records)  # computed by the workers, read back here
     assert records[1]["metrics"] != records[2]["metrics"]
-    experiments.shutdown_pool()
-    assert not experiments._POOL
+    lab_lib.shutdown_pool()
+    assert not lab_lib._POOL
 
 
 def test_slice_names_come_from_the_index_without_loading(lab):
     from torch.utils.data import Subset
 
-    from erase.evaluate import slice_names
+    from erase.runs.evaluate import slice_names
 
     dataset = lab.dataset("brain_test")
     names = [dataset[i].fname for i in range(len(dataset))]
@@ -161,7 +163,7 @@ def test_slice_names_come_from_the_index_without_loading(lab):
 
 
 def test_expected_samples_match_what_the_loop_pushes_through(lab, trained):
-    from erase.experiments import expected_samples
+    from erase.runs.lab import expected_samples
 
     for which in ("oracle", "original"):
         assert expected_samples(lab, ("train", {"which": which})) == trained[which]["timing"]["samples"]
@@ -174,7 +176,7 @@ def test_expected_samples_match_what_the_loop_pushes_through(lab, trained):
 def test_run_many_hands_out_the_longest_jobs_first(lab, trained, monkeypatch):
     from concurrent.futures import Future
 
-    from erase import experiments
+    from erase.runs import lab as lab_lib
 
     submitted = []
 
@@ -185,9 +187,9 @@ def test_run_many_hands_out_the_longest_jobs_first(lab, trained, monkeypatch):
             done.set_result(None)
             return done
 
-    monkeypatch.setattr(experiments, "worker_pool", lambda workers: Recorder())
+    monkeypatch.setattr(lab_lib, "worker_pool", lambda workers: Recorder())
     fractions = (0.15, 0.9, 0.45)
-    records = experiments.run_many([(lab, ("unlearn", {"method": "FT", "retain_fraction": f}))
+    records = lab_lib.run_many([(lab, ("unlearn", {"method": "FT", "retain_fraction": f}))
                                     for f in fractions], workers=2)
     assert submitted == [0.9, 0.45, 0.15]
     assert [r["config"]["knobs"]["retain_fraction"] for r in records] == list(fractions)

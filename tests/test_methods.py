@@ -10,14 +10,14 @@ import pytest
 import torch
 from torch.utils.data import default_collate
 
-from erase import experiments
+from erase.runs import lab as lab_lib
 from erase.config import ConfigError, config_hash, unlearning_epochs
 from erase.data import retain_subset
-from erase.engine import Loop, epoch_pairs, make_fabric, run_loop
-from erase.methods import (FORGET_TERMS, METHODS, METHODS_VERSION, RETAIN_DATA, UNLEARNING,
+from erase.runs.engine import Loop, epoch_pairs, make_fabric, run_loop
+from erase.runs.methods import (FORGET_TERMS, METHODS, METHODS_VERSION, RETAIN_DATA, UNLEARNING,
                            Method, ReconstructionLoss, get_method, l1_norm, noisy_target,
                            step_loss, validate_knobs)
-from erase.models import build_model, reconstruct
+from erase.runs.models import build_model, reconstruct
 
 
 def batch(dataset, i=0):
@@ -276,7 +276,7 @@ def test_lab_trains_g_in_the_oracles_retain_order(lab, monkeypatch):
         seen.append((loop, [p.detach().clone() for p in model.parameters()]))
         raise Captured
 
-    monkeypatch.setattr(experiments, "run_loop", spy)
+    monkeypatch.setattr(lab_lib, "run_loop", spy)
     monkeypatch.setattr(lab.store, "get", lambda c: None)
     for which in ("oracle", "original"):
         with pytest.raises(Captured):
@@ -346,7 +346,7 @@ def test_lab_hands_each_row_the_data_it_names(lab, trained, monkeypatch):
         seen.append(loop)
         raise Captured
 
-    monkeypatch.setattr(experiments, "run_loop", spy)
+    monkeypatch.setattr(lab_lib, "run_loop", spy)
     stored = lab.store.get  # G comes from the store; unlearning runs must not
     monkeypatch.setattr(lab.store, "get", lambda c: None if c["kind"] == "unlearn" else stored(c))
     n_retain = len(lab.dataset("retain"))
@@ -383,10 +383,10 @@ def test_lab_hands_each_row_the_data_it_names(lab, trained, monkeypatch):
 
 def test_ft_reads_no_forget_sample_during_its_loop(trained, results_dir, monkeypatch):
     """A real FT run through the Lab: the loop reads only Dr' (evaluation may read Df for UA)."""
-    lab = experiments.Lab(scale="smoke", results_dir=results_dir)
+    lab = lab_lib.Lab(scale="smoke", results_dir=results_dir)
     forget, retain = Watched(lab.dataset("forget")), Watched(lab.dataset("retain"))
     lab._datasets.update(forget=forget, retain=retain)
-    real = experiments.run_loop
+    real = lab_lib.run_loop
 
     def armed(loop, model, fabric):
         forget.armed = retain.armed = True
@@ -395,7 +395,7 @@ def test_ft_reads_no_forget_sample_during_its_loop(trained, results_dir, monkeyp
         finally:
             forget.armed = retain.armed = False
 
-    monkeypatch.setattr(experiments, "run_loop", armed)
+    monkeypatch.setattr(lab_lib, "run_loop", armed)
     record = lab.unlearn("FT", retain_fraction=0.2)
     assert record["from_store"] is False
     assert forget.loop_reads() == []
@@ -411,7 +411,7 @@ def test_retrain_ignores_the_original_model(lab, trained, tmp_path):
     """G-hat trained in a store that never saw G equals G-hat trained after G."""
     config = lab.train_config_of("oracle")
     assert "start" not in config and "original" not in json.dumps(config)
-    fresh = experiments.Lab(scale="smoke", results_dir=tmp_path / "fresh")
+    fresh = lab_lib.Lab(scale="smoke", results_dir=tmp_path / "fresh")
     torch.manual_seed(987654321)  # whatever else ran in this process before must not matter
     torch.rand(10)
     alone = fresh.train("oracle")

@@ -1,11 +1,11 @@
-"""Tests for erase.phantoms: the output contract, determinism, smoothness across
+"""Tests for erase.data.phantoms: the output contract, determinism, smoothness across
 slices, and that brain and knee phantoms form measurably different domains."""
 
 import numpy as np
 import pytest
 from scipy import ndimage
 
-from erase.phantoms import brain_volume, knee_volume
+from erase.data.phantoms import brain_volume, knee_volume
 
 GENERATORS = [brain_volume, knee_volume]
 SEEDS = range(5)

@@ -15,7 +15,7 @@ import pytest
 
 from erase import cli, data
 from erase.config import get_scale
-from erase.synthetic import STAMP, synthesize
+from erase.data.synthetic import STAMP, synthesize
 
 BRAIN = "brain/file_brain_AXT2_200_6000000.h5"
 

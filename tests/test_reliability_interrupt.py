@@ -22,7 +22,7 @@ import pytest
 import torch
 
 from erase.config import get_scale
-from erase.synthetic import synthesize
+from erase.data.synthetic import synthesize
 
 pytestmark = pytest.mark.slow  # real processes: about a minute on 2 idle cores
 
@@ -198,7 +198,7 @@ def test_sigkill_during_unlearning_then_resume_is_bit_identical(reference, data_
     The reference is computed in this process (one torch thread, like the subprocesses) while
     the killed run's rerun works in another, so the two cores share the work.
     """
-    from erase.experiments import Lab
+    from erase.runs.lab import Lab
 
     finish(reference)
     original = record_of(reference["results"])["key"]

@@ -9,7 +9,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from erase import chapter, cli
+from erase import cli
+from erase.book import chapter
 from erase.config import ConfigError
 
 REPO = Path(__file__).resolve().parents[1]

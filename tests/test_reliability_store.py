@@ -15,10 +15,10 @@ import torch
 
 from erase import cli
 from erase.config import ModelConfig, config_hash, get_scale
-from erase.experiments import Lab
-from erase.models import build_model
-from erase.store import Store, StoreError
-from erase.synthetic import synthesize
+from erase.data.synthetic import synthesize
+from erase.runs.lab import Lab
+from erase.runs.models import build_model
+from erase.runs.store import Store, StoreError
 
 REPO = Path(__file__).resolve().parents[1]
 

@@ -7,8 +7,8 @@ from __future__ import annotations
 
 import pytest
 
-from erase import scorecard
-from erase.scorecard import FAILS, HOLDS, UNSURE, seeds_to_decide, undecided
+from erase.measures import scorecard
+from erase.measures.scorecard import FAILS, HOLDS, UNSURE, seeds_to_decide, undecided
 
 SEEDS = (0, 1, 2)
 WOBBLE = (-0.05, 0.0, 0.05)  # a little seed-to-seed spread, the same for every run

@@ -8,12 +8,12 @@ import time
 
 import pytest
 
-from erase import experiments
+from erase.runs import lab as lab_lib
 from erase.config import ConfigError, config_hash
 from erase.data import write_json_atomic
-from erase.engine import ENGINE_VERSION
-from erase.methods import METHODS_VERSION
-from erase.store import RECORD, Store, StoreError
+from erase.runs.engine import ENGINE_VERSION
+from erase.runs.methods import METHODS_VERSION
+from erase.runs.store import RECORD, Store, StoreError
 
 
 class Trained(Exception):
@@ -24,7 +24,7 @@ def no_training(monkeypatch):
     def refuse(*args, **kwargs):
         raise Trained("the store should have answered; the loop ran")
 
-    monkeypatch.setattr(experiments, "run_loop", refuse)
+    monkeypatch.setattr(lab_lib, "run_loop", refuse)
 
 
 # ------------------------------------------------------------------ reuse
@@ -47,7 +47,7 @@ def test_second_call_comes_from_the_store_without_training(lab, trained, monkeyp
 
 def test_a_new_lab_on_the_same_results_reuses_them(lab, trained, monkeypatch):
     no_training(monkeypatch)
-    other = experiments.Lab(scale="smoke", results_dir=lab.results)
+    other = lab_lib.Lab(scale="smoke", results_dir=lab.results)
     assert other.manifest_key == lab.manifest_key
     for which in ("oracle", "original"):
         record = other.train(which)
@@ -75,14 +75,14 @@ def test_any_change_of_config_is_a_new_key(lab, tmp_path):
     manifest = tmp_path / "m.json"
     write_json_atomic(manifest, lab.manifest)
     base = config_hash(lab.train_config_of("oracle"))
-    same = experiments.Lab(scale="smoke", results_dir=lab.results, manifest=manifest)
+    same = lab_lib.Lab(scale="smoke", results_dir=lab.results, manifest=manifest)
     assert config_hash(same.train_config_of("oracle")) == base
     variants = {
-        "seed (same split)": experiments.Lab(scale="smoke", results_dir=lab.results,
+        "seed (same split)": lab_lib.Lab(scale="smoke", results_dir=lab.results,
                                              manifest=manifest, seed=1),
-        "split (seed 1)": experiments.Lab(scale="smoke", results_dir=lab.results, seed=1),
-        "epochs": experiments.Lab(scale="smoke", results_dir=lab.results, epochs=3),
-        "architecture": experiments.Lab(scale="smoke", results_dir=lab.results, arch="unet"),
+        "split (seed 1)": lab_lib.Lab(scale="smoke", results_dir=lab.results, seed=1),
+        "epochs": lab_lib.Lab(scale="smoke", results_dir=lab.results, epochs=3),
+        "architecture": lab_lib.Lab(scale="smoke", results_dir=lab.results, arch="unet"),
     }
     keys = {name: config_hash(v.train_config_of("oracle")) for name, v in variants.items()}
     keys["which"] = config_hash(lab.train_config_of("original"))
@@ -175,7 +175,7 @@ def test_a_damaged_record_is_refused(stored):
 def test_the_lab_refuses_a_foreign_record_instead_of_serving_it(lab, trained, tmp_path):
     results = tmp_path / "copy"
     shutil.copytree(lab.results, results, ignore=shutil.ignore_patterns("*.ckpt", "work"))
-    other = experiments.Lab(scale="smoke", results_dir=results)
+    other = lab_lib.Lab(scale="smoke", results_dir=results)
     run_dir = other.store.run_dir(trained["oracle"]["key"])
     record = json.loads((run_dir / RECORD).read_text())
     record["config"]["train"]["epochs"] = 50

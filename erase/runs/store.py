@@ -17,8 +17,8 @@ import time
 from contextlib import contextmanager
 from pathlib import Path
 
-from .config import ConfigError, config_hash, to_dict
-from .data import write_json_atomic
+from ..config import ConfigError, config_hash, to_dict
+from ..data import write_json_atomic
 
 RECORD = "record.json"
 

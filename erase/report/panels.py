@@ -1,6 +1,6 @@
 """Figure 1 and the hallucination table: reconstructions of the brain test set, side by side.
 
-Every run stores the hallucination score (``erase.hallucination``) of each brain test slice
+Every run stores the hallucination score (``erase.runs.slice_scores``) of each brain test slice
 with its metrics; a model's score is compared with the oracle's on the same slice, and the
 slice where G's excess is largest is the one Figure 1 shows (only its volume is reconstructed).
 """
@@ -11,8 +11,8 @@ import pandas as pd
 from torch.utils.data import Subset
 
 from . import figures
-from .evaluate import reconstruct_volumes, slice_names
-from .hallucination import error_box, worst_slice
+from ..runs.evaluate import reconstruct_volumes, slice_names
+from ..measures.hallucination import error_box, worst_slice
 
 
 def scores_of(record: dict) -> dict[str, np.ndarray]:
@@ -92,7 +92,7 @@ def acquisition_views(sample) -> dict:
     import fastmri
     import torch
 
-    from .models import zero_filled as zero_filled_image
+    from ..runs.models import zero_filled as zero_filled_image
 
     masked = sample.masked_kspace
     coils = fastmri.complex_abs(fastmri.ifft2c(masked)).numpy()

@@ -23,16 +23,16 @@ from pathlib import Path
 import torch
 from torch.utils.data import ConcatDataset, Subset
 
-from . import data as data_lib
-from .config import (ConfigError, check_choice, check_int, get_scale, to_dict,
+from .. import data as data_lib
+from ..config import (ConfigError, check_choice, check_int, get_scale, to_dict,
                      unlearning_epochs)
 from .engine import ENGINE_VERSION, Loop, make_fabric, run_loop, unlearning_schedule
 from .evaluate import ACCURACY, brief, evaluate_dataset, evaluate_model
 from .methods import METHODS_VERSION, get_method, validate_knobs
 from .models import build_model, count_parameters
 from .store import Store, check_writable, checkpoint_errors, environment
-from .synthetic import stamp_of, synthesize
-from .config import config_hash
+from ..data.synthetic import stamp_of, synthesize
+from ..config import config_hash
 
 MODELS = ("oracle", "original")
 DEFAULT_RESULTS = Path(os.environ.get("ERASE_RESULTS", "_output"))

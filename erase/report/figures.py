@@ -114,7 +114,7 @@ def radar(rows: dict, axes=("UA", "BTA", "KTA", "1/RTE")) -> go.Figure:
 
 def scatter_fit(points: dict, x_title: str, y_title: str, degree: int = 2) -> go.Figure:
     """Figure 5: y against x per method with a polynomial fit and its 95% confidence band."""
-    from .fits import polyfit_band
+    from ..measures.fits import polyfit_band
 
     fig = go.Figure()
     for method, (xs, ys) in points.items():

@@ -13,9 +13,9 @@ import time
 
 import torch
 
-from . import data as data_lib
-from .engine import epoch_pairs, make_optimizer, set_learning_rate
-from .methods import ReconstructionLoss, get_method, step_terms
+from .. import data as data_lib
+from ..runs.engine import epoch_pairs, make_optimizer, set_learning_rate
+from ..runs.methods import ReconstructionLoss, get_method, step_terms
 
 
 def _flat(tensors) -> torch.Tensor:

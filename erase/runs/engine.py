@@ -22,7 +22,7 @@ import torch
 from torch.utils.data import default_collate
 from tqdm import tqdm
 
-from .config import ConfigError, TrainConfig
+from ..config import ConfigError, TrainConfig
 from .methods import Method, ReconstructionLoss, step_loss
 from .store import checkpoint_errors
 

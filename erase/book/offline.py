@@ -7,7 +7,7 @@ Kernel side (every chapter calls :func:`enable` through ``chapter.setup``)
     myst-nb ignores (it picks ``text/html`` first) and JupyterLab draws with its plotly
     extension, so the same notebook works when opened in Jupyter.
 
-Sphinx side (``extra_extensions: [erase.offline]`` in ``_config.yml``)
+Sphinx side (``extra_extensions: [erase.book.offline]`` in ``_config.yml``)
     * plotly.js: copied from the installed plotly package into ``_static/plotly.min.js`` of the
       built HTML and linked in the ``<head>`` of exactly the pages that hold a plotly figure
       (glued ones included), once per page. Nothing is copied into the source tree.
@@ -313,7 +313,7 @@ def _build_finished(app, exception) -> None:
 
 
 def setup(app):
-    """Sphinx extension entry point (``extra_extensions: [erase.offline]``)."""
+    """Sphinx extension entry point (``extra_extensions: [erase.book.offline]``)."""
     app.connect("builder-inited", _builder_inited)
     app.connect("source-read", _source_read)
     app.connect("html-page-context", _page_context, priority=900)

@@ -29,7 +29,9 @@ import sys
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
+# The repository root, three levels up from erase/book/build.py (it was two before the package
+# grew wings); a later change passes the root explicitly instead of deriving it from here.
+ROOT = Path(__file__).resolve().parent.parent.parent
 CONFIG_FILES = ("_config.yml", "_toc.yml")
 KERNEL = "python3"
 _ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
@@ -368,7 +370,7 @@ def render(root: Path | None = None, out: Path | None = None, quiet: bool = Fals
 def build(scale="default", device="cpu", results_dir=None, chapters=None, quiet=False,
           root: Path | None = None, out: Path | None = None) -> int:
     """Execute every chapter (or the chosen ones) and render the book. 0 if all went well."""
-    from .config import check_choice, get_scale
+    from ..config import check_choice, get_scale
 
     get_scale(scale)  # ConfigError -> `erase: error: ...`, exit 2, nothing run
     check_choice("device", device, ("cpu", "cuda"))

@@ -4,8 +4,8 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from . import paper
-from .study import pooled_volumes
+from .. import paper
+from ..measures.study import pooled_volumes
 
 ACCURACIES = (("bta", "BTA (brain test)"), ("kta", "KTA (knee test)"), ("ua", "UA (forget set)"))
 DISPLAY = {"oracle": "Oracle (G-hat)", "original": "G", "zero-filled": "zero-filled input"}

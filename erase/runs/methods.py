@@ -15,7 +15,7 @@ from dataclasses import asdict, dataclass
 import torch
 from fastmri.losses import SSIMLoss
 
-from .config import ConfigError
+from ..config import ConfigError
 from .models import reconstruct
 
 FORGET_TERMS = ("none", "ascent", "noisy_label")
@@ -120,7 +120,7 @@ def step_loss(method: Method, model, loss_fn, forget=None, retain=None, **knobs)
 
 def validate_knobs(method: str, retain_fraction, gamma, lam, epochs=None):
     """Check unlearning knobs with the messages a user needs; returns cleaned values."""
-    from .config import check_fraction, check_int, check_number
+    from ..config import check_fraction, check_int, check_number
 
     get_method(method)
     cleaned = (check_fraction("retain fraction", retain_fraction),

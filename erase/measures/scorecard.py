@@ -10,8 +10,8 @@ from __future__ import annotations
 import numpy as np
 from scipy import stats
 
-from . import paper
-from .paper import FINDINGS
+from .. import paper
+from ..paper import FINDINGS
 from .study import interval, paired_differences
 
 HOLDS, FAILS, UNSURE = "holds", "does not hold", "inconclusive"

@@ -11,8 +11,8 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from .experiments import Lab, run_many
-from .methods import UNLEARNING
+from ..runs.lab import Lab, run_many
+from ..runs.methods import UNLEARNING
 
 ABLATION_METHODS = ("FT", "NL-FT", "GA-l1-FT")
 

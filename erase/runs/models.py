@@ -12,7 +12,7 @@ from fastmri.data import transforms
 from fastmri.models import Unet, VarNet
 from torch import nn
 
-from .config import ConfigError, ModelConfig
+from ..config import ConfigError, ModelConfig
 
 ARCHITECTURES = ("varnet", "unet")
 

@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from . import phantoms
-from .config import ConfigError, DataConfig, to_dict
+from ..config import ConfigError, DataConfig, to_dict
 from .simulate import ACQUISITION, acquire, write_fastmri_file
 
 STAMP = "erase-synthetic.json"

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from types import ModuleType
 
-from .config import ConfigError
+from ..config import ConfigError
 
 COMMON = ("scale", "device", "data_root", "seed", "results_dir")
 
@@ -26,7 +26,7 @@ def unknown_parameters(namespace: dict, before: set, known) -> list[str]:
 def setup(namespace: dict, before: set, known=(), **lab_options):
     """Validate the chapter's parameters, switch plotly to the offline renderer, return a Lab."""
     from . import offline
-    from .experiments import Lab
+    from ..runs.lab import Lab
 
     known = tuple(COMMON) + tuple(known)
     extra = unknown_parameters(namespace, before, known)

@@ -5,6 +5,9 @@ not in the target. We measure the energy of the high-pass filtered error inside 
 relative to the high-pass energy of the target itself (in percent). The oracle G-hat never
 saw a knee, so the excess of a model over the oracle on the same slice is what mixing
 anatomies added; Figure 1 shows the slice where G's excess is largest.
+
+Here is the score every evaluation computes; the analysis of it (the worst slice, the window
+that shows it) is in ``erase.measures.hallucination``.
 """
 from __future__ import annotations
 
@@ -35,21 +38,3 @@ def slice_scores(target: np.ndarray, recon: np.ndarray) -> np.ndarray:
     num = (error * support).sum(axis=(1, 2))
     den = (reference * support).sum(axis=(1, 2)) + 1e-20
     return 100.0 * num / den
-
-
-def worst_slice(excess: dict[str, np.ndarray]) -> tuple[str, int, float]:
-    """(fname, slice, value) where a model's excess over the oracle is largest."""
-    fname = max(excess, key=lambda f: excess[f].max())
-    index = int(np.argmax(excess[fname]))
-    return fname, index, float(excess[fname][index])
-
-
-def error_box(target: np.ndarray, recon: np.ndarray, reference: np.ndarray, size: int = 16):
-    """(r0, r1, c0, c1) of the window where |recon - target| exceeds the reference's most."""
-    excess = np.abs(highpass(recon - target)) - np.abs(highpass(reference - target))
-    window = ndimage.uniform_filter(excess, size=size)
-    r, c = np.unravel_index(np.argmax(window), window.shape)
-    half = size // 2
-    r0 = int(np.clip(r - half, 0, target.shape[0] - size))
-    c0 = int(np.clip(c - half, 0, target.shape[1] - size))
-    return r0, r0 + size, c0, c0 + size

@@ -14,7 +14,7 @@ import torch
 from fastmri import evaluate as fm_eval
 from torch.utils.data import Subset, default_collate
 
-from .hallucination import slice_scores
+from .slice_scores import slice_scores
 from .models import reconstruct, zero_filled
 
 METRICS = ("psnr", "ssim", "nmse")
@@ -95,7 +95,7 @@ def reconstruct_volumes(model, dataset, device="cpu", baseline: bool = False,
 
 def evaluate_dataset(model, dataset, device="cpu", baseline: bool = False) -> dict:
     """Per-volume metrics and their summary for one split, and the per-slice hallucination
-    scores (``erase.hallucination``), kept so tables and figures never reconstruct again."""
+    scores (``erase.runs.slice_scores``), kept so tables and figures never reconstruct again."""
     volumes = reconstruct_volumes(model, dataset, device, baseline)
     summary = summarise({f: volume_metrics(t, r) for f, (t, r) in volumes.items()})
     summary["hallucination"] = {f: [float(x) for x in slice_scores(t, r)]
