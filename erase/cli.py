@@ -18,9 +18,12 @@ import os
 import sys
 from pathlib import Path
 
-from .config import ConfigError, get_scale
+from .config import SWITCHES, ConfigError, get_protocol, get_scale
 from .data import DataError
 from .runs.store import StoreError, check_writable
+
+
+SWITCH_FLAGS = {name: " or ".join(values) for name, values in SWITCHES.items() if values}
 
 
 def _common(parser: argparse.ArgumentParser) -> None:
@@ -34,6 +37,12 @@ def _common(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--epochs", default=None, help="training epochs (default: the scale's)")
     parser.add_argument("--arch", default=None, help="varnet (default) or unet")
     parser.add_argument("--json", action="store_true", help="print the record as one JSON line")
+    parser.add_argument("--protocol", default="code",
+                        help="code (default: as the paper's public code ran it) or text (as the "
+                             "paper writes it); the switches below replace single details")
+    for switch, choices in SWITCH_FLAGS.items():
+        parser.add_argument(f"--{switch.replace('_', '-')}", dest=switch, default=None,
+                            help=f"protocol switch: {choices}")
 
 
 def parser() -> argparse.ArgumentParser:
@@ -60,7 +69,8 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--retain-fraction", default=None)
     p.add_argument("--gamma", default=None)
     p.add_argument("--lambda", dest="lam", default=None)
-    p.add_argument("--unlearn-epochs", default=None)
+    p.add_argument("--unlearn-epochs", default=None,
+                   help="unlearning epochs (default: the protocol's 5)")
     _common(p)
 
     p = sub.add_parser("evaluate", help="BTA / KTA / UA of a trained or unlearned model")
@@ -112,8 +122,13 @@ def _check_run(args) -> None:
         given = {"retain_fraction": _number(args.retain_fraction), "gamma": _number(args.gamma),
                  "lam": _number(args.lam)}
         knobs = {**DEFAULT_KNOBS, **{k: v for k, v in given.items() if v is not None}}
-        validate_knobs(args.method, knobs["retain_fraction"], knobs["gamma"], knobs["lam"],
-                       _integer(getattr(args, "unlearn_epochs", None)))
+        validate_knobs(args.method, knobs["retain_fraction"], knobs["gamma"], knobs["lam"])
+    if args.command in ("train", "unlearn", "evaluate"):
+        get_protocol(args.protocol, **_switches(args))
+
+
+def _switches(args) -> dict:
+    return {name: getattr(args, name) for name in SWITCH_FLAGS if getattr(args, name, None)}
 
 
 def _lab(args):
@@ -121,7 +136,8 @@ def _lab(args):
 
     return Lab(scale=args.scale, device=args.device, data_root=args.data_root,
                seed=_integer(args.seed), results_dir=args.results, manifest=args.manifest,
-               epochs=_integer(args.epochs), arch=args.arch, progress=not args.json)
+               epochs=_integer(args.epochs), arch=args.arch, progress=not args.json,
+               protocol=args.protocol, switches=_switches(args))
 
 
 def _print_record(record: dict, as_json: bool) -> None:

@@ -11,11 +11,11 @@ The embedded data set is made by ``phantoms``, ``simulate`` and ``synthetic``.
 """
 from .fastmri_files import (DataError, anatomy_of, fingerprint, read_volume_info, resolve, scan,
                             write_json_atomic)
-from .loading import InMemory, load_split, mask_func
+from .loading import MASKS, Split, load_split, mask_func
 from .split import (MANIFEST_VERSION, SPLITS, load_manifest, make_manifest, manifest_hash,
                     retain_subset, split_counts, verify_manifest)
 
 __all__ = ["DataError", "anatomy_of", "fingerprint", "read_volume_info", "resolve", "scan",
-           "write_json_atomic", "InMemory", "load_split", "mask_func", "MANIFEST_VERSION",
+           "write_json_atomic", "MASKS", "Split", "load_split", "mask_func", "MANIFEST_VERSION",
            "SPLITS", "load_manifest", "make_manifest", "manifest_hash", "retain_subset",
            "split_counts", "verify_manifest"]

@@ -1,11 +1,14 @@
 """Loading one split through fastMRI's own ``SliceDataset`` and ``VarNetDataTransform``.
 
-The mask is equispaced, so synthetic and real files take exactly the same path.
+Synthetic and real files take exactly the same path. A split keeps its k-space unmasked and
+applies the equispaced mask on access: at evaluation with the mask fastMRI seeds from the file
+name (one mask per volume), in training either the same or, as the paper's public code does,
+a new random offset at every load (``Split.masked``), drawn from a seed so that a resumed run
+sees the masks an uninterrupted one would have seen.
 """
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
 from pathlib import Path
 
 from ..config import ConfigError, DataConfig
@@ -13,12 +16,22 @@ from .fastmri_files import resolve
 from .split import SPLITS, manifest_hash
 
 
-def mask_func(config: DataConfig):
-    """fastMRI's equispaced Cartesian mask with the paper's 8x and centre fraction 0.04."""
-    from fastmri.data.subsample import EquispacedMaskFractionFunc
+MASKS = ("equispaced", "equispaced_fraction")
 
-    return EquispacedMaskFractionFunc(center_fractions=[config.center_fraction],
-                                      accelerations=[config.acceleration])
+
+def mask_func(config: DataConfig):
+    """fastMRI's equispaced Cartesian mask at the config's acceleration and centre fraction.
+
+    ``equispaced`` is ``EquiSpacedMaskFunc`` (a line exactly every ``acceleration`` columns
+    plus the centre, the paper's public code); ``equispaced_fraction`` is
+    ``EquispacedMaskFractionFunc`` (spacing adjusted so the centre counts towards the rate).
+    """
+    from fastmri.data.subsample import EquiSpacedMaskFunc, EquispacedMaskFractionFunc
+
+    if config.mask not in MASKS:
+        raise ConfigError(f"unknown mask {config.mask!r}: choose one of {', '.join(MASKS)}")
+    kind = EquiSpacedMaskFunc if config.mask == "equispaced" else EquispacedMaskFractionFunc
+    return kind(center_fractions=[config.center_fraction], accelerations=[config.acceleration])
 
 
 def _link_farm(manifest: dict, split: str, data_root: Path, work_dir: Path) -> Path:
@@ -39,32 +52,96 @@ def _link_farm(manifest: dict, split: str, data_root: Path, work_dir: Path) -> P
     return folder
 
 
-@dataclass
-class InMemory:
-    """A data set materialised once: the synthetic sets fit, and epochs then cost no I/O."""
+class Split:
+    """Slices of a split; ``split[i]`` is the evaluation sample, ``masked(i, seed)`` a training
+    sample with a freshly drawn mask.
 
-    samples: list
+    ``raw`` is anything that gives fastMRI's raw slice tuples (kspace, mask, target, attributes,
+    file name, slice number): a list held in memory (the synthetic sets fit, and epochs then cost
+    no I/O) or a lazily read ``SliceDataset`` without transform (real data too large to hold).
+    ``select`` (Dr' from Dr) and ``join`` (Dr + Df for G) give new Splits over the same slices.
+    """
+
+    def __init__(self, raw, config: DataConfig, in_memory: bool, _cache=None):
+        from fastmri.data.transforms import VarNetDataTransform
+
+        self.raw, self.in_memory, self.config = raw, in_memory, config
+        self._fixed = VarNetDataTransform(mask_func(config), use_seed=True)
+        self._drawn_mask = mask_func(config)
+        self._drawn = VarNetDataTransform(self._drawn_mask, use_seed=False)
+        # evaluation samples never change: made once when the raw slices are in memory
+        if _cache is None and in_memory:
+            _cache = [self._fixed(*item) for item in raw]
+        self._cache = _cache
 
     def __len__(self) -> int:
-        return len(self.samples)
+        return len(self.raw)
 
     def __getitem__(self, i: int):
-        return self.samples[i]
+        return self._cache[i] if self._cache is not None else self._fixed(*self.raw[i])
+
+    def masked(self, i: int, seed) -> object:
+        """Slice ``i`` under an equispaced mask whose offset is drawn from ``seed`` (ints)."""
+        self._drawn_mask.rng.seed([int(x) % 2**32 for x in seed])
+        return self._drawn(*self.raw[i])
+
+    def fname(self, i: int) -> str:
+        """The file name of slice ``i``, without applying a mask (or reading k-space)."""
+        if self.in_memory:
+            return self.raw[i][4]
+        return self.raw.fname(i)
+
+    def select(self, indices) -> "Split":
+        """The slices at ``indices``, in that order."""
+        indices = [int(i) for i in indices]
+        raw = [self.raw[i] for i in indices] if self.in_memory else _Lazy(self.raw, indices)
+        cache = None if self._cache is None else [self._cache[i] for i in indices]
+        return Split(raw, self.config, self.in_memory, cache)
+
+    def join(self, other: "Split") -> "Split":
+        """This split's slices followed by ``other``'s."""
+        if self.in_memory and other.in_memory:
+            return Split(list(self.raw) + list(other.raw), self.config, True,
+                         self._cache + other._cache)
+        return Split(_Lazy.concat(self.raw, other.raw), self.config, False)
+
+
+class _Lazy:
+    """Slices of lazily read data sets, by (data set, index) pairs."""
+
+    def __init__(self, dataset, indices=None, pairs=None):
+        self.pairs = pairs if pairs is not None else [(dataset, i) for i in indices]
+
+    @classmethod
+    def concat(cls, a, b):
+        parts = []
+        for d in (a, b):
+            parts += d.pairs if isinstance(d, _Lazy) else [(d, i) for i in range(len(d))]
+        return cls(None, pairs=parts)
+
+    def __len__(self):
+        return len(self.pairs)
+
+    def __getitem__(self, i):
+        dataset, j = self.pairs[i]
+        return dataset[j]
+
+    def fname(self, i):
+        dataset, j = self.pairs[i]
+        return dataset.fname(j) if isinstance(dataset, _Lazy) else Path(dataset.raw_samples[j].fname).name
 
 
 def load_split(manifest: dict, split: str, data_root: Path, config: DataConfig,
-               work_dir: Path, in_memory_limit_mb: float = 2048):
-    """One split as fastMRI VarNetSamples (masked k-space, mask, target, max value ...)."""
+               work_dir: Path, in_memory_limit_mb: float = 2048) -> Split:
+    """One split through fastMRI's ``SliceDataset``, held in memory when it fits."""
     from fastmri.data import SliceDataset
-    from fastmri.data.transforms import VarNetDataTransform
 
     if split not in SPLITS:
         raise ConfigError(f"unknown split {split!r}: choose one of {', '.join(SPLITS)}")
     folder = _link_farm(manifest, split, data_root, work_dir)
-    dataset = SliceDataset(root=folder, challenge="multicoil",
-                           transform=VarNetDataTransform(mask_func(config), use_seed=True))
+    dataset = SliceDataset(root=folder, challenge="multicoil", transform=None)
     first = dataset[0] if len(dataset) else None
-    size_mb = 0 if first is None else len(dataset) * first.masked_kspace.numel() * 4 / 2**20
+    size_mb = 0 if first is None else len(dataset) * first[0].size * 8 / 2**20
     if size_mb <= in_memory_limit_mb:
-        return InMemory([dataset[i] for i in range(len(dataset))])
-    return dataset
+        return Split([dataset[i] for i in range(len(dataset))], config, in_memory=True)
+    return Split(_Lazy(dataset, range(len(dataset))), config, in_memory=False)

@@ -23,6 +23,7 @@ __all__ = ["brain_volume", "knee_volume"]
 
 _FINAL_BLUR_PX = 0.6  # light blur so edges are not pixel-sharp (limits aliasing)
 _SLICE_SIGMA = 1.2  # texture correlation length across slices, in slices
+_TRABECULAR_MIN_PX = 3.0  # finest trabecular lattice drawn, in pixels
 
 
 # ----------------------------------------------------------------------------
@@ -171,6 +172,7 @@ def _brain_params(rng) -> dict:
         v_skull=rng.uniform(0.02, 0.07),
         v_deep=rng.uniform(0.40, 0.46),
         bias=rng.uniform(0.08, 0.18),
+        v_fat=rng.uniform(0.85, 1.0),  # subcutaneous scalp fat: bright on T2 FSE
     )
 
 
@@ -271,6 +273,9 @@ def brain_volume(seed: int, num_slices: int, size: int) -> tuple[np.ndarray, np.
     img = np.zeros((num_slices, size, size), dtype=np.float32)
     head = _soft(dist, px)
     _paint(img, head, p["v_scalp"])
+    # under a thin skin layer the scalp is mostly fat, as bright as CSF on T2 FSE: the body
+    # outline's bright fat band is something brain and knee images share
+    _paint(img, _soft(dist + np.float32(0.25 * p["scalp"]), px), p["v_fat"])
     d_skull = dist + np.float32(p["scalp"])
     _paint(img, _soft(d_skull, px), p["v_skull"])
     d_csf = d_skull + np.float32(p["skull"])
@@ -402,7 +407,7 @@ def _knee_soft_tissue(rng, p, g, u, v, t, x, y, leg, d_leg, px, fx, fy):
     num_slices, size = leg.shape[0], x.shape[-1]
     ant, jy = np.float32(p["anterior"]), g["jy"]
     f_ang = np.pi / 2 + p["angle"] + p["fibre_angle"]  # fibres run along the limb axis
-    across = max(0.6, 0.006 * size)
+    across = max(1.2, 0.006 * size)  # fibres no thinner than about a pixel
     fibre_tf = _gauss_tf(fx, fy, p["fibre_len"] * size / 2, across, f_ang)
     septa_tf = _gauss_tf(fx, fy, 0.25 * size / 2, 2 * across, f_ang + 0.1)
     fibre = _filtered_noise(rng, num_slices, size, fibre_tf)
@@ -474,8 +479,12 @@ def knee_volume(seed: int, num_slices: int, size: int) -> tuple[np.ndarray, np.n
     img = _knee_soft_tissue(rng, p, g, u, v, t, x, y, leg, d_leg, px, fx, fy)
     _knee_joint(img, p, g, u, v, px)
 
-    trab = _trabecular(rng, num_slices, size, max(1.8, p["trab_scale"] * size / 2), fx, fy)
-    marrow = p["v_marrow"] * (1.0 - 0.35 * trab)
+    # Trabecular struts are far below a pixel at coarse matrices; partial volume averages them
+    # into a fainter, coarser mottle: drawn no finer than 3 px, at lower contrast when so.
+    spacing = p["trab_scale"] * size / 2
+    trab = _trabecular(rng, num_slices, size, max(_TRABECULAR_MIN_PX, spacing), fx, fy)
+    contrast = 0.35 if spacing >= _TRABECULAR_MIN_PX else 0.2
+    marrow = p["v_marrow"] * (1.0 - contrast * trab)
     cortex = np.float32(p["cortex"])
     for bone in (g["femur"], g["tibia"], g["patella"]):  # dark cortical rim, textured marrow
         _paint(img, _soft(bone, px), p["v_cortex"])

@@ -20,7 +20,7 @@ from ..config import ConfigError, DataConfig, to_dict
 from .simulate import ACQUISITION, acquire, write_fastmri_file
 
 STAMP = "erase-synthetic.json"
-FORMAT_VERSION = 2  # bump when phantoms or acquisition change what a seed produces
+FORMAT_VERSION = 3  # bump when phantoms or acquisition change what a seed produces
 
 
 def volume_plan(config: DataConfig, seed: int) -> list[dict]:

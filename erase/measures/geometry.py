@@ -13,9 +13,9 @@ import time
 
 import torch
 
-from .. import data as data_lib
-from ..runs.engine import epoch_pairs, make_optimizer, set_learning_rate
-from ..runs.methods import ReconstructionLoss, get_method, step_terms
+from ..runs.engine import (batch_of, epoch_steps, load_start, make_optimizer, make_scheduler,
+                           optimizer_step)
+from ..runs.methods import ReconstructionLoss, step_terms
 
 
 def _flat(tensors) -> torch.Tensor:
@@ -32,62 +32,57 @@ def trace(lab, method: str, steps: int | None = None, **knobs) -> list[dict]:
 
     Kept in the results store like a run, so a rebuild reads it instead of replaying.
     """
-    config = {"kind": "trace", "of": lab.unlearn_config_of(method, **knobs), "steps": steps}
+    job = lab.job(method, **knobs)
+    config = {"kind": "trace", "of": lab.config(job), "steps": steps}
     record = lab.store.get(config)
     if record is None:
         with lab.store.lock(config):
             record = lab.store.get(config)
             if record is None:
                 started = time.perf_counter()
-                rows = _replay(lab, method, config["of"], steps)
+                rows = _replay(lab, job, steps)
                 record = lab.store.put(config, {
                     "name": f"Figure 4 replay of {method}", "rows": rows, "finished": time.time(),
                     "timing": {"train_seconds": time.perf_counter() - started, "steps": len(rows)}})
     return record["rows"]
 
 
-def _replay(lab, method: str, config: dict, steps: int | None) -> list[dict]:
-    from torch.utils.data import Subset, default_collate
-
-    row = get_method(method)
-    original, oracle = lab.train("original"), lab.train("oracle")
+def _replay(lab, job, steps: int | None) -> list[dict]:
+    """The loop's first epoch of ``job``, step by step: same inputs (``Lab.inputs``), same
+    order and masks (``engine.epoch_steps``, ``engine.batch_of``), same terms and same step
+    (``engine.optimizer_step``) from the same checkpoint, with measurements in between."""
+    oracle = lab.run(lab.job("oracle"))
+    lab.run(lab.job("original"))
+    inputs = lab.inputs(job)
+    fabric = lab.fabric
     model = lab.new_model()
     optimizer = make_optimizer(model, lab.train_config)
-    state = torch.load(lab.store.run_dir(original["key"]) / "checkpoint.ckpt",
-                       map_location="cpu", weights_only=True)
-    model.load_state_dict(state["model"])
-    optimizer.load_state_dict(state["optimizer"])
-    set_learning_rate(optimizer, lab.train_config.unlearn_lr)  # unlearning's constant rate
+    load_start(fabric, inputs.start_from, model, optimizer,
+               make_scheduler(optimizer, lab.protocol))
     theta_g = _flat([p.detach().clone() for p in model.parameters()])
     theta_hat = _flat(lab.load_model(oracle).cpu().parameters()).detach()
     axis = theta_hat - theta_g
-    forget = lab.dataset("forget")
-    retain = None
-    if row.retain != "none":
-        retain = lab.dataset("retain")
-        if row.retain == "subset":
-            retain = Subset(retain, data_lib.retain_subset(
-                len(retain), config["knobs"]["retain_fraction"], lab.seed))
+    row, protocol = inputs.row, lab.protocol
     loss_fn = ReconstructionLoss(lab.train_config.loss, lab.train_config.l1_weight)
     params = [p for p in model.parameters() if p.requires_grad]
     noise = torch.Generator().manual_seed(lab.seed * 1_000_003)
-    pairs = epoch_pairs(len(forget) if row.forget != "none" else 0,
-                        len(retain) if retain is not None else 0, lab.seed, 0)
+    n_forget = len(inputs.forget) if row.forget != "none" else 0
+    n_retain = len(inputs.retain) if inputs.retain is not None else 0
+    plan = epoch_steps(n_forget, n_retain, lab.seed, 0, lab.train_config.batch_size,
+                       protocol.steps)
+    random_masks = protocol.training_masks == "random"
     rows = []
     model.train()
-    for step, (fi, ri) in enumerate(pairs[:steps]):
-        f = None if fi is None else default_collate([forget[fi]])
-        r = None if ri is None else default_collate([retain[ri]])
-        terms = step_terms(row, model, loss_fn, f, r, gamma=config["knobs"]["gamma"] or 0.0,
-                           lam=config["knobs"]["lam"] or 0.0, generator=noise)
-        entry = {"step": step + 1, "method": method}
+    for step, (f_indices, r_indices) in enumerate(plan[:steps]):
+        f = batch_of(inputs.forget, f_indices, fabric, (lab.seed, 0, 0) if random_masks else None)
+        r = batch_of(inputs.retain, r_indices, fabric, (lab.seed, 0, 1) if random_masks else None)
+        terms = step_terms(row, model, loss_fn, f, r, protocol=protocol, gamma=inputs.gamma,
+                           lam=inputs.lam, generator=noise)
+        entry = {"step": step + 1, "method": job.name}
         if "forget" in terms and "retain" in terms:
             g_f, g_r = _gradient(terms["forget"], params), _gradient(terms["retain"], params)
             entry["cosine"] = float(torch.nn.functional.cosine_similarity(g_f, g_r, dim=0))
-        optimizer.zero_grad(set_to_none=True)
-        sum(terms.values()).backward()
-        torch.nn.utils.clip_grad_norm_(params, lab.train_config.grad_clip)
-        optimizer.step()
+        optimizer_step(fabric, model, optimizer, sum(terms.values()), lab.train_config.grad_clip)
         delta = _flat([p.detach() for p in model.parameters()]) - theta_g
         along = float(delta @ axis / (axis @ axis))
         entry["toward_oracle"] = along

@@ -27,36 +27,31 @@ def labs_for(lab: Lab, seeds=None) -> list[Lab]:
 
 def train_models(labs: list[Lab], workers: int = 2) -> dict:
     """G-hat and G for every Lab: {(name, seed): record}."""
-    jobs = [(lab, ("train", {"which": which})) for lab in labs for which in ("oracle", "original")]
-    records = run_many(jobs, workers)
-    return {(job[1]["which"], lab.seed): r for (lab, job), r in zip(jobs, records)}
+    jobs = [(lab, lab.job(which)) for lab in labs for which in ("oracle", "original")]
+    return {(job.name, lab.seed): r for (lab, job), r in zip(jobs, run_many(jobs, workers))}
 
 
 def unlearn_all(labs: list[Lab], methods=UNLEARNING, workers: int = 2, **knobs) -> dict:
     """Each method from each Lab's G: {(method, seed): record}."""
-    train_models(labs, workers)
-    jobs = [(lab, ("unlearn", {"method": m, **knobs})) for lab in labs for m in methods]
-    records = run_many(jobs, workers)
-    return {(job[1]["method"], lab.seed): r for (lab, job), r in zip(jobs, records)}
+    jobs = [(lab, lab.job(m, **knobs)) for lab in labs for m in methods]
+    return {(job.name, lab.seed): r for (lab, job), r in zip(jobs, run_many(jobs, workers))}
 
 
-def ablation(lab: Lab, fractions=None, methods=ABLATION_METHODS, workers: int = 2) -> dict:
-    """{(method, fraction): record} for the retain-fraction ablation (one seed)."""
-    fractions = fractions or lab.profile.fractions
-    train_models([lab], workers)
-    jobs = [(lab, ("unlearn", {"method": m, "retain_fraction": f}))
-            for f in fractions for m in methods]
-    records = run_many(jobs, workers)
-    return {(job[1]["method"], job[1]["retain_fraction"]): r for (l_, job), r in zip(jobs, records)}
+def ablation(labs: list[Lab], fractions=None, methods=ABLATION_METHODS, workers: int = 2) -> dict:
+    """{(method, fraction, seed): record} for the retain-fraction ablation."""
+    fractions = fractions or labs[0].profile.fractions
+    jobs = [(lab, m, f, lab.job(m, retain_fraction=f)) for lab in labs for f in fractions
+            for m in methods]
+    records = run_many([(lab, job) for lab, _, _, job in jobs], workers)
+    return {(m, f, lab.seed): r for (lab, m, f, _), r in zip(jobs, records)}
 
 
 def lambda_sweep(lab: Lab, lambdas=None, methods=("NL", "NL-FT"), workers: int = 2) -> dict:
     """{(method, lambda): record}: the sweep the paper did not run (it fixed lambda)."""
     lambdas = lambdas or lab.profile.lambdas
-    train_models([lab], workers)
-    jobs = [(lab, ("unlearn", {"method": m, "lam": x})) for x in lambdas for m in methods]
-    records = run_many(jobs, workers)
-    return {(job[1]["method"], job[1]["lam"]): r for (l_, job), r in zip(jobs, records)}
+    jobs = [(lab, m, x, lab.job(m, lam=x)) for x in lambdas for m in methods]
+    records = run_many([(lab, job) for lab, _, _, job in jobs], workers)
+    return {(m, x): r for (_, m, x, _), r in zip(jobs, records)}
 
 
 # ------------------------------------------------------------------ frames

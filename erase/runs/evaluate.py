@@ -46,9 +46,9 @@ def slice_names(dataset) -> list[str]:
     if isinstance(dataset, Subset):
         parent = slice_names(dataset.dataset)
         return [parent[i] for i in dataset.indices]
-    if hasattr(dataset, "raw_samples"):  # fastMRI's SliceDataset: from its index of slices
-        return [Path(raw.fname).name for raw in dataset.raw_samples]
-    return [dataset[i].fname for i in range(len(dataset))]  # in memory: free
+    if hasattr(dataset, "fname"):  # erase.data.Split: from the raw tuples or fastMRI's index
+        return [dataset.fname(i) for i in range(len(dataset))]
+    return [dataset[i].fname for i in range(len(dataset))]
 
 
 def volume_batches(dataset, max_slices: int = 8) -> list[list[int]]:
@@ -93,13 +93,28 @@ def reconstruct_volumes(model, dataset, device="cpu", baseline: bool = False,
     return volumes
 
 
+def slice_losses(target: np.ndarray, recon: np.ndarray, max_value: float) -> dict[str, list]:
+    """Per slice of a volume: the SSIM loss (1 - SSIM with the volume maximum as data range,
+    as fastMRI's evaluation computes SSIM) and the NMSE. The forgetting audit
+    (``measures.audit``) compares these between slices a model saw and slices it did not."""
+    from skimage.metrics import structural_similarity
+
+    ssim_loss = [1.0 - structural_similarity(t, r, data_range=max_value)
+                 for t, r in zip(target, recon)]
+    nmse = [float(np.linalg.norm(t - r) ** 2 / np.linalg.norm(t) ** 2)
+            for t, r in zip(target, recon)]
+    return {"ssim_loss": [float(x) for x in ssim_loss], "nmse": nmse}
+
+
 def evaluate_dataset(model, dataset, device="cpu", baseline: bool = False) -> dict:
-    """Per-volume metrics and their summary for one split, and the per-slice hallucination
-    scores (``erase.runs.slice_scores``), kept so tables and figures never reconstruct again."""
+    """Per-volume metrics and their summary for one split, and per slice the hallucination
+    score (``erase.runs.slice_scores``) and the losses of ``slice_losses``, kept so that
+    tables, figures and the forgetting audit never reconstruct again."""
     volumes = reconstruct_volumes(model, dataset, device, baseline)
     summary = summarise({f: volume_metrics(t, r) for f, (t, r) in volumes.items()})
     summary["hallucination"] = {f: [float(x) for x in slice_scores(t, r)]
                                 for f, (t, r) in volumes.items()}
+    summary["per_slice"] = {f: slice_losses(t, r, float(t.max())) for f, (t, r) in volumes.items()}
     return summary
 
 

@@ -3,7 +3,12 @@
 ``Lab(scale="default").train("oracle")`` trains G-hat on Dr (or reuses it from the store),
 ``train("original")`` trains G on Dr + Df, and ``unlearn("NL-FT")`` runs an unlearning
 method from G. Every call returns a record: config, metrics (BTA, KTA, UA per volume and
-aggregated), per-epoch history, timing and environment. Chapters and the CLI both use it.
+aggregated, per-slice losses), per-epoch history, timing and environment.
+
+Every run is first described as a ``Job`` (what it is and its knobs). From a job the Lab derives,
+each in one place, its config (the key in the results store), its inputs (which data, which
+starting checkpoint: ``inputs``) and its cost (``cost``); the Lab, ``run_many``'s scheduler, the
+command line and Figure 4's replay all go through them.
 """
 from __future__ import annotations
 
@@ -11,35 +16,64 @@ import atexit
 import json
 import os
 import sys
-from contextlib import nullcontext
-import shutil
 import time
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
-from dataclasses import asdict, replace
+from contextlib import nullcontext
+from dataclasses import asdict, dataclass, field, replace
 from multiprocessing import get_context
 from pathlib import Path
 
 import torch
-from torch.utils.data import ConcatDataset, Subset
 
 from .. import data as data_lib
-from ..config import (ConfigError, check_choice, check_int, get_scale, to_dict,
-                     unlearning_epochs)
-from .engine import ENGINE_VERSION, Loop, make_fabric, run_loop, unlearning_schedule
+from ..config import (ConfigError, check_choice, check_int, config_hash, get_protocol,
+                      get_scale, to_dict)
+from ..data.synthetic import stamp_of, synthesize
+from .engine import ENGINE_VERSION, Loop, epoch_steps, make_fabric, run_loop
 from .evaluate import ACCURACY, brief, evaluate_dataset, evaluate_model
-from .methods import METHODS_VERSION, get_method, validate_knobs
+from .methods import METHODS_VERSION, Method, get_method, validate_knobs
 from .models import build_model, count_parameters
 from .store import Store, check_writable, checkpoint_errors, environment
-from ..data.synthetic import stamp_of, synthesize
-from ..config import config_hash
 
 MODELS = ("oracle", "original")
 DEFAULT_RESULTS = Path(os.environ.get("ERASE_RESULTS", "_output"))
 # The paper's knobs: 10% retain data; lambda = 1e-5 on fastMRI's raw target scale, which our
-# synthetic files share (simulate.SIGNAL_SCALE = 5e-4), i.e. 0.02 of a target's maximum;
-# gamma is not given in the paper, 1e-5 makes the l1 penalty a few percent of the loss.
-DEFAULT_KNOBS = {"retain_fraction": 0.1, "gamma": 1e-5, "lam": 0.02}
+# synthetic files share (simulate.SIGNAL_SCALE); gamma None: the protocol's (1 under the public
+# code's GA-l1, 1e-5 under the text's, which gives none).
+DEFAULT_KNOBS = {"retain_fraction": 0.1, "gamma": None, "lam": 1e-5}
+# The protocol switches that change how G and G-hat are trained (the others act on unlearning
+# only, so flipping them must not retrain the models it starts from).
+TRAINING_SWITCHES = ("training_masks", "lr_schedule")
+
+
+@dataclass(frozen=True)
+class Job:
+    """One run, before it runs: ``train`` a model (``oracle`` or ``original``) or ``unlearn``
+    with a method row and its knobs. ``Lab.job`` makes them (Retrain is the oracle)."""
+
+    kind: str
+    name: str
+    knobs: tuple = ()  # sorted (knob, value) pairs of an unlearning run
+
+    @property
+    def knob(self) -> dict:
+        return dict(self.knobs)
+
+
+@dataclass
+class Inputs:
+    """What the loop of a job reads: its row, data, length and starting point."""
+
+    row: Method
+    forget: object | None
+    retain: object | None
+    epochs: int
+    start_from: Path | None = None
+    oracle_order_of: int | None = None
+    gamma: float | None = None
+    lam: float = 0.0
+    extra: dict = field(default_factory=dict)
 
 
 class Lab:
@@ -47,8 +81,10 @@ class Lab:
 
     def __init__(self, scale: str = "default", device: str = "cpu", data_root=None, seed=0,
                  results_dir=None, manifest=None, epochs=None, arch=None, progress=False,
-                 precision: str = "32-true", data_seed: int = 0):
+                 precision: str = "32-true", data_seed: int = 0, protocol="code",
+                 switches: dict | None = None):
         self.profile = get_scale(scale)
+        self.protocol = get_protocol(protocol, **(switches or {}))
         if self.profile.threads is not None and device == "cpu":
             torch.set_num_threads(self.profile.threads)
         self.seed = check_int("seed", seed)
@@ -121,65 +157,119 @@ class Lab:
     def _common(self) -> dict:
         return {"manifest": self.manifest_key, "seed": self.seed,
                 "loading": {"acceleration": self.data_config.acceleration,
-                            "center_fraction": self.data_config.center_fraction},
+                            "center_fraction": self.data_config.center_fraction,
+                            "mask": self.data_config.mask},
                 "model": to_dict(self.model_config), "train": to_dict(self.train_config),
                 "engine": ENGINE_VERSION, "precision": self.precision}
 
-    # ------------------------------------------------------------ configs of runs
+    # ------------------------------------------------------------ jobs
 
-    def train_config_of(self, which: str) -> dict:
-        check_choice("model", which, MODELS)
-        order = {"order": "oracle's retain order, forget slices inserted"} if which == "original" else {}
-        return {"kind": "train", "which": which, **order, **self._common()}
+    def job(self, name: str, retain_fraction=None, gamma=None, lam=None, epochs=None) -> Job:
+        """The job that trains ``oracle`` / ``original`` or unlearns with method ``name``.
 
-    def unlearn_config_of(self, method: str, retain_fraction=None, gamma=None, lam=None,
-                          epochs=None) -> dict:
+        Knobs a row does not use are dropped (FT at gamma 1 is FT), so they never split the
+        store; Retrain is the oracle's training job.
+        """
+        if name in MODELS:
+            return Job("train", name)
+        if name == "Retrain":
+            return Job("train", "oracle")
         knobs = {**DEFAULT_KNOBS}
         knobs.update({k: v for k, v in (("retain_fraction", retain_fraction), ("gamma", gamma),
                                         ("lam", lam)) if v is not None})
-        fraction, gamma_, lam_, epochs = validate_knobs(method, knobs["retain_fraction"],
-                                                        knobs["gamma"], knobs["lam"], epochs)
-        row = get_method(method)
-        # Knobs a row does not use do not enter its key, so FT at gamma=1 is FT at gamma=0.
+        fraction, gamma_, lam_ = validate_knobs(name, knobs["retain_fraction"], knobs["gamma"],
+                                                knobs["lam"])
+        epochs = self.protocol.unlearn_epochs if epochs is None else check_int("epochs", epochs, 1)
+        row = get_method(name)
         used = {"retain_fraction": fraction if row.retain == "subset" else None,
                 "gamma": gamma_ if row.penalty == "l1" else None,
-                "lam": lam_ if row.forget == "noisy_label" else None,
-                "epochs": unlearning_epochs(self.train_config.epochs, epochs)}
-        return {"kind": "unlearn", "method": asdict(row), "methods_version": METHODS_VERSION,
-                "knobs": used, "start": config_hash(self.train_config_of("original")),
-                **self._common()}
+                "lam": lam_ if row.forget == "noisy_label" else None, "epochs": epochs}
+        return Job("unlearn", name, tuple(sorted(used.items())))
+
+    def config(self, job: Job) -> dict:
+        """The complete description of a job's result: its key in the results store."""
+        if job.kind == "train":
+            order = ({"order": "oracle's retain order, forget slices inserted"}
+                     if job.name == "original" else {})
+            protocol = {k: getattr(self.protocol, k) for k in TRAINING_SWITCHES}
+            return {"kind": "train", "which": job.name, **order, "protocol": protocol,
+                    **self._common()}
+        return {"kind": "unlearn", "method": asdict(get_method(job.name)),
+                "methods_version": METHODS_VERSION, "knobs": job.knob,
+                "protocol": to_dict(self.protocol),
+                "start": config_hash(self.config(Job("train", "original"))), **self._common()}
+
+    def inputs(self, job: Job) -> Inputs:
+        """Which data a job's loop reads and where it starts: decided here and only here."""
+        retain = self.dataset("retain")
+        if job.kind == "train":
+            row = get_method("Retrain")
+            if job.name == "oracle":
+                return Inputs(row, None, retain, self.train_config.epochs)
+            # G: Dr first, in the oracle's order; Df inserted (engine.epoch_steps)
+            return Inputs(row, None, retain.join(self.dataset("forget")),
+                          self.train_config.epochs, oracle_order_of=len(retain))
+        row, knobs = get_method(job.name), job.knob
+        if row.retain == "subset":
+            retain = retain.select(data_lib.retain_subset(len(retain), knobs["retain_fraction"],
+                                                          self.seed))
+        elif row.retain == "none":
+            retain = None
+        start = self.store.run_dir(config_hash(self.config(Job("train", "original"))))
+        return Inputs(row, self.dataset("forget"), retain, knobs["epochs"],
+                      start_from=start / "checkpoint.ckpt", gamma=knobs["gamma"],
+                      lam=knobs["lam"] or 0.0)
+
+    def cost(self, job: Job) -> int:
+        """Slices a job will push through the network (its cost, known before it runs), from
+        the same plan the loop follows."""
+        slices = {name: c["slices"] for name, c in self.counts().items()}
+        if job.kind == "train":
+            extra = slices["forget"] if job.name == "original" else 0
+            return self.train_config.epochs * (slices["retain"] + extra)
+        row, knobs = get_method(job.name), job.knob
+        n_forget = slices["forget"] if row.forget != "none" else 0
+        n_retain = {"none": 0, "all": slices["retain"]}.get(row.retain)
+        if row.retain == "subset":  # Dr', drawn as the run will draw it
+            n_retain = len(data_lib.retain_subset(slices["retain"], knobs["retain_fraction"],
+                                                  self.seed))
+        plan = epoch_steps(n_forget, n_retain, self.seed, 0, self.train_config.batch_size,
+                           self.protocol.steps)
+        return knobs["epochs"] * sum(len(f) + len(r) for f, r in plan)
+
+    def stored(self, job: Job) -> dict | None:
+        record = self.store.get(self.config(job))
+        return None if record is None else {**record, "from_store": True}
 
     # ------------------------------------------------------------ running
 
     def train(self, which: str = "oracle") -> dict:
         """Train G-hat (``oracle``, on Dr) or G (``original``, on Dr + Df), or reuse it."""
-        config = self.train_config_of(which)
-        retain, shared = self.dataset("retain"), None
-        if which == "original":  # Dr first, in the oracle's order; Df inserted (epoch_pairs)
-            retain, shared = ConcatDataset([retain, self.dataset("forget")]), len(retain)
-        val = self.dataset("val")
-
-        def validate(model):
-            return self._by_anatomy(evaluate_dataset(model, val, self.fabric.device), "val")
-
-        return self._run(config, get_method("Retrain"), forget=None, retain=retain,
-                         epochs=self.train_config.epochs, evaluate=validate, shared_order=shared)
+        check_choice("model", which, MODELS)
+        return self.run(Job("train", which))
 
     def unlearn(self, method: str, retain_fraction=None, gamma=None, lam=None,
                 epochs=None) -> dict:
         """Unlearn Df from G with ``method`` (Retrain gives the oracle), or reuse the result."""
-        if method == "Retrain":
-            return self.train("oracle")
-        config = self.unlearn_config_of(method, retain_fraction, gamma, lam, epochs)
-        row, knobs = get_method(method), config["knobs"]
-        original = self.train("original")
-        retain = {"none": None, "all": self.dataset("retain")}.get(row.retain)
-        if row.retain == "subset":
-            full = self.dataset("retain")
-            retain = Subset(full, data_lib.retain_subset(len(full), knobs["retain_fraction"],
-                                                         self.seed))
-        tests = {name: self.dataset(split) for name, split in ACCURACY.items() if name != "ua"}
+        return self.run(self.job(method, retain_fraction, gamma, lam, epochs))
 
+    def run(self, job: Job) -> dict:
+        """The record of a job: from the store, or run now (G first, when unlearning needs it)."""
+        if int(os.environ.get("WORLD_SIZE", "1")) == 1:  # one process: no need to start Fabric
+            record = self.stored(job)
+            if record is not None:
+                return record
+        if job.kind == "unlearn":
+            self.run(Job("train", "original"))
+        return self._run(job)
+
+    def _evaluation(self, job: Job):
+        """What the loop evaluates after every epoch, and the final metrics it already has."""
+        if job.kind == "train":
+            val = self.dataset("val")
+            return (lambda model: self._by_anatomy(
+                evaluate_dataset(model, val, self.fabric.device), "val")), {}
+        tests = {name: self.dataset(split) for name, split in ACCURACY.items() if name != "ua"}
         latest: dict = {}  # the last epoch's test metrics, reused as the final BTA / KTA
 
         def test(model):
@@ -188,20 +278,11 @@ class Lab:
                                          {k: k for k in tests}))
             return brief(latest)
 
-        return self._run(config, row, forget=self.dataset("forget"), retain=retain,
-                         epochs=knobs["epochs"], evaluate=test, gamma=knobs["gamma"] or 0.0,
-                         lam=knobs["lam"] or 0.0, known=latest,
-                         train=unlearning_schedule(self.train_config),  # paper's constant lr
-                         start_from=self.store.run_dir(original["key"]) / "checkpoint.ckpt")
+        return test, latest
 
-    def _run(self, config, row, forget, retain, epochs, evaluate, gamma=0.0, lam=0.0,
-             start_from=None, known: dict | None = None, train=None, shared_order=None) -> dict:
-        """Run one loop (or reuse its record). ``known`` holds metrics the loop's last
-        epoch already computed on the final model, so they are not computed twice."""
-        if int(os.environ.get("WORLD_SIZE", "1")) == 1:  # one process: no need to start Fabric
-            record = self.store.get(config)
-            if record is not None:
-                return {**record, "from_store": True}
+    def _run(self, job: Job) -> dict:
+        """Run one job's loop under its lock (or reuse what another process finished)."""
+        config = self.config(job)
         fabric = self.fabric  # every rank joins the process group before any rank takes a lock
         record = self.store.get(config) if fabric.is_global_zero else None
         if fabric.broadcast(record is not None, src=0):  # all ranks take the same branch
@@ -213,38 +294,45 @@ class Lab:
             record = self.store.get(config) if fabric.is_global_zero else None
             if fabric.broadcast(record is not None, src=0):  # another job finished it meanwhile
                 return {**self.store.get(config), "from_store": True}
+            inputs = self.inputs(job)
+            evaluate, known = self._evaluation(job)
             model = self.new_model()
             params = count_parameters(model)
             if self.progress and fabric.is_global_zero:
-                print(f"{config['kind']} {config.get('which') or row.name}: "
-                      f"{self.model_config.arch} with {params:,} parameters, {epochs} epochs")
-            loop = Loop(method=row, forget=forget, retain=retain, epochs=epochs,
-                        train=train or self.train_config, seed=self.seed,
-                        checkpoint=run_dir / "checkpoint.ckpt", gamma=gamma, lam=lam,
-                        start_from=start_from, evaluate=evaluate, progress=self.progress,
-                        shared_order=shared_order)
+                print(f"{job.kind} {job.name}: {self.model_config.arch} with {params:,} "
+                      f"parameters, {inputs.epochs} epochs")
+            loop = Loop(method=inputs.row, forget=inputs.forget, retain=inputs.retain,
+                        epochs=inputs.epochs, train=self.train_config, seed=self.seed,
+                        checkpoint=run_dir / "checkpoint.ckpt", protocol=self.protocol,
+                        gamma=inputs.gamma, lam=inputs.lam, start_from=inputs.start_from,
+                        oracle_order_of=inputs.oracle_order_of, evaluate=evaluate,
+                        progress=self.progress)
             started = time.perf_counter()
             result = run_loop(loop, model, fabric)
             if fabric.is_global_zero:
-                eval_start = time.perf_counter()
-                known = dict(known or {})  # empty when a resumed run trained nothing now
-                missing = {a: s for a, s in ACCURACY.items() if a not in known}
-                metrics = {**known, **evaluate_model(model, {s: self.dataset(s) for s in
-                                                             missing.values()}, fabric.device, missing)}
-                metrics = {a: metrics[a] for a in ACCURACY}
-                record = {
-                    "name": config.get("which") or row.name, "parameters": params,
-                    "metrics": metrics, "summary": brief(metrics), "history": result["history"],
-                    "timing": {"train_seconds": result["train_seconds"], "steps": result["steps"],
-                               "samples": result["samples"],
-                               "samples_per_second": result["samples"] / max(result["train_seconds"], 1e-9),
-                               "eval_seconds": time.perf_counter() - eval_start,
-                               "wall_seconds": time.perf_counter() - started},
-                    "environment": environment(), "finished": time.time(),
-                }
-                self.store.put(config, record)
+                self.store.put(config, self._record(job, model, params, result, known, started))
             fabric.barrier()  # the record is on disk before any rank reads it
             return {**self.store.get(config), "from_store": False}
+
+    def _record(self, job: Job, model, params: int, result: dict, known: dict,
+                started: float) -> dict:
+        """A finished run's record: final metrics on every test split, history, timing."""
+        eval_start = time.perf_counter()
+        known = dict(known or {})  # empty when a resumed run trained nothing now
+        missing = {a: s for a, s in ACCURACY.items() if a not in known}
+        metrics = {**known, **evaluate_model(model, {s: self.dataset(s) for s in missing.values()},
+                                             self.fabric.device, missing)}
+        metrics = {a: metrics[a] for a in ACCURACY}
+        return {
+            "name": job.name, "parameters": params,
+            "metrics": metrics, "summary": brief(metrics), "history": result["history"],
+            "timing": {"train_seconds": result["train_seconds"], "steps": result["steps"],
+                       "samples": result["samples"],
+                       "samples_per_second": result["samples"] / max(result["train_seconds"], 1e-9),
+                       "eval_seconds": time.perf_counter() - eval_start,
+                       "wall_seconds": time.perf_counter() - started},
+            "environment": environment(), "finished": time.time(),
+        }
 
     def _by_anatomy(self, summary: dict, split: str) -> dict:
         """Mean PSNR / SSIM of a mixed split per anatomy (validation holds brain and knee)."""
@@ -277,19 +365,17 @@ class Lab:
                 if self.data_root.is_relative_to(self.results / "data") else str(self.data_root),
                 "seed": self.seed, "results_dir": str(self.results),
                 "epochs": self.train_config.epochs, "arch": self.model_config.arch,
-                "precision": self.precision}
+                "precision": self.precision, "protocol": self.protocol}
 
 
 _WORKER_LABS: dict = {}  # a worker process keeps its Labs: data loaded once, not once per job
 
 
-def _run_job(settings: dict, job: tuple):
-    key = json.dumps(settings, sort_keys=True)
+def _run_job(settings: dict, job: Job):
+    key = json.dumps(to_dict(settings), sort_keys=True)
     if key not in _WORKER_LABS:
         _WORKER_LABS[key] = Lab(**settings)  # sets the profile's thread count in this worker
-    lab = _WORKER_LABS[key]
-    kind, kwargs = job
-    return lab.train(**kwargs) if kind == "train" else lab.unlearn(**kwargs)
+    return _WORKER_LABS[key].run(job)
 
 
 _POOL: dict = {}  # {workers: executor}, kept between calls: start-up and data paid once
@@ -310,58 +396,42 @@ def shutdown_pool() -> None:
         _POOL.popitem()[1].shutdown(cancel_futures=True)
 
 
-def run_many(labs_and_jobs: list[tuple[Lab, tuple]], workers: int = 2) -> list[dict]:
+def run_many(labs_and_jobs: list[tuple[Lab, Job]], workers: int = 2) -> list[dict]:
     """Run independent jobs in parallel processes (one thread each), then read them back.
 
     Small VarNets on a CPU are bound by per-operation overhead, not arithmetic: two processes
-    with one thread each do about twice the work of one process with two threads.
+    with one thread each do about twice the work of one process with two threads. Jobs that
+    need G wait for it: every G a batch needs is trained first, then the rest, costliest first
+    (longest processing time first, so a long job never starts last while a worker idles).
     """
-    missing = [(lab, job) for lab, job in labs_and_jobs if not _stored(lab, job)]
+    missing = [(lab, job) for lab, job in labs_and_jobs if lab.stored(job) is None]
     if missing and workers > 1 and len(missing) > 1:
         main = sys.modules["__main__"]
         if not hasattr(main, "__spec__"):  # a Jupyter kernel's __main__ lacks it; spawn needs it
             main.__spec__ = None
-        missing.sort(key=lambda lab_job: -expected_samples(*lab_job))  # longest first
-        futures = [worker_pool(workers).submit(_run_job, lab.settings(), job)
-                   for lab, job in missing]
-        try:
-            for future in futures:
-                future.result()
-        except BaseException as err:
-            for future in futures:
-                future.cancel()
-            if isinstance(err, BrokenProcessPool):  # a worker died: start afresh next time
-                shutdown_pool()
-            raise
-    return [(lab.train(**job[1]) if job[0] == "train" else lab.unlearn(**job[1]))
-            for lab, job in labs_and_jobs]
+        originals = {}
+        for lab, job in missing:
+            if job.kind == "unlearn" or job.name == "original":
+                g = Job("train", "original")
+                if lab.stored(g) is None:
+                    originals[(config_hash(lab.config(g)))] = (lab, g)
+        first = list(originals.values()) + [(lab, job) for lab, job in missing if job.kind == "train"
+                                            and config_hash(lab.config(job)) not in originals]
+        rest = [(lab, job) for lab, job in missing if job.kind == "unlearn"]
+        for batch in (first, rest):
+            _in_workers(sorted(batch, key=lambda lab_job: -lab_job[0].cost(lab_job[1])), workers)
+    return [lab.run(job) for lab, job in labs_and_jobs]
 
 
-def expected_samples(lab: Lab, job: tuple) -> int:
-    """Samples a job will push through the network: its cost, known before it runs.
-
-    ``run_many`` hands out the costliest jobs first (longest processing time first), so a
-    long job never starts last while the other worker has nothing left to do.
-    """
-    kind, kwargs = job
-    slices = {name: c["slices"] for name, c in lab.counts().items()}
-    if kind == "train" or kwargs.get("method") == "Retrain":
-        which = kwargs.get("which", "oracle")
-        return lab.train_config.epochs * (slices["retain"] + (which == "original") * slices["forget"])
-    config = lab.unlearn_config_of(**kwargs)
-    row, knobs = config["method"], config["knobs"]
-    n_forget = slices["forget"] if row["forget"] != "none" else 0
-    if row["retain"] == "subset":  # Dr', drawn as the run will draw it
-        n_retain = len(data_lib.retain_subset(slices["retain"], knobs["retain_fraction"], lab.seed))
-    else:
-        n_retain = slices["retain"] if row["retain"] == "all" else 0
-    return knobs["epochs"] * max(n_forget, n_retain) * ((n_forget > 0) + (n_retain > 0))
-
-
-def _stored(lab: Lab, job: tuple) -> bool:
-    kind, kwargs = job
-    if kind == "train":
-        return lab.store.get(lab.train_config_of(**kwargs)) is not None
-    if kwargs.get("method") == "Retrain":
-        return lab.store.get(lab.train_config_of("oracle")) is not None
-    return lab.store.get(lab.unlearn_config_of(**kwargs)) is not None
+def _in_workers(labs_and_jobs: list[tuple[Lab, Job]], workers: int) -> None:
+    futures = [worker_pool(workers).submit(_run_job, lab.settings(), job)
+               for lab, job in labs_and_jobs]
+    try:
+        for future in futures:
+            future.result()
+    except BaseException as err:
+        for future in futures:
+            future.cancel()
+        if isinstance(err, BrokenProcessPool):  # a worker died: start afresh next time
+            shutdown_pool()
+        raise
