@@ -162,7 +162,7 @@ SCALES: dict[str, Scale] = {
                    val_volumes=2, test_volumes=3),
         ModelConfig(cascades=1, chans=4, pools=2, sens_chans=2, sens_pools=2),
         TrainConfig(epochs=2, batch_size=4),
-        seeds=(0, 1), lambdas=(1e-5, 1e-4), fractions=(0.1, 0.5, 1.0), ablation_seeds=(0,),
+        seeds=(0, 1), lambdas=(1e-5, 1e-4), fractions=(0.01, 0.2, 1.0), ablation_seeds=(0,),
         workers=1,
     ),
     "default": Scale("default", DataConfig(), ModelConfig(), TrainConfig()),

@@ -49,4 +49,5 @@ FINDINGS = {
        "GA-l1-FT unlearns too but loses more brain quality.",
     6: "Unlearning costs a small fraction of retraining.",
     7: "More retain data is not always better: BTA against retain fraction rises, then falls.",
+    8: "Unlearning removes the hallucinations that mixing anatomies caused (the title's claim).",
 }

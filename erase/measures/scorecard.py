@@ -1,76 +1,276 @@
-"""The paper's seven findings, each with a written criterion, decided on this run's results.
+"""The paper's findings, each a table of written criteria, decided on this run's seeds.
 
-Each criterion is computed the same way on the paper's Table 1 / Table 3 numbers (the
-"paper" column) and on ours. Ours come with a 95% interval over seeds where the finding
-compares models trained per seed. Verdicts: "holds", "does not hold", or "inconclusive"
-when the interval straddles the decision.
+A finding is data: its criteria (a quantity per seed, a threshold, which side) and how they
+combine. Every criterion is decided on the 95% interval over seeds: "holds" when the whole
+interval is on the paper's side of the threshold, "does not hold" when it is entirely on the
+other, "inconclusive" otherwise (a criterion on the mean is never inconclusive). A finding
+holds when all its criteria hold (for ``any`` findings: when all criteria of one group hold).
+The same criteria are computed on the paper's tables for the "paper" column.
+
+Robustness: every finding is decided again with each seed left out in turn; a verdict that
+changes under any of these is "fragile", with the seeds that flip it.
 """
 from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable
 
 import numpy as np
 from scipy import stats
 
 from .. import paper
 from ..paper import FINDINGS
-from .study import interval, paired_differences
+from .study import interval
 
 HOLDS, FAILS, UNSURE = "holds", "does not hold", "inconclusive"
+STABLE, FRAGILE = "stable", "fragile"
 
 
-def _fmt(triple, unit=" dB") -> str:
+# ------------------------------------------------------------------ reading one seed
+
+
+class SeedView:
+    """``get(name, column)`` for one seed: a run's summary column (``bta_psnr``...), its
+    ``train_seconds``, or a value of the extra per-seed measures (``("excess", name)``)."""
+
+    def __init__(self, records: dict, seed):
+        self.records, self.seed = records, seed
+
+    def __call__(self, name, column: str) -> float:
+        record = self.records.get((name, self.seed))
+        if record is None:
+            raise KeyError(f"no run {name!r} for seed {self.seed}")
+        if column == "train_seconds":
+            return float(record["timing"]["train_seconds"])
+        return float(record["summary"][column])
+
+
+def paper_view(name, column: str) -> float:
+    """The same reading on the paper's tables (Table 3 for ``("ablation", method, f)``)."""
+    if isinstance(name, tuple) and name[0] == "ablation":
+        return paper.value(3, name[1], column, retain_fraction=name[2])
+    return paper.value(1, name, column)
+
+
+def gap_removed(get, method: str) -> float:
+    """Share of the knowledge gap a method removed: (KTA(G) - KTA(M)) / (KTA(G) - KTA(G-hat)).
+
+    A gap of zero leaves nothing to remove: the share is undefined, and we refuse to divide."""
+    gap = get("original", "kta_psnr") - get("oracle", "kta_psnr")
+    if gap == 0:
+        raise ValueError("the knowledge gap KTA(G) - KTA(G-hat) is exactly 0: no share of it "
+                         "can be removed")
+    return (get("original", "kta_psnr") - get(method, "kta_psnr")) / gap
+
+
+def difference(a, b, column: str) -> Callable:
+    return lambda get: get(a, column) - get(b, column)
+
+
+# ------------------------------------------------------------------ criteria as data
+
+
+@dataclass(frozen=True)
+class Criterion:
+    quantity: str  # what is measured, in words
+    value: Callable  # get -> float, for one seed (or the paper)
+    threshold: float
+    side: str = "above"  # the paper's side of the threshold
+    on: str = "interval"  # decide on the 95% "interval" over seeds, or on the "mean"
+    unit: str = " dB"
+
+
+@dataclass(frozen=True)
+class Finding:
+    number: int
+    criterion: str  # the criterion in words, as the book prints it
+    groups: tuple  # tuples of Criteria; a group holds when all of its criteria hold
+    combine: str = "all"  # "all": every group must hold; "any": one group is enough
+    paper_note: str = ""  # said of the paper where a criterion cannot be read off its tables
+    seeds: str = "headline"  # decided on the "headline" seeds or the retain-fraction "ablation"'s
+
+
+def _per_method(methods, make) -> tuple:
+    return tuple(tuple(make(m)) for m in methods)
+
+
+CRITERIA: tuple[Finding, ...] = (
+    Finding(1, "KTA(G) - KTA(G-hat): 95% interval above 0 and mean above 2 dB", ((
+        Criterion("KTA(G) - KTA(G-hat)", difference("original", "oracle", "kta_psnr"), 0.0),
+        Criterion("KTA(G) - KTA(G-hat), mean", difference("original", "oracle", "kta_psnr"),
+                  2.0, on="mean")),)),
+    Finding(2, "0 < BTA(G-hat) - BTA(G) (interval) with a mean below 2 dB, and G's "
+               "hallucination score exceeds the oracle's (interval above 0)", ((
+        Criterion("BTA(G-hat) - BTA(G)", difference("oracle", "original", "bta_psnr"), 0.0),
+        Criterion("BTA(G-hat) - BTA(G), mean", difference("oracle", "original", "bta_psnr"),
+                  2.0, side="below", on="mean"),
+        Criterion("G's hallucination excess over G-hat", lambda get: get("excess", "original"),
+                  0.0, unit=" pp")),), paper_note="hallucinations shown by eye"),
+    Finding(3, "for FT and Full FT: share of the knowledge gap removed below 0.25 and "
+               "BTA(G) - BTA(M) below 0.5 dB (whole intervals)", _per_method(
+        ("FT", "Full FT"), lambda m: (
+            Criterion(f"{m}: share of the gap removed", lambda get, m=m: gap_removed(get, m),
+                      0.25, side="below", unit=""),
+            Criterion(f"{m}: BTA(G) - BTA({m})", difference("original", m, "bta_psnr"), 0.5,
+                      side="below")))),
+    Finding(4, "for GA-l1 and NL: BTA more than 5 dB and KTA more than 3 dB below the oracle "
+               "(whole intervals)", _per_method(
+        ("GA-l1", "NL"), lambda m: (
+            Criterion(f"{m}: BTA(G-hat) - BTA({m})", difference("oracle", m, "bta_psnr"), 5.0),
+            Criterion(f"{m}: KTA(G-hat) - KTA({m})", difference("oracle", m, "kta_psnr"), 3.0)))),
+    Finding(5, "BTA(G-hat) - BTA(NL-FT) below 1 dB and NL-FT removes more than half of the gap; "
+               "GA-l1-FT removes more than half of the gap with a lower BTA than NL-FT "
+               "(whole intervals)", ((
+        Criterion("BTA(G-hat) - BTA(NL-FT)", difference("oracle", "NL-FT", "bta_psnr"), 1.0,
+                  side="below"),
+        Criterion("NL-FT: share of the gap removed", lambda get: gap_removed(get, "NL-FT"), 0.5,
+                  unit=""),
+        Criterion("GA-l1-FT: share of the gap removed", lambda get: gap_removed(get, "GA-l1-FT"),
+                  0.5, unit=""),
+        Criterion("BTA(NL-FT) - BTA(GA-l1-FT)", difference("NL-FT", "GA-l1-FT", "bta_psnr"),
+                  0.0)),)),
+    Finding(6, "unlearning time of FT, GA-l1-FT and NL-FT below 0.2 of the oracle's training "
+               "time (whole intervals)", (tuple(
+        Criterion(f"{m}: unlearning time / oracle's training time",
+                  lambda get, m=m: get(m, "train_seconds") / get("oracle", "train_seconds"),
+                  0.2, side="below", unit="") for m in ("FT", "GA-l1-FT", "NL-FT")),),
+            paper_note="RTE shown only as a normalised radar axis (Figure 3)"),
+    Finding(7, "for NL-FT or GA-l1-FT (where the paper's BTA peaks, at 20% retain data): BTA "
+               "at 20% above BTA at 1% (interval above 0) and above BTA at 100% by more than "
+               "0.2 dB (interval)", _per_method(
+        ("NL-FT", "GA-l1-FT"), lambda m: (
+            Criterion(f"{m}: BTA(20%) - BTA(1%)", difference(("ablation", m, 0.2),
+                                                           ("ablation", m, 0.01), "bta_psnr"), 0.0),
+            Criterion(f"{m}: BTA(20%) - BTA(100%)", difference(("ablation", m, 0.2),
+                                                             ("ablation", m, 1.0), "bta_psnr"),
+                      0.2))), combine="any", seeds="ablation"),
+    Finding(8, "unlearning removes hallucinations: NL-FT's hallucination excess over the oracle "
+               "is below G's (interval of G's minus NL-FT's above 0)", ((
+        Criterion("G's excess - NL-FT's excess",
+                  lambda get: get("excess", "original") - get("excess", "NL-FT"), 0.0,
+                  unit=" pp"),),), paper_note="claimed in the title; shown by eye (Figure 1)"),
+)
+
+
+# ------------------------------------------------------------------ deciding
+
+
+def _decide(triple, threshold: float, side: str) -> str:
+    """Holds when the whole interval is on the paper's side of the threshold; does not hold
+    when it is entirely on the other side; inconclusive otherwise."""
+    mean, lo, hi = triple
+    if side == "above":
+        return HOLDS if lo > threshold else FAILS if hi <= threshold else UNSURE
+    return HOLDS if hi < threshold else FAILS if lo >= threshold else UNSURE
+
+
+def seed_values(criterion: Criterion, records: dict, seeds) -> dict:
+    """{seed: value} of a criterion; a seed whose runs are missing is an error, not a gap."""
+    out = {}
+    for seed in seeds:
+        try:
+            out[seed] = float(criterion.value(SeedView(records, seed)))
+        except KeyError as err:
+            raise KeyError(f"{criterion.quantity}: {err.args[0]}") from None
+    return out
+
+
+def check(criterion: Criterion, values: dict) -> dict:
+    """One thresholded decision, with the per-seed values it was made from."""
+    triple = interval(list(values.values()))
+    if criterion.on == "mean":
+        mean = triple[0]
+        verdict = HOLDS if (mean > criterion.threshold if criterion.side == "above"
+                            else mean < criterion.threshold) else FAILS
+    else:
+        verdict = _decide(triple, criterion.threshold, criterion.side)
+    return {"quantity": criterion.quantity, "values": {str(s): v for s, v in values.items()},
+            "threshold": criterion.threshold, "side": criterion.side, "on": criterion.on,
+            "interval": list(triple), "verdict": verdict}
+
+
+def combine(finding: Finding, group_verdicts: list[list[str]]) -> str:
+    """A finding's verdict from its groups' criteria verdicts."""
+    groups = [HOLDS if all(v == HOLDS for v in g) else FAILS if any(v == FAILS for v in g)
+              else UNSURE for g in group_verdicts]
+    if finding.combine == "any":
+        return HOLDS if HOLDS in groups else FAILS if all(g == FAILS for g in groups) else UNSURE
+    return HOLDS if all(g == HOLDS for g in groups) else FAILS if FAILS in groups else UNSURE
+
+
+def decide(finding: Finding, values: list[list[dict]], seeds) -> tuple[str, list]:
+    """(verdict, checks) of a finding on ``seeds`` (values: per group, per criterion)."""
+    checks = [[check(c, {s: v[s] for s in seeds}) for c, v in zip(group, group_values)]
+              for group, group_values in zip(finding.groups, values)]
+    return combine(finding, [[c["verdict"] for c in g] for g in checks]), checks
+
+
+def _fmt(triple, unit) -> str:
     mean, lo, hi = triple
     if lo == hi:
         return f"{mean:.2f}{unit} (one seed)"
     return f"{mean:.2f}{unit} [{lo:.2f}, {hi:.2f}]"
 
 
-def _paper(name: str, column: str) -> float:
-    return paper.value(1, name, column)
+def _paper_text(finding: Finding) -> str:
+    parts = []
+    for group in finding.groups:
+        for c in group:
+            if c.on == "mean":
+                continue
+            try:
+                parts.append(f"{c.quantity}: {c.value(paper_view):.2f}{c.unit}")
+            except (KeyError, ValueError):
+                continue
+    text = "; ".join(parts)
+    return "; ".join(p for p in (text, finding.paper_note) if p)
 
 
-def _gap_removed(get, method: str) -> float:
-    """Share of the knowledge gap a method removed: (KTA(G) - KTA(M)) / (KTA(G) - KTA(G-hat))."""
-    return (get("original", "kta_psnr") - get(method, "kta_psnr")) / \
-        (get("original", "kta_psnr") - get("oracle", "kta_psnr"))
+def findings(records: dict, seeds, ablation_seeds=None) -> list[dict]:
+    """The scorecard rows on ``records``: {(name, seed): record} holding the oracle, G, the
+    methods, the ablation runs as ``(("ablation", method, fraction), seed)`` and the
+    hallucination excess over the oracle as ``("excess", seed)`` records. Finding 7 is
+    decided on ``ablation_seeds`` (default: ``seeds``)."""
+    rows = []
+    for finding in CRITERIA:
+        seeds_here = list(ablation_seeds if finding.seeds == "ablation" and ablation_seeds
+                          is not None else seeds)
+        rows.append(_row(finding, records, seeds_here))
+    return rows
 
 
-def _seed_values(records, fn) -> list[float]:
-    """fn(get, seed) for every seed, where get(name, column) reads that seed's run."""
-    values = []
-    for s in sorted({s for (_, s) in records}):
-        def get(name, column, s=s):
-            return records[(name, s)]["summary"][column]
-        try:
-            values.append(float(fn(get, s)))
-        except KeyError:
-            continue
-    return values
+def _row(finding: Finding, records: dict, seeds: list) -> dict:
+    """One finding decided on ``seeds``, and again with each seed left out."""
+    values = [[seed_values(c, records, seeds) for c in group] for group in finding.groups]
+    verdict, checks = decide(finding, values, seeds)
+    flips = {}
+    if len(seeds) > 2:
+        for left_out in seeds:
+            without = decide(finding, values, [s for s in seeds if s != left_out])[0]
+            if without != verdict:
+                flips[str(left_out)] = without
+    flat = [c for g in checks for c in g]
+    return {
+        "finding": finding.number, "statement": FINDINGS[finding.number],
+        "criterion": finding.criterion, "paper": _paper_text(finding),
+        "ours": "; ".join(f"{c['quantity']}: {_fmt(c['interval'], _unit(finding, c['quantity']))}"
+                          for c in flat if c["on"] == "interval"),
+        "verdict": verdict, "seeds": [str(s) for s in seeds],
+        "robustness": FRAGILE if flips else STABLE,
+        "flipped_by": flips,  # {left-out seed: the verdict without it}
+        "checks": flat}
 
 
-def _decide(triple, threshold: float, above: bool = True) -> str:
-    """Holds when the whole interval is on the right side of the threshold; fails when the
-    whole interval is on the wrong side; inconclusive otherwise."""
-    mean, lo, hi = triple
-    if above:
-        return HOLDS if lo > threshold else FAILS if hi <= threshold else UNSURE
-    return HOLDS if hi < threshold else FAILS if lo >= threshold else UNSURE
+def _unit(finding: Finding, quantity: str) -> str:
+    return next(c.unit for g in finding.groups for c in g if c.quantity == quantity)
 
 
-def _check(quantity: str, values, threshold: float, above: bool = True) -> dict:
-    """One thresholded decision, with the per-seed values it was made from (so a reader can
-    see how many seeds it rested on, and estimate how many would settle it)."""
-    triple = interval(values)
-    return {"quantity": quantity, "values": [float(v) for v in values], "threshold": threshold,
-            "side": "above" if above else "below", "interval": list(triple),
-            "verdict": _decide(triple, threshold, above)}
-
-
-def _both(*verdicts) -> str:
-    if all(v == HOLDS for v in verdicts):
-        return HOLDS
-    if any(v == FAILS for v in verdicts):
-        return FAILS
-    return UNSURE
+def robustness_text(row: dict) -> str:
+    """'stable' or 'fragile: without seed 3 it does not hold'."""
+    if not row["flipped_by"]:
+        return STABLE
+    return "fragile: " + "; ".join(f"without seed {s} it is {v}"
+                                   for s, v in row["flipped_by"].items())
 
 
 def seeds_to_decide(values, threshold: float, limit: int = 200) -> int | None:
@@ -89,141 +289,24 @@ def seeds_to_decide(values, threshold: float, limit: int = 200) -> int | None:
     return None
 
 
-def findings(records: dict, ablation: dict, hallucination_excess: list[float]) -> list[dict]:
-    """The scorecard rows. ``records``: {(name, seed): record} with oracle, original and the six
-    methods; ``ablation``: {(method, fraction): record}; ``hallucination_excess``: G's mean
-    excess hallucination score over the oracle, one value per seed."""
-    get_paper = _paper
-    rows = []
-
-    # 1 knowledge gap
-    gap_values = paired_differences(records, "original", "oracle", "kta_psnr")
-    positive, large = (_check("KTA(G) - KTA(G-hat) (dB)", gap_values, t) for t in (0.0, 2.0))
-    gap = positive["interval"]
-    rows.append({"criterion": "KTA(G) - KTA(G-hat): mean > 2 dB with the 95% interval above 0 "
-                              "(does not hold when the whole interval is below 2 dB)",
-                 "paper": f"{get_paper('original', 'kta_psnr') - get_paper('oracle', 'kta_psnr'):.2f} dB",
-                 "ours": _fmt(gap), "checks": [positive, large],
-                 "verdict": HOLDS if gap[0] > 2.0 and positive["verdict"] == HOLDS else
-                 FAILS if large["verdict"] == FAILS else UNSURE})
-
-    # 2 mixing costs a little brain quality and causes hallucinations
-    cost = _check("BTA(G-hat) - BTA(G) (dB)", paired_differences(records, "oracle", "original", "bta_psnr"), 0.0)
-    halluc = _check("G's hallucination excess over G-hat (pp)", hallucination_excess, 0.0)
-    rows.append({"criterion": "0 < BTA(G-hat) - BTA(G) < 2 dB (interval above 0, mean below 2) and "
-                              "G's hallucination score exceeds the oracle's (interval above 0)",
-                 "paper": f"{get_paper('oracle', 'bta_psnr') - get_paper('original', 'bta_psnr'):.2f} dB; "
-                          "hallucinations shown by eye",
-                 "ours": f"{_fmt(cost['interval'])}; excess {_fmt(halluc['interval'], ' pp')}",
-                 "checks": [cost, halluc],
-                 "verdict": _both(cost["verdict"], HOLDS if cost["interval"][0] < 2 else FAILS,
-                                  halluc["verdict"])})
-
-    # 3 fine-tuning keeps brain but does not unlearn
-    checks, texts, paper_texts = [], [], []
-    for m in ("FT", "Full FT"):
-        removed = _check(f"{m}: share of the gap removed",
-                         _seed_values(records, lambda get, s, m=m: _gap_removed(get, m)), 0.25, above=False)
-        bta_loss = _check(f"{m}: BTA(G) - BTA({m}) (dB)", paired_differences(records, "original", m, "bta_psnr"),
-                          0.5, above=False)
-        checks += [removed, bta_loss]
-        texts.append(f"{m}: gap removed {_fmt(removed['interval'], '')}, BTA loss {_fmt(bta_loss['interval'])}")
-        paper_texts.append(f"{m}: {_gap_removed(get_paper, m):.2f}, "
-                           f"{get_paper('original', 'bta_psnr') - get_paper(m, 'bta_psnr'):.2f} dB")
-    rows.append({"criterion": "for FT and Full FT: share of the knowledge gap removed < 0.25 and "
-                              "BTA(G) - BTA(M) < 0.5 dB (whole intervals)",
-                 "paper": "; ".join(paper_texts), "ours": "; ".join(texts), "checks": checks,
-                 "verdict": _both(*[c["verdict"] for c in checks])})
-
-    # 4 GA-l1 or NL alone collapses
-    checks, texts, paper_texts = [], [], []
-    for m in ("GA-l1", "NL"):
-        bta_drop = _check(f"{m}: BTA(G-hat) - BTA({m}) (dB)", paired_differences(records, "oracle", m, "bta_psnr"), 5.0)
-        kta_drop = _check(f"{m}: KTA(G-hat) - KTA({m}) (dB)", paired_differences(records, "oracle", m, "kta_psnr"), 3.0)
-        checks += [bta_drop, kta_drop]
-        texts.append(f"{m}: BTA {_fmt(bta_drop['interval'])} and KTA {_fmt(kta_drop['interval'])} below the oracle")
-        paper_texts.append(f"{m}: {get_paper('oracle', 'bta_psnr') - get_paper(m, 'bta_psnr'):.1f} / "
-                           f"{get_paper('oracle', 'kta_psnr') - get_paper(m, 'kta_psnr'):.1f} dB")
-    rows.append({"criterion": "for GA-l1 and NL: BTA more than 5 dB and KTA more than 3 dB below "
-                              "the oracle (whole intervals)",
-                 "paper": "; ".join(paper_texts), "ours": "; ".join(texts), "checks": checks,
-                 "verdict": _both(*[c["verdict"] for c in checks])})
-
-    # 5 NL-FT close to the oracle; GA-l1-FT unlearns but loses more brain
-    nl_bta = _check("BTA(G-hat) - BTA(NL-FT) (dB)", paired_differences(records, "oracle", "NL-FT", "bta_psnr"),
-                    1.0, above=False)
-    nl_removed = _check("NL-FT: share of the gap removed",
-                        _seed_values(records, lambda get, s: _gap_removed(get, "NL-FT")), 0.5)
-    ga_removed = _check("GA-l1-FT: share of the gap removed",
-                        _seed_values(records, lambda get, s: _gap_removed(get, "GA-l1-FT")), 0.5)
-    ga_vs_nl = _check("BTA(NL-FT) - BTA(GA-l1-FT) (dB)",
-                      paired_differences(records, "NL-FT", "GA-l1-FT", "bta_psnr"), 0.0)
-    checks = [nl_bta, nl_removed, ga_removed, ga_vs_nl]
-    rows.append({"criterion": "BTA(G-hat) - BTA(NL-FT) < 1 dB and NL-FT removes > 0.5 of the gap; "
-                              "GA-l1-FT removes > 0.5 of the gap with lower BTA than NL-FT (whole intervals)",
-                 "paper": f"NL-FT: {get_paper('oracle', 'bta_psnr') - get_paper('NL-FT', 'bta_psnr'):.2f} dB, "
-                          f"removed {_gap_removed(get_paper, 'NL-FT'):.2f}; GA-l1-FT removed "
-                          f"{_gap_removed(get_paper, 'GA-l1-FT'):.2f}, BTA "
-                          f"{get_paper('NL-FT', 'bta_psnr') - get_paper('GA-l1-FT', 'bta_psnr'):.2f} dB below NL-FT",
-                 "ours": f"NL-FT: {_fmt(nl_bta['interval'])}, removed {_fmt(nl_removed['interval'], '')}; "
-                         f"GA-l1-FT removed {_fmt(ga_removed['interval'], '')}, BTA "
-                         f"{_fmt(ga_vs_nl['interval'])} below NL-FT",
-                 "checks": checks, "verdict": _both(*[c["verdict"] for c in checks])})
-
-    # 6 cost: a small fraction of retraining
-    checks = [_check(f"{m}: unlearning time / oracle's training time",
-                     _seed_values(records, lambda get, s, m=m: time_ratio(records, m, s)), 0.2, above=False)
-              for m in ("FT", "GA-l1-FT", "NL-FT")]
-    rows.append({"criterion": "unlearning time of FT, GA-l1-FT and NL-FT < 0.2 of the oracle's "
-                              "training time (whole intervals)",
-                 "paper": "RTE shown only as a normalised radar axis (Figure 3)",
-                 "ours": "; ".join(f"{c['quantity'].split(':')[0]}: {_fmt(c['interval'], '')}" for c in checks),
-                 "checks": checks, "verdict": _both(*[c["verdict"] for c in checks])})
-
-    # 7 more retain data is not always better
-    ours7, paper7, verdicts = [], [], []
-    for m in ("FT", "NL-FT", "GA-l1-FT"):
-        fractions = sorted(f for (name, f) in ablation if name == m)
-        if len(fractions) < 3:
-            continue
-        bta = np.array([ablation[(m, f)]["summary"]["bta_psnr"] for f in fractions])
-        best = int(np.argmax(bta))
-        rise_fall = 0 < best < len(fractions) - 1 and bta[best] - bta[-1] > 0.2
-        verdicts.append(rise_fall)
-        ours7.append(f"{m}: best at {fractions[best]:.0%} ({bta[best] - bta[-1]:+.2f} dB vs 100%)")
-        pbta = [paper.value(3, m, "bta_psnr", retain_fraction=f) for f in fractions]
-        pbest = int(np.argmax(pbta))
-        paper7.append(f"{m}: best at {fractions[pbest]:.0%}")
-    rows.append({"criterion": "for at least one of FT, NL-FT, GA-l1-FT, BTA peaks at an interior "
-                              "retain fraction and beats 100% by more than 0.2 dB (one seed)",
-                 "paper": "; ".join(paper7), "ours": "; ".join(ours7),
-                 "checks": [], "verdict": (HOLDS if any(verdicts) else FAILS) if verdicts else UNSURE})
-
-    for number, row in enumerate(rows, start=1):
-        row["finding"] = number
-        row["statement"] = FINDINGS[number]
-    return [{k: r[k] for k in ("finding", "statement", "criterion", "paper", "ours", "verdict", "checks")}
-            for r in rows]
-
-
 def undecided(rows: list[dict]) -> list[dict]:
     """The checks that left a finding inconclusive, each with the seeds that would decide it."""
     out = []
     for row in rows:
         if row["verdict"] != UNSURE:
             continue
-        for check in row["checks"]:
-            if check["verdict"] == UNSURE:
-                values = np.asarray(check["values"])
-                out.append({"finding": row["finding"], "quantity": check["quantity"],
+        for c in row["checks"]:
+            if c["verdict"] == UNSURE:
+                values = np.asarray(list(c["values"].values()))
+                out.append({"finding": row["finding"], "quantity": c["quantity"],
                             "mean": float(values.mean()),
                             "seed sd": float(values.std(ddof=1)) if len(values) > 1 else float("nan"),
-                            "threshold": check["threshold"],
-                            "seeds to decide": seeds_to_decide(values, check["threshold"])})
+                            "threshold": c["threshold"],
+                            "seeds to decide": seeds_to_decide(values, c["threshold"])})
     return out
 
 
-def time_ratio(records: dict, method: str, seed: int) -> float:
+def time_ratio(records: dict, method: str, seed) -> float:
     """Unlearning time of ``method`` over the oracle's training time (the paper's RTE)."""
-    return records[(method, seed)]["timing"]["train_seconds"] / \
-        records[("oracle", seed)]["timing"]["train_seconds"]
+    get = SeedView(records, seed)
+    return get(method, "train_seconds") / get("oracle", "train_seconds")

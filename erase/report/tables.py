@@ -42,40 +42,49 @@ def table1(records: dict, names, accuracies=ACCURACIES, metrics=("psnr", "ssim")
 
 
 def table2(records: dict, methods, train_epochs: int) -> pd.DataFrame:
-    """Table 2: BTA and KTA after every unlearning epoch (seed 0), ours beside the paper's."""
+    """Table 2: BTA and KTA after every unlearning epoch, ours beside the paper's.
+
+    Ours: mean over seeds of each seed's mean over test volumes (so the last epoch equals
+    Table 1's pooled mean), with the spread over seeds; the paper's: its one run, mean ± std
+    over test volumes."""
     rows = []
     for method in methods:
-        record = records[(method, 0)] if (method, 0) in records else records[method]
-        for entry in record["history"]:
-            m, k = entry["metrics"], entry["epoch"]
-            paper_epoch = 50 + k
-            row = {"method": method, "epoch (ours)": f"{train_epochs}+{k}",
-                   "BTA PSNR": pm(m["bta_psnr"], m["bta_psnr_std"], "psnr"),
-                   "KTA PSNR": pm(m["kta_psnr"], m["kta_psnr_std"], "psnr"),
-                   "BTA SSIM": pm(m["bta_ssim"], m["bta_ssim_std"], "ssim"),
-                   "KTA SSIM": pm(m["kta_ssim"], m["kta_ssim_std"], "ssim")}
-            try:
-                row["paper epoch"] = paper_epoch
-                row["paper BTA PSNR"] = pm(paper.value(2, method, "bta_psnr", epoch=paper_epoch),
-                                           paper.value(2, method, "bta_psnr_std", epoch=paper_epoch), "psnr")
-                row["paper KTA PSNR"] = pm(paper.value(2, method, "kta_psnr", epoch=paper_epoch),
-                                           paper.value(2, method, "kta_psnr_std", epoch=paper_epoch), "psnr")
-            except KeyError:
-                row["paper BTA PSNR"] = row["paper KTA PSNR"] = "–"
+        histories = [r["history"] for (name, _), r in sorted(records.items()) if name == method]
+        for k in range(len(histories[0])):
+            epoch = histories[0][k]["epoch"]
+            row = {"method": method, "epoch (ours)": f"{train_epochs}+{epoch}",
+                   "seeds": len(histories)}
+            for label, key in (("BTA PSNR", "bta_psnr"), ("KTA PSNR", "kta_psnr"),
+                               ("BTA SSIM", "bta_ssim"), ("KTA SSIM", "kta_ssim")):
+                values = np.array([h[k]["metrics"][key] for h in histories])
+                row[label] = pm(values.mean(), values.std(), key.split("_")[1])
+            paper_epoch = 50 + epoch
+            row["paper epoch"] = paper_epoch
+            for col, key in (("paper BTA PSNR", "bta_psnr"), ("paper KTA PSNR", "kta_psnr")):
+                try:
+                    row[col] = pm(paper.value(2, method, key, epoch=paper_epoch),
+                                  paper.value(2, method, f"{key}_std", epoch=paper_epoch), "psnr")
+                except KeyError:
+                    row[col] = "–"
             rows.append(row)
     return pd.DataFrame(rows).set_index(["method", "epoch (ours)"])
 
 
 def table3(records: dict) -> pd.DataFrame:
-    """Table 3: BTA and KTA against retain fraction per method, ours beside the paper's."""
+    """Table 3: BTA and KTA against retain fraction per method, ours beside the paper's.
+
+    ``records``: {(method, fraction, seed): record}; ours are means over seeds (± std over
+    seeds), with the mean unlearning time."""
     rows = []
-    for (method, fraction), r in sorted(records.items(), key=lambda kv: (kv[0][1], kv[0][0])):
-        s = r["summary"]
-        row = {"retain %": round(100 * fraction, 1), "method": method,
-               "BTA PSNR": pm(s["bta_psnr"], s["bta_psnr_std"], "psnr"),
-               "KTA PSNR": pm(s["kta_psnr"], s["kta_psnr_std"], "psnr"),
-               "BTA SSIM": pm(s["bta_ssim"], s["bta_ssim_std"], "ssim"),
-               "time (s)": round(r["timing"]["train_seconds"], 2)}
+    keys = sorted({(f, m) for (m, f, _) in records})
+    for fraction, method in keys:
+        runs = [r for (m, f, _), r in records.items() if m == method and f == fraction]
+        row = {"retain %": round(100 * fraction, 1), "method": method, "seeds": len(runs)}
+        for label, key in (("BTA PSNR", "bta_psnr"), ("KTA PSNR", "kta_psnr"),
+                           ("BTA SSIM", "bta_ssim")):
+            values = np.array([r["summary"][key] for r in runs])
+            row[label] = pm(values.mean(), values.std(), key.split("_")[1])
+        row["time (s)"] = round(float(np.mean([r["timing"]["train_seconds"] for r in runs])), 2)
         for col, key in (("paper BTA PSNR", "bta_psnr"), ("paper KTA PSNR", "kta_psnr")):
             try:
                 row[col] = pm(paper.value(3, method, key, retain_fraction=fraction),

@@ -1,0 +1,98 @@
+"""Is this run in the paper's regime? Criteria fixed before any unlearning result is seen.
+
+The paper's question (can unlearning bring G back to the oracle?) needs converged models, an
+oracle that partly generalises to knees (the paper's does: 31.8 dB on knees, 4.8 below G), a
+real knowledge gap, and a G that learnt knees rather than memorised its forget slices. Each is
+a number per seed here, with its threshold; chapter 3 prints them and ``scorecard.json``
+keeps them under ``regime``.
+"""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from .study import interval
+
+SLOPE_LIMIT = 0.05  # dB per epoch over the last fifth of training at the base learning rate
+BRAIN_GAIN = 10.0  # dB, oracle BTA over the zero-filled input
+KNEE_GAIN = 3.0  # dB, oracle KTA over the zero-filled input
+GAP = 3.0  # dB, KTA(G) - KTA(G-hat)
+MEMORISATION = 1.0  # dB, UA(G) - KTA(G)
+
+
+def final_slope(history: list[dict], metric: str = "brain_psnr") -> float:
+    """Least-squares slope (dB per epoch) of a validation curve over the last fifth of the
+    epochs trained at the base learning rate (before any drop: a drop alone is not
+    convergence), at least the last two epochs."""
+    base = [h for h in history if math.isclose(h["lr"], history[0]["lr"])]
+    count = max(2, math.ceil(len(base) / 5))
+    tail = base[-count:]
+    epochs = np.array([h["epoch"] for h in tail], float)
+    values = np.array([h["metrics"][metric] for h in tail], float)
+    return float(np.polyfit(epochs, values, 1)[0])
+
+
+def rate_drops(history: list[dict]) -> int:
+    """How often the learning rate fell during a run (the plateau scheduler's reductions)."""
+    rates = [h["lr"] for h in history]
+    return sum(b < a for a, b in zip(rates, rates[1:]))
+
+
+def _row(name, values: dict, threshold, side, unit=" dB", on="mean") -> dict:
+    triple = interval(list(values.values()))
+    mean, lo, hi = triple
+    if on == "mean":
+        ok = mean < threshold if side == "below" else mean >= threshold
+    else:  # mean beyond the threshold and the whole interval above 0
+        ok = mean >= threshold and lo > 0
+    return {"criterion": name, "values": {str(s): float(v) for s, v in values.items()},
+            "mean": mean, "interval": [lo, hi], "threshold": threshold, "side": side,
+            "unit": unit, "passes": bool(ok)}
+
+
+def criteria(models: dict, zero_filled: dict, seeds) -> list[dict]:
+    """The regime's rows. ``models``: {(name, seed): record} with ``oracle`` and ``original``;
+    ``zero_filled``: {seed: zero-filled record} (each seed's own test sets)."""
+    get = lambda name, s, col: models[(name, s)]["summary"][col]  # noqa: E731
+    zf = lambda s, col: zero_filled[s]["summary"][col]  # noqa: E731
+    rows = []
+    for name, label in (("oracle", "G-hat"), ("original", "G")):
+        rows.append(_row(f"{label}: brain validation gain per epoch, last fifth of training",
+                         {s: final_slope(models[(name, s)]["history"]) for s in seeds},
+                         SLOPE_LIMIT, "below", " dB/epoch"))
+    rows.append(_row("BTA(G-hat) - BTA(zero-filled)",
+                     {s: get("oracle", s, "bta_psnr") - zf(s, "bta_psnr") for s in seeds},
+                     BRAIN_GAIN, "above"))
+    rows.append(_row("KTA(G-hat) - KTA(zero-filled)",
+                     {s: get("oracle", s, "kta_psnr") - zf(s, "kta_psnr") for s in seeds},
+                     KNEE_GAIN, "above"))
+    rows.append(_row("KTA(G) - KTA(G-hat)",
+                     {s: get("original", s, "kta_psnr") - get("oracle", s, "kta_psnr")
+                      for s in seeds}, GAP, "above", on="interval"))
+    rows.append(_row("UA(G) - KTA(G)",
+                     {s: get("original", s, "ua_psnr") - get("original", s, "kta_psnr")
+                      for s in seeds}, MEMORISATION, "below"))
+    return rows
+
+
+def noise_scale(lab, g_record: dict, lam: float) -> dict:
+    """The noisy label's size two ways: lambda over the forget targets' maximum, and the
+    noise's root mean square over G's root-mean-square error on Df (the paper's lambda is about
+    1.3 times its G's error, by the issue's reading of fastMRI's raw scale)."""
+    forget = lab.dataset("forget")
+    maxima = {}
+    for i in range(len(forget)):
+        sample = forget[i]
+        maxima[sample.fname] = max(maxima.get(sample.fname, 0.0), float(sample.max_value))
+    per_volume = g_record["metrics"]["ua"]["per_volume"]
+    rmse = [maxima[f] * 10 ** (-m["psnr"] / 20) for f, m in per_volume.items()]
+    rms_noise = lam  # half-normal |N(0,1)| lambda and gaussian lambda N(0,1) both have rms lambda
+    return {"lambda": lam, "lambda / target max": lam / float(np.mean(list(maxima.values()))),
+            "noise rms / G's RMSE on Df": rms_noise / float(np.mean(rmse))}
+
+
+def summary(rows: list[dict]) -> dict:
+    """All criteria passed?, and the names of those that did not."""
+    failed = [r["criterion"] for r in rows if not r["passes"]]
+    return {"all_pass": not failed, "failed": failed}
