@@ -9,6 +9,7 @@ from pathlib import Path
 import h5py
 import numpy as np
 import pytest
+import torch
 
 from erase import data as data_lib
 from erase.config import ConfigError, DataConfig, get_scale
@@ -105,20 +106,53 @@ def sampled_columns(mask) -> np.ndarray:
 def test_paper_profile_undersamples_as_the_paper():
     paper = get_scale("paper").data
     assert (paper.acceleration, paper.center_fraction) == (8, 0.04)
+    # the public code's mask: fastMRI's EquiSpacedMaskFunc, for every profile
+    assert {get_scale(s).data.mask for s in ("smoke", "default", "paper")} == {"equispaced"}
+
+
+def centre_block(cols: int, low: int) -> set[int]:
+    start = (cols - low + 1) // 2
+    return set(range(start, start + low))
+
+
+@pytest.mark.parametrize("scale,cols", [("paper", 320), ("paper", 368), ("default", 64),
+                                        ("default", 32), ("smoke", 32)])
+def test_equispaced_mask_is_a_line_every_acceleration_columns_plus_the_centre(scale, cols):
+    """EquiSpacedMaskFunc (the public code): lines exactly every ``acceleration`` columns from
+    a random offset, plus the fully sampled centre; the offset is drawn from the seed."""
+    config = get_scale(scale).data
+    acc, fraction = config.acceleration, config.center_fraction
+    func = data_lib.mask_func(config)
+    offsets = set()
+    for seed in range(12):
+        mask, low = func((1, 4, cols, 2), seed=(seed, 2, 3))
+        columns = set(sampled_columns(mask).tolist())
+        assert int(low) == round(cols * fraction)
+        centre = centre_block(cols, int(low))
+        assert centre <= columns  # the centre block of low frequencies is fully sampled
+        outer = columns - centre
+        matches = [o for o in range(acc) if outer == set(range(o, cols, acc)) - centre]
+        assert len(matches) == 1, (seed, sorted(outer))  # exactly equispaced from one offset
+        offsets.add(matches[0])
+        # the same seed gives the same mask
+        again, _ = func((1, 4, cols, 2), seed=(seed, 2, 3))
+        assert torch.equal(mask, again)
+    assert len(offsets) > 1, "the offset never changed with the seed"
 
 
 @pytest.mark.parametrize("scale,cols", [("paper", 320), ("paper", 368), ("default", 64),
                                         ("smoke", 32)])
-def test_mask_is_equispaced_with_the_configured_acceleration_and_centre(scale, cols):
-    config = get_scale(scale).data
+def test_equispaced_fraction_mask_keeps_one_in_acceleration_columns(scale, cols):
+    """The ``equispaced_fraction`` alternative (fastMRI's challenge masks): the centre counts
+    towards the acceleration, the outer lines are spread accordingly."""
+    config = replace(get_scale(scale).data, mask="equispaced_fraction")
     acc, fraction = config.acceleration, config.center_fraction
     mask, low = data_lib.mask_func(config)((1, 4, cols, 2), seed=(1, 2, 3))
     columns = sampled_columns(mask)
     assert int(low) == round(cols * fraction)
-    # the centre block of low frequencies is fully sampled ...
     start = (cols - int(low) + 1) // 2
     assert set(range(start, start + int(low))) <= set(columns)
-    # ... and the whole mask keeps 1/acc of the columns (fastMRI's fraction-matching variant)
+    # the whole mask keeps 1/acc of the columns (fastMRI's fraction-matching variant)
     assert abs(len(columns) - cols / acc) <= 2, (len(columns), cols / acc)
     # outside the centre the columns are equally spaced (rounded: gaps differ by at most 1)
     outer = [c for c in columns if not start <= c < start + int(low)]
@@ -128,15 +162,47 @@ def test_mask_is_equispaced_with_the_configured_acceleration_and_centre(scale, c
     assert np.median(gaps) > acc  # sparser than 1/acc outside the centre, which makes up for it
 
 
+def test_unknown_mask_is_refused():
+    with pytest.raises(ConfigError, match="unknown mask 'radial': choose one of equispaced, "
+                                          "equispaced_fraction"):
+        data_lib.mask_func(replace(DataConfig(), mask="radial"))
+
+
 def test_loaded_split_uses_the_configured_mask(samples, smoke):
-    sample = samples["retain"][0]
-    cols = sample.masked_kspace.shape[-2]
-    columns = sampled_columns(sample.mask)
-    assert abs(len(columns) - cols / smoke.data.acceleration) <= 2
-    # unsampled columns are zero in the masked k-space, sampled ones are not
-    unsampled = np.setdiff1d(np.arange(cols), columns)
-    assert sample.masked_kspace[:, :, unsampled].abs().max() == 0
-    assert sample.masked_kspace[:, :, columns].abs().amax(dim=(0, 1, 3)).min() > 0
+    for split in (samples["retain"], samples["forget"]):
+        for i in range(len(split)):
+            sample = split[i]
+            cols = sample.masked_kspace.shape[-2]
+            # the evaluation mask is fastMRI's, seeded by the file name (one mask per volume)
+            expected, low = data_lib.mask_func(smoke.data)(
+                tuple(sample.masked_kspace.shape), seed=tuple(map(ord, sample.fname)))
+            assert torch.equal(sample.mask, expected.to(torch.bool)), sample.fname
+            assert int(sample.num_low_frequencies) == int(low)
+            columns = sampled_columns(sample.mask)
+            # unsampled columns are zero in the masked k-space, sampled ones are not
+            unsampled = np.setdiff1d(np.arange(cols), columns)
+            assert sample.masked_kspace[:, :, unsampled].abs().max() == 0
+            assert sample.masked_kspace[:, :, columns].abs().amax(dim=(0, 1, 3)).min() > 0
+
+
+def test_split_select_join_and_fname(samples):
+    """Dr' is ``select``, Dr + Df is ``join``: the same slices, in the order asked for."""
+    retain, forget = samples["retain"], samples["forget"]
+    names = [retain.fname(i) for i in range(len(retain))]
+    assert names == [retain[i].fname for i in range(len(retain))]
+    assert len(set(names)) == len(names)  # one slice per volume at smoke scale
+    picked = retain.select([4, 0, 2])
+    assert len(picked) == 3 and [picked.fname(i) for i in range(3)] == [names[4], names[0],
+                                                                       names[2]]
+    for j, i in enumerate([4, 0, 2]):
+        assert torch.equal(picked[j].masked_kspace, retain[i].masked_kspace)
+        assert torch.equal(picked.masked(j, (7, j)).masked_kspace,
+                           retain.masked(i, (7, j)).masked_kspace)
+    both = retain.join(forget)
+    assert len(both) == len(retain) + len(forget)
+    assert [both.fname(i) for i in range(len(both))] == \
+        names + [forget.fname(i) for i in range(len(forget))]
+    assert torch.equal(both[len(retain)].target, forget[0].target)
 
 
 def test_second_synthesize_reuses_the_files(tmp_path):
@@ -229,7 +295,8 @@ def check_split(manifest: dict, volumes: list[dict], config: DataConfig) -> None
 
 def test_default_split_invariants():
     config = DataConfig()
-    volumes = fake_volumes()
+    volumes = fake_volumes(config.brain_volumes, config.knee_volumes,
+                           slices=config.slices_per_volume)
     manifest = data_lib.make_manifest(volumes, config, seed=0)
     check_split(manifest, volumes, config)
     counts = data_lib.split_counts(manifest)
@@ -248,7 +315,8 @@ def test_split_invariants_with_uneven_volumes(seed):
 
 
 def test_same_seed_same_manifest_and_different_seed_different():
-    config, volumes = DataConfig(), fake_volumes()
+    config = DataConfig()
+    volumes = fake_volumes(config.brain_volumes, config.knee_volumes)
     a = data_lib.make_manifest(volumes, config, seed=0)
     c = data_lib.make_manifest(volumes, config, seed=1)
     assert a == data_lib.make_manifest(volumes, config, seed=0)
@@ -258,8 +326,9 @@ def test_same_seed_same_manifest_and_different_seed_different():
 
 
 def test_other_contrasts_are_left_out_and_counted():
-    volumes = fake_volumes(other=5)
-    manifest = data_lib.make_manifest(volumes, DataConfig(), seed=0)
+    config = DataConfig()
+    volumes = fake_volumes(config.brain_volumes, config.knee_volumes, other=5)
+    manifest = data_lib.make_manifest(volumes, config, seed=0)
     used = {e["path"] for entries in manifest["splits"].values() for e in entries}
     assert not any("AXFLAIR" in p for p in used)
     assert manifest["left_out"]["other_contrasts"] == 5
@@ -269,17 +338,21 @@ def test_other_contrasts_are_left_out_and_counted():
 
 
 def test_too_few_volumes_is_refused_with_the_numbers():
-    with pytest.raises(data_lib.DataError, match="brain AXT2 volumes"):
-        data_lib.make_manifest(fake_volumes(brain=5), DataConfig(), seed=0)
+    config = DataConfig()
+    with pytest.raises(data_lib.DataError, match="found 5 brain AXT2 volumes; the split needs "
+                                                 "at least 61"):
+        data_lib.make_manifest(fake_volumes(brain=5, knee=config.knee_volumes), config, seed=0)
     with pytest.raises(data_lib.DataError, match="knee volumes"):
-        data_lib.make_manifest(fake_volumes(knee=3), DataConfig(), seed=0)
+        data_lib.make_manifest(fake_volumes(brain=config.brain_volumes, knee=3), config, seed=0)
 
 
 def test_lab_split_is_by_volume_in_the_loaded_data(lab):
     """Every slice of a volume lands in the one split that names the volume."""
     seen: dict[str, str] = {}
     for split in data_lib.SPLITS:
-        fnames = [s.fname for s in lab.dataset(split)]
+        dataset = lab.dataset(split)
+        fnames = [dataset.fname(i) for i in range(len(dataset))]
+        assert fnames == [dataset[i].fname for i in range(len(dataset))]
         expected = {Path(e["path"]).name: e["slices"] for e in lab.manifest["splits"][split]}
         assert {f: fnames.count(f) for f in set(fnames)} == expected, split
         for f in set(fnames):

@@ -18,6 +18,8 @@ from erase.config import get_scale
 from erase.data.synthetic import STAMP, synthesize
 
 BRAIN = "brain/file_brain_AXT2_200_6000000.h5"
+SMOKE = get_scale("smoke").data
+SLICES = SMOKE.slices_per_volume
 
 
 @pytest.fixture(scope="module")
@@ -77,7 +79,7 @@ BROKEN = {
     "truncated": (lambda r, f: truncate(f), "truncated file"),
     "no-kspace": (lambda r, f: replace_dataset(f, "kspace", None), "no 'kspace' dataset"),
     "kspace-rank": (lambda r, f: replace_dataset(f, "kspace", read(f, "kspace")[:, 0]),
-                    "kspace has shape (2, 32, 32)"),
+                    f"kspace has shape ({SLICES}, 32, 32)"),
     "kspace-dtype": (lambda r, f: replace_dataset(f, "kspace", np.abs(read(f, "kspace"))),
                      "dtype float32; expected complex"),
     "no-header": (lambda r, f: replace_dataset(f, "ismrmrd_header", None),
@@ -91,8 +93,8 @@ BROKEN = {
                        "not XML text"),
     "target-shape": (lambda r, f: replace_dataset(f, "reconstruction_rss",
                                                   read(f, "reconstruction_rss")[:, :16]),
-                     "reconstruction_rss has shape (2, 16, 32) but kspace has 2 slices and "
-                     "the header's recon matrix is (32, 32)"),
+                     f"reconstruction_rss has shape ({SLICES}, 16, 32) but kspace has {SLICES} "
+                     "slices and the header's recon matrix is (32, 32)"),
     "brain-no-knee": (lambda r, f: shutil.rmtree(r / "knee"),
                       "found 0 knee volumes"),
     "knee-no-brain": (lambda r, f: shutil.rmtree(r / "brain"),
@@ -242,5 +244,5 @@ def test_missing_manifest_file(copy, tmp_path, capsys):
 def test_intact_copy_is_accepted(copy, manifest):
     """The control: the same copy, unbroken, scans and verifies."""
     volumes = data.scan(copy)
-    assert len(volumes) == 18
+    assert len(volumes) == SMOKE.brain_volumes + SMOKE.knee_volumes
     data.verify_manifest(data.load_manifest(manifest), copy)
