@@ -16,6 +16,7 @@ import torch
 from erase import cli
 from erase.config import ModelConfig, config_hash, get_scale
 from erase.data.synthetic import synthesize
+from erase.runs.engine import make_scheduler
 from erase.runs.lab import Lab
 from erase.runs.models import build_model
 from erase.runs.store import Store, StoreError
@@ -49,12 +50,16 @@ def save_checkpoint(lab: Lab, path: Path, model=None, epoch: int = 1) -> None:
     model = model if model is not None else lab.new_model()
     optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
     path.parent.mkdir(parents=True, exist_ok=True)
-    lab.fabric.save(path, {"model": model, "optimizer": optimizer, "epoch": epoch,
-                           "history": [], "train_seconds": 0.0, "steps": 0, "samples": 0})
+    scheduler = make_scheduler(optimizer, lab.protocol)
+    state = {"model": model, "optimizer": optimizer, "epoch": epoch, "history": [],
+             "train_seconds": 0.0, "steps": 0, "samples": 0}
+    if scheduler is not None:
+        state["scheduler"] = scheduler
+    lab.fabric.save(path, state)
 
 
 def original_run(lab: Lab) -> Path:
-    return lab.store.run_dir(config_hash(lab.train_config_of("original")))
+    return lab.store.run_dir(config_hash(lab.config(lab.job("original"))))
 
 
 def truncate(path: Path, keep: float) -> None:
@@ -114,7 +119,7 @@ def test_checkpoint_with_pickled_code_is_not_executed(lab, capsys, tmp_path):
 
 def fake_original(lab: Lab) -> dict:
     """A stored record for G, so that ``unlearn`` starts from its checkpoint without training."""
-    return lab.store.put(lab.train_config_of("original"),
+    return lab.store.put(lab.config(lab.job("original")),
                          {"name": "original", "summary": {}, "metrics": {}, "history": []})
 
 
@@ -127,10 +132,35 @@ def test_truncated_start_checkpoint_of_unlearning(lab, capsys):
     assert code == 2
     assert err.startswith(f"erase: error: checkpoint {ckpt} is damaged or truncated ("), err
     assert err.endswith(f"delete {ckpt.parent} to retrain the original model it came from")
-    unlearn_key = config_hash(lab.unlearn_config_of("NL-FT"))
+    unlearn_key = config_hash(lab.config(lab.job("NL-FT")))
     assert not (lab.store.run_dir(unlearn_key) / "record.json").exists()
     assert len(lab.store.records()) == 1  # only the (fake) original
     print(err)
+
+
+@pytest.mark.parametrize("how", ["bigger model", "extra weight", "missing weight"])
+def test_start_checkpoint_that_does_not_fit_is_refused_not_skipped(how, lab, capsys):
+    """G is loaded strictly: unlearning never starts from a partly loaded (or fresh) model."""
+    fake_original(lab)
+    ckpt = original_run(lab) / "checkpoint.ckpt"
+    if how == "bigger model":
+        save_checkpoint(lab, ckpt, model=build_model(ModelConfig(cascades=2, chans=8, pools=2,
+                                                                 sens_chans=4, sens_pools=2)))
+    else:
+        save_checkpoint(lab, ckpt)
+        state = torch.load(ckpt, weights_only=True)
+        if how == "extra weight":
+            state["model"]["extra.weight"] = torch.zeros(3)
+        else:
+            state["model"].pop(next(iter(state["model"])))
+        torch.save(state, ckpt)
+    code, err = erase(capsys, lab, "unlearn", "--method", "NL-FT")
+    assert code == 2
+    assert err.startswith(f"erase: error: checkpoint {ckpt} was written by a different model "
+                          "or run and does not fit this one ("), err
+    assert err.endswith(f"delete {ckpt.parent} to retrain the original model it came from")
+    assert len(lab.store.records()) == 1  # only the (fake) original
+    print(f"{how}: {err}")
 
 
 def test_load_model_of_a_damaged_checkpoint(lab):
@@ -150,7 +180,7 @@ def test_load_model_of_a_damaged_checkpoint(lab):
 
 @pytest.mark.parametrize("edit", ["config", "key", "garbage"])
 def test_record_that_does_not_match_its_hash(edit, lab, capsys):
-    config = lab.train_config_of("original")
+    config = lab.config(lab.job("original"))
     stored = lab.store.put(config, {"name": "original", "summary": {}, "metrics": {}})
     path = lab.store.run_dir(stored["key"]) / "record.json"
     record = json.loads(path.read_text())
@@ -171,8 +201,8 @@ def test_record_that_does_not_match_its_hash(edit, lab, capsys):
 
 def test_record_moved_to_another_key(lab):
     """A complete record copied under another run's key is refused, not served."""
-    config = lab.train_config_of("original")
-    other = lab.train_config_of("oracle")
+    config = lab.config(lab.job("original"))
+    other = lab.config(lab.job("oracle"))
     stored = lab.store.put(config, {"name": "original"})
     target = lab.store.run_dir(config_hash(other)) / "record.json"
     target.parent.mkdir(parents=True)

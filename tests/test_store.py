@@ -9,7 +9,7 @@ import time
 import pytest
 
 from erase.runs import lab as lab_lib
-from erase.config import ConfigError, config_hash
+from erase.config import ConfigError, config_hash, to_dict
 from erase.data import write_json_atomic
 from erase.runs.engine import ENGINE_VERSION
 from erase.runs.methods import METHODS_VERSION
@@ -18,6 +18,11 @@ from erase.runs.store import RECORD, Store, StoreError
 
 class Trained(Exception):
     pass
+
+
+def key(lab, name, **knobs) -> str:
+    """The store key of job ``name`` (a model or a method) with ``knobs``."""
+    return config_hash(lab.config(lab.job(name, **knobs)))
 
 
 def no_training(monkeypatch):
@@ -53,6 +58,7 @@ def test_a_new_lab_on_the_same_results_reuses_them(lab, trained, monkeypatch):
         record = other.train(which)
         assert record["from_store"] is True and record["key"] == trained[which]["key"]
     assert other.unlearn("Retrain")["key"] == trained["oracle"]["key"]
+    assert other.stored(other.job("original"))["key"] == trained["original"]["key"]
 
 
 def test_an_unfinished_run_is_not_a_result(tmp_path):
@@ -74,27 +80,33 @@ def test_an_unfinished_run_is_not_a_result(tmp_path):
 def test_any_change_of_config_is_a_new_key(lab, tmp_path):
     manifest = tmp_path / "m.json"
     write_json_atomic(manifest, lab.manifest)
-    base = config_hash(lab.train_config_of("oracle"))
+    base = key(lab, "oracle")
     same = lab_lib.Lab(scale="smoke", results_dir=lab.results, manifest=manifest)
-    assert config_hash(same.train_config_of("oracle")) == base
+    assert key(same, "oracle") == base
     variants = {
         "seed (same split)": lab_lib.Lab(scale="smoke", results_dir=lab.results,
-                                             manifest=manifest, seed=1),
+                                         manifest=manifest, seed=1),
         "split (seed 1)": lab_lib.Lab(scale="smoke", results_dir=lab.results, seed=1),
         "epochs": lab_lib.Lab(scale="smoke", results_dir=lab.results, epochs=3),
         "architecture": lab_lib.Lab(scale="smoke", results_dir=lab.results, arch="unet"),
+        "training masks": lab_lib.Lab(scale="smoke", results_dir=lab.results,
+                                      switches={"training_masks": "fixed"}),
+        "lr schedule": lab_lib.Lab(scale="smoke", results_dir=lab.results,
+                                   switches={"lr_schedule": "constant"}),
     }
-    keys = {name: config_hash(v.train_config_of("oracle")) for name, v in variants.items()}
-    keys["which"] = config_hash(lab.train_config_of("original"))
+    keys = {name: key(v, "oracle") for name, v in variants.items()}
+    keys["which"] = key(lab, "original")
     assert base not in keys.values(), keys
     assert len(set(keys.values())) == len(keys), keys
     # an unlearning run starts from G: a different G is a different run
-    assert config_hash(variants["epochs"].unlearn_config_of("FT")) != \
-        config_hash(lab.unlearn_config_of("FT"))
+    assert key(variants["epochs"], "FT") != key(lab, "FT")
+    assert lab.config(lab.job("FT"))["start"] == key(lab, "original")
+    assert variants["epochs"].config(variants["epochs"].job("FT"))["start"] == \
+        key(variants["epochs"], "original")
 
 
 def test_a_split_with_one_file_changed_is_a_new_key(lab):
-    config = lab.train_config_of("oracle")
+    config = lab.config(lab.job("oracle"))
     manifest = json.loads(json.dumps(lab.manifest))
     manifest["splits"]["retain"][0]["fingerprint"] = "1:0"
     from erase.data import manifest_hash
@@ -106,32 +118,48 @@ def test_a_split_with_one_file_changed_is_a_new_key(lab):
 @pytest.mark.parametrize("method,knob,a,b", [
     ("FT", "retain_fraction", 0.1, 0.2), ("NL-FT", "retain_fraction", 0.1, 0.5),
     ("GA-l1", "gamma", 1e-5, 1e-4), ("GA-l1-FT", "gamma", 1e-5, 2e-5),
-    ("NL", "lam", 0.02, 0.5), ("NL-FT", "lam", 0.02, 0.03), ("FT", "epochs", 1, 2),
+    ("GA-l1", "gamma", None, 1.0),  # the protocol's own gamma is not an explicit 1
+    ("NL", "lam", 1e-5, 4e-5), ("NL-FT", "lam", 1e-5, 2e-5), ("FT", "epochs", 1, 2),
+    ("NL-FT", "epochs", None, 6),
 ])
 def test_a_knob_the_method_uses_changes_its_key(lab, method, knob, a, b):
-    ka = config_hash(lab.unlearn_config_of(method, **{knob: a}))
-    kb = config_hash(lab.unlearn_config_of(method, **{knob: b}))
-    assert ka != kb
+    assert key(lab, method, **{knob: a}) != key(lab, method, **{knob: b})
 
 
 @pytest.mark.parametrize("method,knob,a,b", [
-    ("FT", "gamma", 1e-5, 1.0), ("FT", "lam", 0.02, 9.0), ("GA-l1", "retain_fraction", 0.1, 0.9),
+    ("FT", "gamma", 1e-5, 1.0), ("FT", "lam", 1e-5, 9.0), ("GA-l1", "retain_fraction", 0.1, 0.9),
     ("NL", "gamma", 0.0, 1.0), ("Full FT", "retain_fraction", 0.1, 0.3),
+    ("GA-l1", "lam", 1e-5, 0.5), ("NL", "retain_fraction", 0.1, 0.7),
 ])
 def test_a_knob_the_method_ignores_leaves_its_key(lab, method, knob, a, b):
-    assert config_hash(lab.unlearn_config_of(method, **{knob: a})) == \
-        config_hash(lab.unlearn_config_of(method, **{knob: b}))
+    assert key(lab, method, **{knob: a}) == key(lab, method, **{knob: b})
+
+
+def test_default_knobs_are_the_papers(lab):
+    """Unset knobs are the defaults: 10% of Dr, lambda 1e-5 (raw scale), the protocol's gamma
+    and its unlearning length; a row keeps only the knobs it uses."""
+    assert lab_lib.DEFAULT_KNOBS == {"retain_fraction": 0.1, "gamma": None, "lam": 1e-5}
+    assert key(lab, "NL-FT") == key(lab, "NL-FT", retain_fraction=0.1, lam=1e-5,
+                                    epochs=lab.protocol.unlearn_epochs)
+    assert lab.job("GA-l1-FT").knob == {"retain_fraction": 0.1, "gamma": None, "lam": None,
+                                        "epochs": 5}
+    assert lab.job("NL").knob == {"retain_fraction": None, "gamma": None, "lam": 1e-5,
+                                  "epochs": 5}
+    assert lab.job("Retrain") == lab.job("oracle") == lab_lib.Job("train", "oracle")
+    assert lab.job("original") == lab_lib.Job("train", "original")
 
 
 def test_versions_and_methods_are_part_of_the_key(lab):
-    config = lab.unlearn_config_of("NL-FT")
+    config = lab.config(lab.job("NL-FT"))
     assert config["methods_version"] == METHODS_VERSION and config["engine"] == ENGINE_VERSION
-    assert config["start"] == config_hash(lab.train_config_of("original"))
+    assert config["start"] == key(lab, "original")
+    assert config["protocol"] == to_dict(lab.protocol)
     for change in ({"methods_version": "x"}, {"engine": ENGINE_VERSION + 1},
                    {"precision": "bf16-mixed"},
-                   {"method": {**config["method"], "forget": "ascent"}}):
+                   {"method": {**config["method"], "forget": "ascent"}},
+                   {"protocol": {**config["protocol"], "steps": "paired"}}):
         assert config_hash({**config, **change}) != config_hash(config), change
-    assert config_hash(lab.unlearn_config_of("NL-FT")) != config_hash(lab.unlearn_config_of("GA-l1-FT"))
+    assert key(lab, "NL-FT") != key(lab, "GA-l1-FT")
 
 
 # ------------------------------------------------------------------ foreign records
