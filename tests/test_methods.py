@@ -11,23 +11,39 @@ import torch
 from torch.utils.data import default_collate
 
 from erase.runs import lab as lab_lib
-from erase.config import ConfigError, config_hash, unlearning_epochs
+from erase.config import PROTOCOLS, ConfigError, Protocol, config_hash, get_protocol
 from erase.data import retain_subset
-from erase.runs.engine import Loop, epoch_pairs, make_fabric, run_loop
+from erase.runs.engine import Loop, epoch_steps, make_fabric, run_loop
 from erase.runs.methods import (FORGET_TERMS, METHODS, METHODS_VERSION, RETAIN_DATA, UNLEARNING,
-                           Method, ReconstructionLoss, get_method, l1_norm, noisy_target,
-                           step_loss, validate_knobs)
+                                Method, ReconstructionLoss, ascent_weights, get_method, l1_norm,
+                                noisy_target, step_loss, step_terms, validate_knobs)
 from erase.runs.models import build_model, reconstruct
 
+CODE, TEXT = PROTOCOLS["code"], PROTOCOLS["text"]
+PAIRED, ALTERNATING = replace(CODE, steps="paired"), CODE
 
-def batch(dataset, i=0):
-    return default_collate([dataset[i]])
+
+def batch(dataset, *indices):
+    """Slices ``indices`` (default: the first) of a split as one batch (evaluation masks)."""
+    return default_collate([dataset[i] for i in (indices or (0,))])
 
 
 def J(model, b, loss_fn, target=None):
+    """The mean reconstruction loss of a batch, without a graph."""
     with torch.no_grad():
         out = reconstruct(model, b)
         return float(loss_fn(out, b.target if target is None else target, b.max_value.to(out)))
+
+
+def J_each(model, b, loss_fn, target=None) -> list[float]:
+    """J of every slice of a batch, each reconstructed on its own."""
+    target = b.target if target is None else target
+    out = []
+    for i in range(len(b.target)):
+        one = b._replace(**{k: getattr(b, k)[i:i + 1] for k in
+                            ("masked_kspace", "mask", "target", "max_value", "num_low_frequencies")})
+        out.append(J(model, one, loss_fn, target[i:i + 1]))
+    return out
 
 
 @pytest.fixture
@@ -89,22 +105,37 @@ def test_unknown_method_and_bad_knobs_are_refused():
     with pytest.raises(ConfigError, match="unknown method 'SCRUB'.*NL-FT"):
         get_method("SCRUB")
     for args, word in [(("FT", 0, 0, 0), "retain fraction"), (("FT", 1.5, 0, 0), "retain fraction"),
-                       (("FT", 0.1, -1, 0), "gamma"), (("NL", 0.1, 0, float("nan")), "lambda"),
-                       (("NL", 0.1, 0, 0.5, 0), "epochs")]:
+                       (("FT", 0.1, -1, 0), "gamma"), (("GA-l1", 0.1, "big", 0), "gamma"),
+                       (("NL", 0.1, 0, float("nan")), "lambda"), (("NL", 0.1, 0, -1e-5), "lambda"),
+                       (("SCRUB", 0.1, 0, 0), "unknown method")]:
         with pytest.raises(ConfigError, match=word):
             validate_knobs(*args)
-    assert validate_knobs("NL-FT", "0.2", 0, 1) == (0.2, 0.0, 1.0, None)
+    assert validate_knobs("NL-FT", "0.2", 0, 1) == (0.2, 0.0, 1.0)
+    # gamma None: the protocol's own (see ascent_weights)
+    assert validate_knobs("GA-l1", 0.1, None, 1e-5) == (0.1, None, 1e-5)
+
+
+def test_ascent_weights_follow_the_ga_l1_switch():
+    """code: -2 J + 1 |theta|_1 (varnet_module.py); text: -J + gamma |theta|_1, gamma 1e-5."""
+    assert ascent_weights(CODE, None) == (2.0, 1.0)
+    assert ascent_weights(CODE, 3e-4) == (2.0, 3e-4)  # an explicit gamma replaces the 1
+    assert ascent_weights(TEXT, None) == (1.0, 1e-5)
+    assert ascent_weights(TEXT, 3e-4) == (1.0, 3e-4)
+    assert ascent_weights(replace(CODE, ga_l1="text"), None) == (1.0, 1e-5)
 
 
 # ------------------------------------------------------------------ the terms
 
 
-def test_gradient_ascent_step_raises_the_forget_loss(model, samples):
+@pytest.mark.parametrize("protocol", [CODE, TEXT], ids=["code", "text"])
+def test_gradient_ascent_step_raises_the_forget_loss(protocol, model, samples):
     b = batch(samples["forget"])
     loss_fn = ReconstructionLoss()
     before = J(model, b, loss_fn)
-    loss, terms = step_loss(METHODS["GA-l1"], model, loss_fn, forget=b, gamma=0.0)
-    assert terms["forget"] == pytest.approx(-before, rel=1e-6)
+    ascent, _ = ascent_weights(protocol, None)
+    loss, terms = step_loss(METHODS["GA-l1"], model, loss_fn, forget=b, gamma=0.0,
+                            protocol=protocol)
+    assert terms["forget"] == pytest.approx(-ascent * before, rel=1e-6)
     assert terms["penalty"] == 0.0
     optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
     optimizer.zero_grad()
@@ -113,41 +144,58 @@ def test_gradient_ascent_step_raises_the_forget_loss(model, samples):
     assert J(model, b, loss_fn) > before + 1e-4
 
 
-def test_gradient_ascent_gradient_is_minus_the_loss_gradient(smoke, samples):
+@pytest.mark.parametrize("protocol", [CODE, TEXT], ids=["code", "text"])
+def test_gradient_ascent_gradient_is_minus_the_loss_gradient(protocol, smoke, samples):
+    """Without the penalty: -2 grad J (the code doubles the negated loss) or -grad J (text)."""
     b = batch(samples["forget"])
     loss_fn = ReconstructionLoss()
+    ascent, _ = ascent_weights(protocol, None)
     grads = []
-    for ascent in (True, False):
+    for ascending in (True, False):
         torch.manual_seed(0)
         net = build_model(smoke.model)
-        if ascent:
-            loss, _ = step_loss(METHODS["GA-l1"], net, loss_fn, forget=b, gamma=0.0)
+        if ascending:
+            loss, _ = step_loss(METHODS["GA-l1"], net, loss_fn, forget=b, gamma=0.0,
+                                protocol=protocol)
         else:
             out = reconstruct(net, b)
             loss = loss_fn(out, b.target, b.max_value.to(out))
         loss.backward()
         grads.append([p.grad.clone() for p in net.parameters()])
     for ga, j in zip(*grads):
-        torch.testing.assert_close(ga, -j)
+        torch.testing.assert_close(ga, -ascent * j)
 
 
-def test_noisy_label_step_moves_the_output_toward_the_noisy_label(model, samples):
+@pytest.mark.parametrize("form", ["half_normal", "gaussian"])
+def test_noisy_label_is_the_target_plus_lambda_times_drawn_noise(form, samples):
+    """lambda is absolute (raw target scale): the noise does not grow with the image."""
     b = batch(samples["forget"])
-    lam, seed = 0.5, 1234
-    max_value = b.max_value.float()
-    label = noisy_target(b.target, max_value, lam, torch.Generator().manual_seed(seed))
-    # the label is y + lam * max(y) * N(0, I), reproducibly from the generator
-    assert torch.equal(label, noisy_target(b.target, max_value, lam,
-                                           torch.Generator().manual_seed(seed)))
-    assert not torch.equal(label, noisy_target(b.target, max_value, lam,
-                                               torch.Generator().manual_seed(seed + 1)))
-    noise_std = float((label - b.target).std())
-    assert noise_std == pytest.approx(lam * float(max_value), rel=0.1)
+    lam, seed = 1e-5, 1234
+    label = noisy_target(b.target, lam, torch.Generator().manual_seed(seed), form)
+    noise = torch.randn(b.target.shape, generator=torch.Generator().manual_seed(seed))
+    expected = noise.abs() if form == "half_normal" else noise
+    assert torch.equal(label, b.target + lam * expected)
+    # reproducibly from the generator, different for another seed
+    assert torch.equal(label, noisy_target(b.target, lam, torch.Generator().manual_seed(seed),
+                                           form))
+    assert not torch.equal(label, noisy_target(b.target, lam,
+                                               torch.Generator().manual_seed(seed + 1), form))
+    # absolute: twice the image, the same noise (not scaled by the image's maximum)
+    doubled = noisy_target(2 * b.target, lam, torch.Generator().manual_seed(seed), form)
+    assert torch.equal(doubled, 2 * b.target + lam * expected)
+    with pytest.raises(ConfigError, match="unknown noisy label 'uniform'"):
+        noisy_target(b.target, lam, torch.Generator(), "uniform")
 
+
+@pytest.mark.parametrize("protocol", [CODE, TEXT], ids=["code", "text"])
+def test_noisy_label_step_moves_the_output_toward_the_noisy_label(protocol, model, samples):
+    b = batch(samples["forget"])
+    lam, seed = 0.5 * float(b.max_value), 1234  # a label far from the target, to see it move
+    label = noisy_target(b.target, lam, torch.Generator().manual_seed(seed), protocol.noisy_label)
     loss_fn = ReconstructionLoss("l1")  # the paper's written J: distance is then plain L1
     distance = lambda: J(model, b, loss_fn, target=label)  # noqa: E731
     before = distance()
-    loss, terms = step_loss(METHODS["NL"], model, loss_fn, forget=b, lam=lam,
+    loss, terms = step_loss(METHODS["NL"], model, loss_fn, forget=b, lam=lam, protocol=protocol,
                             generator=torch.Generator().manual_seed(seed))
     assert terms["forget"] == pytest.approx(before, rel=1e-6)  # its label is the one above
     assert set(terms) == {"forget"}
@@ -161,18 +209,23 @@ def test_noisy_label_step_moves_the_output_toward_the_noisy_label(model, samples
 def test_noisy_label_at_lambda_zero_is_plain_fine_tuning_on_the_forget_sample(model, samples):
     b = batch(samples["forget"])
     loss_fn = ReconstructionLoss()
-    loss, _ = step_loss(METHODS["NL"], model, loss_fn, forget=b, lam=0.0,
-                        generator=torch.Generator().manual_seed(0))
-    assert float(loss.detach()) == pytest.approx(J(model, b, loss_fn), rel=1e-6)
+    for protocol in (CODE, TEXT):
+        loss, _ = step_loss(METHODS["NL"], model, loss_fn, forget=b, lam=0.0, protocol=protocol,
+                            generator=torch.Generator().manual_seed(0))
+        assert float(loss.detach()) == pytest.approx(J(model, b, loss_fn), rel=1e-6)
 
 
-def test_l1_penalty_is_gamma_times_the_sum_of_absolute_weights(model):
+@pytest.mark.parametrize("protocol", [ALTERNATING, PAIRED], ids=["alternating", "paired"])
+def test_l1_penalty_is_gamma_times_the_sum_of_absolute_weights(protocol, model, samples):
     gamma = 3e-4
+    b = batch(samples["forget"])
     expected = gamma * float(torch.cat([p.detach().abs().flatten() for p in model.parameters()]).sum())
-    loss, terms = step_loss(METHODS["GA-l1"], model, ReconstructionLoss(), forget=None, gamma=gamma)
-    assert set(terms) == {"penalty"}
-    assert float(loss.detach()) == pytest.approx(expected, rel=1e-5)
-    loss.backward()
+    _, terms = step_loss(METHODS["GA-l1"], model, ReconstructionLoss(), forget=b, gamma=gamma,
+                         protocol=protocol)
+    assert set(terms) == {"forget", "penalty"}
+    assert terms["penalty"] == pytest.approx(expected, rel=1e-5)  # one forget slice: share 1
+    penalty = gamma * l1_norm(model)
+    penalty.backward()
     for p in model.parameters():
         torch.testing.assert_close(p.grad, gamma * torch.sign(p.detach()))
     # frozen weights are not part of theta
@@ -181,24 +234,64 @@ def test_l1_penalty_is_gamma_times_the_sum_of_absolute_weights(model):
     assert float(l1_norm(model).detach()) == pytest.approx(expected / gamma - float(first.abs().sum()), rel=1e-5)
 
 
-def test_a_step_is_the_sum_of_its_terms(model, samples):
-    f, r = batch(samples["forget"]), batch(samples["retain"])
-    loss_fn, gamma, lam = ReconstructionLoss(), 1e-5, 0.3
-    loss, terms = step_loss(METHODS["GA-l1-FT"], model, loss_fn, f, r, gamma=gamma)
-    assert set(terms) == {"forget", "penalty", "retain"}
-    assert terms["forget"] == pytest.approx(-J(model, f, loss_fn), rel=1e-6)
-    assert terms["retain"] == pytest.approx(J(model, r, loss_fn), rel=1e-6)
-    assert terms["penalty"] == pytest.approx(gamma * float(l1_norm(model).detach()), rel=1e-6)
-    assert float(loss.detach()) == pytest.approx(sum(terms.values()), abs=1e-6)  # float32 sum
-    loss, terms = step_loss(METHODS["NL-FT"], model, loss_fn, f, r, lam=lam,
-                            generator=torch.Generator().manual_seed(0))
-    label = noisy_target(f.target, f.max_value.float(), lam, torch.Generator().manual_seed(0))
-    assert set(terms) == {"forget", "retain"}
-    assert terms["forget"] == pytest.approx(J(model, f, loss_fn, target=label), rel=1e-6)
-    assert float(loss.detach()) == pytest.approx(terms["forget"] + terms["retain"], abs=1e-6)
+def test_a_step_without_any_sample_is_refused(model, samples):
+    with pytest.raises(ValueError, match="no term"):
+        step_terms(METHODS["GA-l1"], model, ReconstructionLoss(), gamma=1e-5)
+    with pytest.raises(ValueError, match="no term"):  # FT ignores forget samples: nothing left
+        step_terms(METHODS["FT"], model, ReconstructionLoss(), forget=batch(samples["forget"]))
+
+
+def test_a_paired_step_is_the_sum_of_its_mean_terms(model, samples):
+    """The text's Algorithms 1 and 2: mean forget term + penalty once + mean retain term."""
+    f, r = batch(samples["forget"], 0, 1), batch(samples["retain"], 0, 1)
+    loss_fn, gamma, lam = ReconstructionLoss(), 1e-5, 1e-4
+    for protocol in (PAIRED, TEXT):
+        ascent, _ = ascent_weights(protocol, gamma)
+        loss, terms = step_loss(METHODS["GA-l1-FT"], model, loss_fn, f, r, gamma=gamma,
+                                protocol=protocol)
+        assert set(terms) == {"forget", "penalty", "retain"}
+        assert terms["forget"] == pytest.approx(-ascent * np.mean(J_each(model, f, loss_fn)),
+                                                rel=1e-5)
+        assert terms["retain"] == pytest.approx(np.mean(J_each(model, r, loss_fn)), rel=1e-5)
+        assert terms["penalty"] == pytest.approx(gamma * float(l1_norm(model).detach()), rel=1e-6)
+        assert float(loss.detach()) == pytest.approx(sum(terms.values()), abs=1e-6)  # float32
+        loss, terms = step_loss(METHODS["NL-FT"], model, loss_fn, f, r, lam=lam, protocol=protocol,
+                                generator=torch.Generator().manual_seed(0))
+        label = noisy_target(f.target, lam, torch.Generator().manual_seed(0), protocol.noisy_label)
+        assert set(terms) == {"forget", "retain"}
+        assert terms["forget"] == pytest.approx(np.mean(J_each(model, f, loss_fn, label)), rel=1e-5)
+        assert float(loss.detach()) == pytest.approx(terms["forget"] + terms["retain"], abs=1e-6)
     # a row without a forget term ignores forget samples it is handed
-    loss, terms = step_loss(METHODS["FT"], model, loss_fn, f, r)
+    _, terms = step_loss(METHODS["FT"], model, loss_fn, f, r, protocol=PAIRED)
     assert set(terms) == {"retain"}
+
+
+def test_an_alternating_step_gives_every_slice_its_own_term(model, samples):
+    """The code: one batch of both streams, each slice its term, the loss their mean; forget
+    slices also carry the penalty, weighted by their share of the batch."""
+    f, r = batch(samples["forget"], 0, 1), batch(samples["retain"], 0, 1, 2)
+    loss_fn, gamma, lam, n = ReconstructionLoss(), 1e-5, 1e-4, 5
+    ascent, _ = ascent_weights(ALTERNATING, gamma)
+    loss, terms = step_loss(METHODS["GA-l1-FT"], model, loss_fn, f, r, gamma=gamma,
+                            protocol=ALTERNATING)
+    assert set(terms) == {"forget", "penalty", "retain"}
+    assert terms["forget"] == pytest.approx(-ascent * sum(J_each(model, f, loss_fn)) / n, rel=1e-5)
+    assert terms["retain"] == pytest.approx(sum(J_each(model, r, loss_fn)) / n, rel=1e-5)
+    assert terms["penalty"] == pytest.approx(2 / n * gamma * float(l1_norm(model).detach()),
+                                             rel=1e-6)
+    assert float(loss.detach()) == pytest.approx(sum(terms.values()), abs=1e-6)
+    loss, terms = step_loss(METHODS["NL-FT"], model, loss_fn, f, r, lam=lam, protocol=ALTERNATING,
+                            generator=torch.Generator().manual_seed(0))
+    label = noisy_target(f.target, lam, torch.Generator().manual_seed(0), "half_normal")
+    assert terms["forget"] == pytest.approx(sum(J_each(model, f, loss_fn, label)) / n, rel=1e-5)
+    # a batch of retain slices only is plain fine-tuning: the mean of J
+    _, terms = step_loss(METHODS["NL-FT"], model, loss_fn, None, r, lam=lam, protocol=ALTERNATING,
+                         generator=torch.Generator().manual_seed(0))
+    assert set(terms) == {"retain"}
+    assert terms["retain"] == pytest.approx(np.mean(J_each(model, r, loss_fn)), rel=1e-5)
+    _, terms = step_loss(METHODS["FT"], model, loss_fn, f, r, protocol=ALTERNATING)
+    assert set(terms) == {"retain"}
+    assert terms["retain"] == pytest.approx(np.mean(J_each(model, r, loss_fn)), rel=1e-5)
 
 
 def test_reconstruction_loss_is_ssim_plus_small_l1_or_l1():
@@ -216,55 +309,100 @@ def test_reconstruction_loss_is_ssim_plus_small_l1_or_l1():
         ReconstructionLoss("mse")
 
 
-# ------------------------------------------------------------------ pairing (Algorithms 1-2)
+@pytest.mark.parametrize("kind", ["ssim+l1", "l1"])
+def test_per_sample_losses_are_each_slices_own_and_average_to_the_loss(kind):
+    torch.manual_seed(1)
+    out, target = torch.rand(3, 32, 32), torch.rand(3, 32, 32) * torch.tensor([1., 2., 4.])[:, None, None]
+    max_value = target.amax(dim=(1, 2))
+    loss_fn = ReconstructionLoss(kind)
+    each = loss_fn.per_sample(out, target, max_value)
+    assert each.shape == (3,)
+    for i in range(3):  # each slice with its own data range
+        assert float(each[i]) == pytest.approx(
+            float(loss_fn(out[i:i + 1], target[i:i + 1], max_value[i:i + 1])), rel=1e-5)
+    assert float(loss_fn(out, target, max_value)) == pytest.approx(float(each.mean()), rel=1e-6)
 
 
-@pytest.mark.parametrize("n_forget,n_retain", [(2, 18), (7, 3), (5, 5), (0, 6), (4, 0)])
-def test_epoch_pairs_follow_algorithms_1_and_2(n_forget, n_retain):
-    pairs = epoch_pairs(n_forget, n_retain, seed=3, epoch=1)
-    steps = max(n_forget, n_retain)
-    assert len(pairs) == steps
+# ------------------------------------------------------------------ the order of an epoch
+
+
+def flat(plan, k):
+    """The forget (k=0) or retain (k=1) indices of an epoch's plan, in order."""
+    return [i for step in plan for i in step[k]]
+
+
+@pytest.mark.parametrize("n_forget,n_retain", [(2, 18), (7, 3), (5, 5), (1, 4)])
+@pytest.mark.parametrize("batch_size", [1, 3])
+def test_paired_steps_follow_algorithms_1_and_2(n_forget, n_retain, batch_size):
+    """A forget and a retain sample per step; the epoch is the longer stream, the shorter
+    cycles in one order."""
+    plan = epoch_steps(n_forget, n_retain, seed=3, epoch=1, batch_size=batch_size, steps="paired")
+    length = max(n_forget, n_retain)
+    assert len(plan) == -(-length // batch_size)
+    assert all(len(f) == len(r) and 1 <= len(f) <= batch_size for f, r in plan)
     for k, n in ((0, n_forget), (1, n_retain)):
-        column = [p[k] for p in pairs]
-        if n == 0:
-            assert column == [None] * steps
-            continue
+        column = flat(plan, k)
+        assert len(column) == length
         counts = np.bincount(column, minlength=n)
         assert len(counts) == n
-        assert counts.min() >= steps // n and counts.max() <= -(-steps // n)  # cycles evenly
-        if n == steps:  # the longer stream is a permutation: each sample once
+        assert counts.min() >= length // n and counts.max() <= -(-length // n)  # cycles evenly
+        if n == length:  # the longer stream is a permutation: each sample once
             assert sorted(column) == list(range(n))
         # cycling repeats the same order, as a shorter stream restarting would
-        assert column[n:] == column[:steps - n] if steps > n else True
+        assert column[n:] == column[:length - n]
 
 
-def test_epoch_pairs_are_deterministic_by_seed_and_epoch():
-    a = epoch_pairs(5, 40, seed=0, epoch=0)
-    assert a == epoch_pairs(5, 40, seed=0, epoch=0)
-    assert a != epoch_pairs(5, 40, seed=0, epoch=1)
-    assert a != epoch_pairs(5, 40, seed=1, epoch=0)
+@pytest.mark.parametrize("steps", ["alternating", "paired"])
+@pytest.mark.parametrize("n_forget,n_retain", [(0, 6), (4, 0)])
+def test_a_single_stream_visits_each_slice_once(steps, n_forget, n_retain):
+    for batch_size in (1, 4):
+        plan = epoch_steps(n_forget, n_retain, seed=3, epoch=1, batch_size=batch_size, steps=steps)
+        assert len(plan) == -(-(n_forget + n_retain) // batch_size)
+        assert sorted(flat(plan, 0)) == list(range(n_forget))
+        assert sorted(flat(plan, 1)) == list(range(n_retain))
 
 
-def test_epoch_pairs_split_across_ranks_without_overlap():
-    full = epoch_pairs(3, 11, seed=0, epoch=2)
-    shares = [epoch_pairs(3, 11, seed=0, epoch=2, rank=r, world=2) for r in range(2)]
-    assert len(shares[0]) == len(shares[1]) == 5  # equal steps per rank, or DDP would hang
-    assert shares[0] + shares[1] == full[:10]
+@pytest.mark.parametrize("steps", ["alternating", "paired"])
+def test_epoch_steps_are_deterministic_by_seed_and_epoch(steps):
+    a = epoch_steps(5, 40, seed=0, epoch=0, batch_size=4, steps=steps)
+    assert a == epoch_steps(5, 40, seed=0, epoch=0, batch_size=4, steps=steps)
+    assert a != epoch_steps(5, 40, seed=0, epoch=1, batch_size=4, steps=steps)
+    assert a != epoch_steps(5, 40, seed=1, epoch=0, batch_size=4, steps=steps)
+
+
+def test_bad_steps_and_batch_sizes_are_refused():
+    with pytest.raises(ConfigError, match="unknown steps 'sideways'"):
+        epoch_steps(3, 5, 0, 0, steps="sideways")
+    with pytest.raises(ConfigError, match="batch size must be at least 1"):
+        epoch_steps(3, 5, 0, 0, batch_size=0)
+
+
+@pytest.mark.parametrize("steps,expected", [("alternating", 7), ("paired", 5)])
+def test_epoch_steps_split_across_ranks_without_overlap(steps, expected):
+    full = epoch_steps(3, 11, seed=0, epoch=2, steps=steps)
+    shares = [epoch_steps(3, 11, seed=0, epoch=2, steps=steps, rank=r, world=2) for r in range(2)]
+    assert len(shares[0]) == len(shares[1]) == expected  # equal steps per rank, or DDP hangs
+    assert shares[0] + shares[1] == full[:2 * expected]
 
 
 @pytest.mark.parametrize("shared,n_retain", [(10, 13), (1, 4), (6, 6)])
-def test_shared_order_keeps_the_oracles_order_and_inserts_the_rest(shared, n_retain):
+@pytest.mark.parametrize("batch_size", [1, 4])
+def test_oracle_order_is_kept_and_the_rest_inserted(shared, n_retain, batch_size):
     """G's epoch: Dr in exactly the oracle's order, each Df slice once at a random place."""
-    oracle = [r for _, r in epoch_pairs(0, shared, seed=3, epoch=1)]
-    mixed = [r for _, r in epoch_pairs(0, n_retain, seed=3, epoch=1, shared=shared)]
+    oracle = flat(epoch_steps(0, shared, seed=3, epoch=1, batch_size=batch_size), 1)
+    plan = epoch_steps(0, n_retain, seed=3, epoch=1, batch_size=batch_size, oracle_order_of=shared)
+    mixed = flat(plan, 1)
+    assert len(plan) == -(-n_retain // batch_size)
     assert sorted(mixed) == list(range(n_retain))
     assert [r for r in mixed if r < shared] == oracle
-    assert mixed == [r for _, r in epoch_pairs(0, n_retain, seed=3, epoch=1, shared=shared)]
+    assert plan == epoch_steps(0, n_retain, seed=3, epoch=1, batch_size=batch_size,
+                               oracle_order_of=shared)
 
 
-def test_shared_order_places_the_extra_samples_anew_each_epoch():
-    places = {tuple(i for i, (_, r) in enumerate(epoch_pairs(0, 40, seed=0, epoch=e, shared=36))
-                    if r >= 36) for e in range(6)}
+def test_oracle_order_places_the_extra_samples_anew_each_epoch():
+    places = {tuple(i for i, r in enumerate(flat(epoch_steps(0, 40, seed=0, epoch=e,
+                                                             oracle_order_of=36), 1)) if r >= 36)
+              for e in range(6)}
     assert len(places) == 6
 
 
@@ -282,56 +420,94 @@ def test_lab_trains_g_in_the_oracles_retain_order(lab, monkeypatch):
         with pytest.raises(Captured):
             lab.train(which)
     (oracle, w_oracle), (original, w_original) = seen
-    n = len(lab.dataset("retain"))
-    assert oracle.shared_order is None and original.shared_order == n
-    assert len(original.retain) == n + len(lab.dataset("forget"))
+    retain, forget = lab.dataset("retain"), lab.dataset("forget")
+    n = len(retain)
+    assert oracle.oracle_order_of is None and original.oracle_order_of == n
+    assert oracle.retain is retain and oracle.forget is None and original.forget is None
+    assert len(original.retain) == n + len(forget)
+    assert [original.retain.fname(i) for i in range(len(original.retain))] == \
+        [retain.fname(i) for i in range(n)] + [forget.fname(i) for i in range(len(forget))]
+    assert oracle.epochs == original.epochs == lab.train_config.epochs
+    assert oracle.train is original.train is lab.train_config
+    assert oracle.protocol == original.protocol == lab.protocol
+    assert oracle.start_from is None and original.start_from is None
     assert all(torch.equal(a, b) for a, b in zip(w_oracle, w_original))
-    assert lab.train_config_of("original")["order"] != lab.train_config_of("oracle").get("order")
+    assert lab.config(lab.job("original"))["order"] != lab.config(lab.job("oracle")).get("order")
 
 
 # ------------------------------------------------------------------ which data a row reads
 
 
-class Watched(torch.utils.data.Dataset):
-    """A data set that records every read, and whether the loop was running at the time."""
+class Watched:
+    """A split that records every read (whether the loop was running, the index in the
+    watched split, and how: ``fixed`` evaluation mask or ``drawn`` training mask). ``select``
+    gives a view whose reads are recorded here, in this split's indices."""
 
-    def __init__(self, inner):
+    def __init__(self, inner, parent=None, indices=None):
         self.inner, self.reads, self.armed = inner, [], False
+        self.parent, self.indices = parent, indices
 
     def __len__(self):
         return len(self.inner)
 
+    def _record(self, i, how):
+        if self.parent is not None:
+            self.parent._record(self.indices[i], how)
+        else:
+            self.reads.append((self.armed, int(i), how))
+
     def __getitem__(self, i):
-        self.reads.append((self.armed, int(i)))
+        self._record(i, "fixed")
         return self.inner[i]
 
-    def loop_reads(self):
-        return [i for armed, i in self.reads if armed]
+    def masked(self, i, seed):
+        self._record(i, "drawn")
+        return self.inner.masked(i, seed)
+
+    def fname(self, i):
+        return self.inner.fname(i)
+
+    def select(self, indices):
+        indices = [int(i) for i in indices]
+        return Watched(self.inner.select(indices), parent=self, indices=indices)
+
+    def loop_reads(self, how=None):
+        return [i for armed, i, h in self.reads if armed and how in (None, h)]
 
 
+@pytest.mark.parametrize("protocol", [CODE, TEXT], ids=["code", "text"])
 @pytest.mark.parametrize("name", list(METHODS))
-def test_loop_reads_forget_data_only_for_a_forget_term(name, smoke, samples, tmp_path):
+def test_loop_reads_forget_data_only_for_a_forget_term(name, protocol, smoke, samples, tmp_path):
     row = METHODS[name]
     forget = Watched(samples["forget"])
-    retain = Watched(torch.utils.data.Subset(samples["retain"], [0, 1, 2]))
+    retain = Watched(samples["retain"].select([0, 1, 2]))
     forget.armed = retain.armed = True
     torch.manual_seed(0)
     loop = Loop(method=row, forget=forget, retain=None if row.retain == "none" else retain,
                 epochs=1, train=smoke.train, seed=0, checkpoint=tmp_path / "c.ckpt",
-                gamma=1e-6, lam=0.5, progress=False)
+                protocol=protocol, gamma=1e-6, lam=1e-4, progress=False)
     result = run_loop(loop, build_model(smoke.model), make_fabric("cpu"))
+    # training masks: drawn afresh under "random" (the code), the evaluation mask under "fixed"
+    how = "drawn" if protocol.training_masks == "random" else "fixed"
     if row.forget == "none":
         assert forget.reads == []
     else:
         assert sorted(set(forget.loop_reads())) == list(range(len(forget)))
+        assert forget.loop_reads() == forget.loop_reads(how)
     if row.retain == "none":
         assert retain.reads == []
     else:
         assert sorted(set(retain.loop_reads())) == [0, 1, 2]
+        assert retain.loop_reads() == retain.loop_reads(how)
     n_f = len(forget) if row.forget != "none" else 0
     n_r = 3 if row.retain != "none" else 0
-    assert result["steps"] == max(n_f, n_r)
-    assert result["samples"] == (max(n_f, n_r) if n_f else 0) + (max(n_f, n_r) if n_r else 0)
+    b = smoke.train.batch_size
+    if protocol.steps == "paired" and n_f and n_r:  # the longer stream, both in every step
+        steps, samples_ = -(-max(n_f, n_r) // b), 2 * max(n_f, n_r)
+    else:  # one stream: every slice once
+        steps, samples_ = -(-(n_f + n_r) // b), n_f + n_r
+    assert (result["steps"], result["samples"]) == (steps, samples_)
+    assert len(forget.loop_reads()) + len(retain.loop_reads()) == samples_
 
 
 class Captured(Exception):
@@ -349,7 +525,8 @@ def test_lab_hands_each_row_the_data_it_names(lab, trained, monkeypatch):
     monkeypatch.setattr(lab_lib, "run_loop", spy)
     stored = lab.store.get  # G comes from the store; unlearning runs must not
     monkeypatch.setattr(lab.store, "get", lambda c: None if c["kind"] == "unlearn" else stored(c))
-    n_retain = len(lab.dataset("retain"))
+    full = lab.dataset("retain")
+    n_retain = len(full)
     g_checkpoint = lab.store.run_dir(trained["original"]["key"]) / "checkpoint.ckpt"
     for name in UNLEARNING:
         row = METHODS[name]
@@ -357,27 +534,36 @@ def test_lab_hands_each_row_the_data_it_names(lab, trained, monkeypatch):
             lab.unlearn(name, retain_fraction=0.3, gamma=2e-6, lam=0.25)
         loop = seen[-1]
         assert loop.method == row
-        assert loop.train.lr == lab.train_config.unlearn_lr and loop.train.lr_step is None
+        # unlearning continues G's training: same settings, G's optimizer and scheduler state
+        assert loop.train is lab.train_config and loop.protocol == lab.protocol
         assert loop.start_from == g_checkpoint and g_checkpoint.exists()
         assert loop.forget is lab.dataset("forget")
-        assert loop.epochs == unlearning_epochs(lab.train_config.epochs)
+        assert loop.epochs == lab.protocol.unlearn_epochs == 5
+        assert loop.oracle_order_of is None
         if row.retain == "none":
             assert loop.retain is None
         elif row.retain == "all":
-            assert loop.retain is lab.dataset("retain")
+            assert loop.retain is full
         else:
-            assert loop.retain.dataset is lab.dataset("retain")
-            assert list(loop.retain.indices) == retain_subset(n_retain, 0.3, lab.seed)
-            assert len(loop.retain) == round(0.3 * n_retain)
-        assert loop.gamma == (2e-6 if row.penalty == "l1" else 0.0)
+            subset = retain_subset(n_retain, 0.3, lab.seed)
+            assert len(loop.retain) == len(subset) == round(0.3 * n_retain)
+            assert [loop.retain.fname(i) for i in range(len(loop.retain))] == \
+                [full.fname(i) for i in subset]
+            assert all(loop.retain.raw[k] is full.raw[i] for k, i in enumerate(subset))
+        assert loop.gamma == (2e-6 if row.penalty == "l1" else None)
         assert loop.lam == (0.25 if row.forget == "noisy_label" else 0.0)
+        # Lab.inputs is the one place that decides it
+        inputs = lab.inputs(lab.job(name, retain_fraction=0.3, gamma=2e-6, lam=0.25))
+        assert (inputs.row, inputs.forget, inputs.epochs, inputs.start_from, inputs.gamma,
+                inputs.lam) == (loop.method, loop.forget, loop.epochs, loop.start_from,
+                                loop.gamma, loop.lam)
     # Retrain is the oracle: from scratch, on all of Dr, nothing of Df
     monkeypatch.setattr(lab.store, "get", lambda config: None)
     with pytest.raises(Captured):
         lab.unlearn("Retrain")
     loop = seen[-1]
     assert loop.method == METHODS["Retrain"] and loop.start_from is None and loop.forget is None
-    assert loop.retain is lab.dataset("retain")
+    assert loop.retain is full
     assert loop.epochs == lab.train_config.epochs
 
 
@@ -399,9 +585,15 @@ def test_ft_reads_no_forget_sample_during_its_loop(trained, results_dir, monkeyp
     record = lab.unlearn("FT", retain_fraction=0.2)
     assert record["from_store"] is False
     assert forget.loop_reads() == []
-    subset = set(retain_subset(len(retain), 0.2, lab.seed))
-    assert set(retain.loop_reads()) == subset
-    assert record["timing"]["steps"] == len(subset) * record["config"]["knobs"]["epochs"]
+    subset = retain_subset(len(retain), 0.2, lab.seed)
+    epochs = record["config"]["knobs"]["epochs"]
+    assert epochs == lab.protocol.unlearn_epochs
+    # every slice of Dr' once per epoch, each with a freshly drawn mask (random masks)
+    assert sorted(retain.loop_reads("drawn")) == sorted(subset * epochs)
+    assert retain.loop_reads("fixed") == []
+    b = lab.train_config.batch_size
+    assert record["timing"]["steps"] == epochs * -(-len(subset) // b)
+    assert record["timing"]["samples"] == epochs * len(subset)
 
 
 # ------------------------------------------------------------------ Retrain does not depend on G
@@ -409,14 +601,14 @@ def test_ft_reads_no_forget_sample_during_its_loop(trained, results_dir, monkeyp
 
 def test_retrain_ignores_the_original_model(lab, trained, tmp_path):
     """G-hat trained in a store that never saw G equals G-hat trained after G."""
-    config = lab.train_config_of("oracle")
+    config = lab.config(lab.job("oracle"))
     assert "start" not in config and "original" not in json.dumps(config)
     fresh = lab_lib.Lab(scale="smoke", results_dir=tmp_path / "fresh")
     torch.manual_seed(987654321)  # whatever else ran in this process before must not matter
     torch.rand(10)
     alone = fresh.train("oracle")
     assert alone["from_store"] is False
-    assert not fresh.store.run_dir(config_hash(fresh.train_config_of("original"))).exists()
+    assert not fresh.store.run_dir(config_hash(fresh.config(fresh.job("original")))).exists()
     after_g = trained["oracle"]
     assert alone["key"] == after_g["key"] == config_hash(config)
     a = torch.load(fresh.store.run_dir(alone["key"]) / "checkpoint.ckpt", weights_only=True)
