@@ -12,10 +12,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from torch.utils.data import Subset
 
-from erase.config import ConfigError
-from erase.runs.engine import Loop, make_fabric, run_loop, save_atomic
+from erase.config import PROTOCOLS, ConfigError, replace
+from erase.runs import engine
+from erase.runs.engine import Loop, load_start, make_fabric, run_loop, save_atomic
 from erase.runs.evaluate import METRICS, summarise, volume_metrics
 from erase.runs.methods import METHODS
 from erase.runs.models import build_model
@@ -56,21 +56,49 @@ class Killed(Exception):
     pass
 
 
+CODE = PROTOCOLS["code"]  # random training masks, the plateau scheduler, alternating steps
+
+
+class MaskLog:
+    """A split that logs every training mask it draws: (slice, seed, mask columns)."""
+
+    def __init__(self, inner):
+        self.inner, self.draws = inner, []
+
+    def __len__(self):
+        return len(self.inner)
+
+    def __getitem__(self, i):
+        return self.inner[i]
+
+    def masked(self, i, seed):
+        sample = self.inner.masked(i, seed)
+        self.draws.append((int(i), tuple(seed), tuple(sample.mask.reshape(-1).tolist())))
+        return sample
+
+
 @pytest.fixture(scope="module")
 def g_checkpoint(smoke, samples, tmp_path_factory):
-    """A small 'original model' G: one epoch on a few retain slices, weights + optimizer."""
+    """A small 'original model' G: one epoch on a few retain slices, weights + optimizer +
+    scheduler."""
     path = tmp_path_factory.mktemp("g") / "g.ckpt"
-    loop = Loop(method=METHODS["Retrain"], forget=None, retain=Subset(samples["retain"], range(4)),
-                epochs=1, train=smoke.train, seed=0, checkpoint=path, progress=False)
+    loop = Loop(method=METHODS["Retrain"], forget=None, retain=samples["retain"].select(range(4)),
+                epochs=1, train=smoke.train, seed=0, checkpoint=path, protocol=CODE,
+                progress=False)
     run_loop(loop, fresh_model(smoke), make_fabric("cpu"))
     return path
 
 
-def unlearn_loop(smoke, samples, g_checkpoint, checkpoint, evaluate):
-    """NL-FT from G for 2 epochs: both streams, noisy labels, a starting checkpoint."""
-    return Loop(method=METHODS["NL-FT"], forget=samples["forget"],
-                retain=Subset(samples["retain"], [3, 5, 7, 11]), epochs=2, train=smoke.train,
-                seed=0, checkpoint=checkpoint, lam=0.3, start_from=g_checkpoint,
+RETAIN = [3, 5, 7, 11]  # Dr' of the unlearning loop below
+
+
+def unlearn_loop(smoke, samples, g_checkpoint, checkpoint, evaluate, forget=None):
+    """NL-FT from G for 2 epochs: both streams, noisy labels, random masks, a starting
+    checkpoint."""
+    assert CODE.training_masks == "random"
+    return Loop(method=METHODS["NL-FT"], forget=forget or samples["forget"],
+                retain=samples["retain"].select(RETAIN), epochs=2, train=smoke.train,
+                seed=0, checkpoint=checkpoint, protocol=CODE, lam=1e-4, start_from=g_checkpoint,
                 evaluate=evaluate, progress=False)
 
 
@@ -79,8 +107,10 @@ def straight_and_resumed(smoke, samples, g_checkpoint, tmp_path_factory):
     work = tmp_path_factory.mktemp("resume")
     fabric = make_fabric("cpu")
     straight_model = fresh_model(smoke)
-    straight = run_loop(unlearn_loop(smoke, samples, g_checkpoint, work / "a.ckpt", weight_sum),
-                        straight_model, fabric)
+    logs = {"straight": MaskLog(samples["forget"]), "killed": MaskLog(samples["forget"]),
+            "resumed": MaskLog(samples["forget"])}
+    straight = run_loop(unlearn_loop(smoke, samples, g_checkpoint, work / "a.ckpt", weight_sum,
+                                     logs["straight"]), straight_model, fabric)
 
     calls = []
 
@@ -91,14 +121,14 @@ def straight_and_resumed(smoke, samples, g_checkpoint, tmp_path_factory):
         return weight_sum(model)
 
     with pytest.raises(Killed):
-        run_loop(unlearn_loop(smoke, samples, g_checkpoint, work / "b.ckpt", dies_in_epoch_2),
-                 fresh_model(smoke), fabric)
+        run_loop(unlearn_loop(smoke, samples, g_checkpoint, work / "b.ckpt", dies_in_epoch_2,
+                              logs["killed"]), fresh_model(smoke), fabric)
     halfway = torch.load(work / "b.ckpt", weights_only=True)
     resumed_model = fresh_model(smoke, seed=99)  # a new process: different init, then loaded
-    resumed = run_loop(unlearn_loop(smoke, samples, g_checkpoint, work / "b.ckpt", weight_sum),
-                       resumed_model, fabric)
+    resumed = run_loop(unlearn_loop(smoke, samples, g_checkpoint, work / "b.ckpt", weight_sum,
+                                    logs["resumed"]), resumed_model, fabric)
     return {"work": work, "straight": straight, "resumed": resumed, "halfway": halfway,
-            "models": (straight_model, resumed_model)}
+            "models": (straight_model, resumed_model), "masks": logs}
 
 
 def test_interrupted_run_was_checkpointed_after_epoch_1(straight_and_resumed):
@@ -106,7 +136,8 @@ def test_interrupted_run_was_checkpointed_after_epoch_1(straight_and_resumed):
     assert halfway["epoch"] == 1 and len(halfway["history"]) == 1
 
 
-def test_resumed_run_ends_bit_identical_to_an_uninterrupted_one(straight_and_resumed):
+def test_resumed_run_ends_bit_identical_to_an_uninterrupted_one(straight_and_resumed, smoke,
+                                                               samples):
     a_model, b_model = straight_and_resumed["models"]
     a, b = a_model.state_dict(), b_model.state_dict()
     assert a.keys() == b.keys()
@@ -117,11 +148,31 @@ def test_resumed_run_ends_bit_identical_to_an_uninterrupted_one(straight_and_res
     cb = torch.load(work / "b.ckpt", weights_only=True)
     same(ca["model"], cb["model"], "model")
     same(ca["optimizer"], cb["optimizer"], "optimizer")
+    same(ca["scheduler"], cb["scheduler"], "scheduler")
     assert (ca["epoch"], ca["steps"], ca["samples"]) == (cb["epoch"], cb["steps"], cb["samples"])
-    same(ca["history"], cb["history"], "history")  # losses and metrics of both epochs
+    same(ca["history"], cb["history"], "history")  # losses, rates and metrics of both epochs
     ra, rb = straight_and_resumed["straight"], straight_and_resumed["resumed"]
     assert ra["history"] == rb["history"]
-    assert (ra["steps"], ra["samples"]) == (rb["steps"], rb["samples"]) == (2 * 4, 2 * 8)
+    slices = len(samples["forget"]) + len(RETAIN)  # alternating: every slice once an epoch
+    steps = -(-slices // smoke.train.batch_size)
+    assert (ra["steps"], ra["samples"]) == (rb["steps"], rb["samples"]) == (2 * steps, 2 * slices)
+
+
+def test_a_resumed_run_draws_the_masks_an_uninterrupted_one_draws(straight_and_resumed,
+                                                                  samples):
+    """Random training masks come from (seed, epoch, stream, slice): the resumed epoch 2 draws
+    exactly what the uninterrupted run drew in its epoch 2, and the masks do change."""
+    logs = straight_and_resumed["masks"]
+    n = len(samples["forget"])
+    straight, killed, resumed = (logs[k].draws for k in ("straight", "killed", "resumed"))
+    assert len(straight) == 2 * n and len(killed) == 2 * n and len(resumed) == n
+    assert resumed == straight[n:]  # epoch 2 only, the same seeds and masks
+    assert killed == straight  # the killed run drew the same, up to where it died
+    assert {seed[1] for _, seed, _ in straight} == {0, 1}  # the epoch is part of the seed
+    masks = {mask for _, _, mask in straight}
+    assert len(masks) > 1, "every drawn training mask was the same"
+    for i, seed, mask in straight:  # a mask is a function of its seed alone
+        assert tuple(samples["forget"].masked(i, seed).mask.reshape(-1).tolist()) == mask
 
 
 def test_unlearning_moved_the_weights_away_from_g(straight_and_resumed, g_checkpoint):
@@ -145,10 +196,11 @@ def test_checkpoint_is_complete_and_leaves_no_temporary_file(straight_and_resume
     work = straight_and_resumed["work"]
     assert not [p.name for p in work.iterdir() if "tmp" in p.name]
     state = torch.load(work / "a.ckpt", weights_only=True)  # plain tensors and numbers only
-    assert {"model", "optimizer", "epoch", "history", "train_seconds", "steps",
+    assert {"model", "optimizer", "scheduler", "epoch", "history", "train_seconds", "steps",
             "samples"} <= set(state)
     assert state["epoch"] == 2 and [h["epoch"] for h in state["history"]] == [1, 2]
     assert all(math.isfinite(h["loss"]) for h in state["history"])
+    assert all(h["lr"] > 0 for h in state["history"])
 
 
 def test_a_failed_save_leaves_the_previous_checkpoint_intact(tmp_path):
@@ -179,6 +231,128 @@ def test_make_fabric_refuses_unknown_devices():
     if not torch.cuda.is_available():
         with pytest.raises(ConfigError, match="no GPU is visible"):
             make_fabric("cuda")
+
+
+# ------------------------------------------------------------------ the learning rate
+
+
+def short_training(smoke, samples, path, protocol, epochs=3):
+    """G-like training on four retain slices; returns (loop result, checkpoint state)."""
+    loop = Loop(method=METHODS["Retrain"], forget=None, retain=samples["retain"].select(range(4)),
+                epochs=epochs, train=smoke.train, seed=0, checkpoint=path, protocol=protocol,
+                progress=False)
+    result = run_loop(loop, fresh_model(smoke), make_fabric("cpu"))
+    return result, torch.load(path, weights_only=True)
+
+
+@pytest.fixture
+def impatient(monkeypatch):
+    """The plateau scheduler made to drop at every epoch after the first (no epoch counts as
+    an improvement of 10 and no bad epoch is tolerated)."""
+    monkeypatch.setitem(engine.PLATEAU, "patience", 0)
+    monkeypatch.setitem(engine.PLATEAU, "threshold", 10.0)
+    monkeypatch.setitem(engine.PLATEAU, "threshold_mode", "abs")
+
+
+def test_the_plateau_scheduler_is_stepped_with_the_epochs_mean_loss(smoke, samples, tmp_path,
+                                                                    monkeypatch):
+    stepped = []
+    real = engine.make_scheduler
+
+    class Recording(torch.optim.lr_scheduler.ReduceLROnPlateau):
+        def step(self, metrics):
+            stepped.append(metrics)
+            return super().step(metrics)
+
+    def recording(optimizer, protocol):
+        scheduler = real(optimizer, protocol)
+        scheduler.__class__ = Recording  # its state (and checkpoint) stay the real one's
+        return scheduler
+
+    monkeypatch.setattr(engine, "make_scheduler", recording)
+    result, state = short_training(smoke, samples, tmp_path / "g.ckpt", CODE)
+    losses = [h["loss"] for h in result["history"]]
+    assert stepped == losses  # once per epoch, with that epoch's mean training loss
+    assert state["scheduler"]["best"] == min(losses)
+    assert state["scheduler"]["last_epoch"] == 3
+    assert (state["scheduler"]["factor"], state["scheduler"]["patience"]) == (0.1, 10)
+
+
+def test_the_plateau_scheduler_lowers_the_rate_and_history_records_it(smoke, samples, tmp_path,
+                                                                      impatient):
+    result, state = short_training(smoke, samples, tmp_path / "g.ckpt", CODE)
+    lr = smoke.train.lr
+    # an entry's rate is the one its epoch ran at; the drop after epoch 3 shows in the state
+    assert [h["lr"] for h in result["history"]] == pytest.approx([lr, lr, lr / 10])
+    assert [g["lr"] for g in state["optimizer"]["param_groups"]] == pytest.approx([lr / 100])
+    assert state["scheduler"]["_last_lr"] == pytest.approx([lr / 100])
+
+
+def test_a_constant_schedule_never_changes_the_rate(smoke, samples, tmp_path, impatient):
+    constant = replace(CODE, lr_schedule="constant")
+    result, state = short_training(smoke, samples, tmp_path / "g.ckpt", constant)
+    lr = smoke.train.lr
+    assert [h["lr"] for h in result["history"]] == [lr, lr, lr]
+    assert [g["lr"] for g in state["optimizer"]["param_groups"]] == [lr]
+    assert "scheduler" not in state
+    assert engine.make_scheduler(torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=1.0),
+                                 constant) is None
+    with pytest.raises(ConfigError, match="unknown lr schedule 'cosine'"):
+        engine.make_scheduler(None, replace(CODE, lr_schedule="cosine"))
+
+
+def test_unlearning_resumes_gs_scheduler_and_rate(smoke, samples, tmp_path, monkeypatch):
+    """From G's checkpoint: weights, Adam state, the scheduler's state and so G's last rate."""
+    with monkeypatch.context() as patch:  # a G whose rate dropped twice
+        for key, value in (("patience", 0), ("threshold", 10.0), ("threshold_mode", "abs")):
+            patch.setitem(engine.PLATEAU, key, value)
+        _, g_state = short_training(smoke, samples, tmp_path / "g.ckpt", CODE)
+    g_lr = g_state["optimizer"]["param_groups"][0]["lr"]
+    assert g_lr == pytest.approx(smoke.train.lr / 100)
+
+    model = fresh_model(smoke, seed=7)
+    optimizer = engine.make_optimizer(model, smoke.train)
+    scheduler = engine.make_scheduler(optimizer, CODE)
+    assert scheduler.state_dict() != g_state["scheduler"]  # a fresh one differs from G's
+    load_start(make_fabric("cpu"), tmp_path / "g.ckpt", model, optimizer, scheduler)
+    same(scheduler.state_dict(), g_state["scheduler"], "scheduler")
+    same(model.state_dict(), g_state["model"], "model")
+    assert optimizer.param_groups[0]["lr"] == g_lr
+
+    loop = Loop(method=METHODS["NL-FT"], forget=samples["forget"],
+                retain=samples["retain"].select(RETAIN), epochs=2, train=smoke.train, seed=0,
+                checkpoint=tmp_path / "u.ckpt", protocol=CODE, lam=1e-4,
+                start_from=tmp_path / "g.ckpt", progress=False)
+    result = run_loop(loop, fresh_model(smoke), make_fabric("cpu"))
+    # unlearning runs at G's last rate (not train.lr), and G's patience carries on
+    assert [h["lr"] for h in result["history"]] == pytest.approx([g_lr, g_lr / 10])
+    u_state = torch.load(tmp_path / "u.ckpt", weights_only=True)
+    assert u_state["scheduler"]["last_epoch"] == g_state["scheduler"]["last_epoch"] + 2
+
+
+def test_the_lab_unlearns_from_gs_scheduler_state(lab, trained, monkeypatch):
+    """Through the Lab: the unlearning loop loads G's scheduler state and starts at its rate."""
+    loaded = []
+    real = engine.load_start
+
+    def spy(fabric, path, model, optimizer, scheduler):
+        real(fabric, path, model, optimizer, scheduler)
+        loaded.append((path, scheduler.state_dict(), optimizer.param_groups[0]["lr"]))
+
+    monkeypatch.setattr(engine, "load_start", spy)
+    record = lab.unlearn("FT", retain_fraction=0.15)
+    assert record["from_store"] is False
+    g_path = lab.store.run_dir(trained["original"]["key"]) / "checkpoint.ckpt"
+    g_state = torch.load(g_path, weights_only=True)
+    [(path, scheduler_state, lr)] = loaded
+    assert path == g_path
+    same(scheduler_state, g_state["scheduler"], "scheduler")
+    g_lr = g_state["optimizer"]["param_groups"][0]["lr"]
+    assert lr == g_lr == g_state["scheduler"]["_last_lr"][0]  # G's rate after its last epoch
+    assert record["history"][0]["lr"] == g_lr
+    state = torch.load(lab.store.run_dir(record["key"]) / "checkpoint.ckpt", weights_only=True)
+    assert state["scheduler"]["last_epoch"] == g_state["scheduler"]["last_epoch"] + \
+        lab.protocol.unlearn_epochs
 
 
 # ------------------------------------------------------------------ metrics
@@ -222,6 +396,17 @@ def test_record_metrics_are_per_volume_over_the_test_sets(lab, trained):
         assert metrics[name]["psnr"] == pytest.approx(
             np.mean([v["psnr"] for v in metrics[name]["per_volume"].values()]))
         assert all(math.isfinite(v) for v in metrics[name]["per_volume"][next(iter(names))].values())
+        # per slice: the SSIM loss and NMSE of every slice of every volume
+        per_slice = metrics[name]["per_slice"]
+        assert set(per_slice) == names
+        for fname, losses in per_slice.items():
+            assert set(losses) == {"ssim_loss", "nmse"}
+            assert len(losses["ssim_loss"]) == len(losses["nmse"]) == lab.data_config.slices_per_volume
+            assert all(0.0 <= v <= 2.0 for v in losses["ssim_loss"])
+            assert all(v >= 0.0 and math.isfinite(v) for v in losses["nmse"])
+            if lab.data_config.slices_per_volume == 1:  # one slice: the volume's own NMSE
+                assert losses["nmse"][0] == pytest.approx(metrics[name]["per_volume"][fname]["nmse"],
+                                                          rel=1e-4)
 
 
 # ------------------------------------------------------------------ DDP under torchrun
