@@ -1,16 +1,17 @@
 """Measures behind the tables and figures: batched evaluation, the hallucination score,
-the stored Figure-4 replay and the learning-rate schedule."""
+the stored Figure-4 replay, running many jobs, and the studies over seeds and knobs."""
 from __future__ import annotations
 
 import numpy as np
 import pytest
 import torch
 
-from erase.measures import geometry
+from erase.measures import geometry, study
 from erase.report import panels
-from erase.config import TrainConfig
-from erase.runs.engine import drop_epoch, learning_rate
+from erase.runs import lab as lab_lib
+from erase.runs.engine import epoch_steps
 from erase.runs.evaluate import reconstruct_volumes, volume_batches
+from erase.runs.lab import Job, Lab
 from erase.runs.slice_scores import anatomy_support, slice_scores
 
 
@@ -40,7 +41,7 @@ def test_hallucination_score_counts_texture_inside_the_anatomy_only():
 
 def test_volume_batches_keep_volumes_apart_and_respect_the_size(lab):
     dataset = lab.dataset("brain_test")
-    names = [dataset[i].fname for i in range(len(dataset))]
+    names = [dataset.fname(i) for i in range(len(dataset))]
     batches = volume_batches(dataset, max_slices=1)
     assert batches == [[i] for i in range(len(dataset))]
     batches = volume_batches(dataset, max_slices=8)
@@ -83,7 +84,13 @@ def test_figure_one_picks_the_slice_of_largest_excess(lab, trained):
 def test_figure_four_replay_is_stored_and_read_back(lab, trained, monkeypatch):
     rows = geometry.trace(lab, "NL-FT", steps=2)
     assert [r["step"] for r in rows] == [1, 2]
-    assert all(-1.0 <= r["cosine"] <= 1.0 for r in rows)
+    # a cosine between the forget and retain gradients where a step has both terms
+    inputs = lab.inputs(lab.job("NL-FT"))
+    plan = epoch_steps(len(inputs.forget), len(inputs.retain), lab.seed, 0,
+                       lab.train_config.batch_size, lab.protocol.steps)
+    for row, (f, r) in zip(rows, plan):
+        assert ("cosine" in row) == bool(f and r), (row, f, r)
+        assert -1.0 <= row.get("cosine", 0.0) <= 1.0
     assert rows[0]["toward_oracle"] != 0.0
 
     def must_not_replay(*args, **kwargs):
@@ -93,47 +100,49 @@ def test_figure_four_replay_is_stored_and_read_back(lab, trained, monkeypatch):
     assert geometry.trace(lab, "NL-FT", steps=2) == rows
 
 
-def test_learning_rate_drops_once_after_the_step_fraction():
-    train = TrainConfig(epochs=10, lr=1e-3, lr_step=0.8, lr_gamma=0.1)
-    rates = [learning_rate(train, e) for e in range(10)]
-    assert rates[:8] == [1e-3] * 8 and rates[8:] == pytest.approx([1e-4, 1e-4])
-    assert drop_epoch(train) == 8 and drop_epoch(TrainConfig(epochs=10, lr_step=None)) == 10
-    assert {learning_rate(TrainConfig(lr_step=None), e) for e in range(10)} == {1e-3}
+def test_paired_steps_give_a_cosine_at_every_step(lab, trained):
+    """Under the text's paired steps every step has both terms; G is the same G (steps is an
+    unlearning switch)."""
+    paired = Lab(scale="smoke", results_dir=lab.results, switches={"steps": "paired"})
+    assert paired.config(paired.job("original")) == lab.config(lab.job("original"))
+    rows = geometry.trace(paired, "GA-l1-FT", steps=None)
+    longer = max(len(paired.dataset("forget")), len(paired.inputs(paired.job("GA-l1-FT")).retain))
+    assert [r["step"] for r in rows] == list(range(1, -(-longer // paired.train_config.batch_size) + 1))
+    assert all(-1.0 <= r["cosine"] <= 1.0 for r in rows)
 
 
-def test_unlearning_runs_at_the_constant_rate(lab, trained):
-    record = lab.unlearn("FT")
-    state = torch.load(lab.store.run_dir(record["key"]) / "checkpoint.ckpt", weights_only=True)
-    assert {g["lr"] for g in state["optimizer"]["param_groups"]} == {lab.train_config.unlearn_lr}
-    g_state = torch.load(lab.store.run_dir(trained["original"]["key"]) / "checkpoint.ckpt",
-                         weights_only=True)
-    expected = learning_rate(lab.train_config, lab.train_config.epochs - 1)
-    assert [g["lr"] for g in g_state["optimizer"]["param_groups"]] == pytest.approx([expected])
-
-
-def test_unlearning_runs_at_its_own_rate_whatever_rate_trained_g():
-    from erase.config import get_scale
-    from erase.runs.engine import unlearning_schedule
-
-    schedule = unlearning_schedule(TrainConfig(lr=2e-3, unlearn_lr=1e-3, lr_step=0.8, epochs=10))
-    assert schedule.lr_step is None
-    assert {learning_rate(schedule, e) for e in range(10)} == {1e-3}
-    assert get_scale("default").train.unlearn_lr == 1e-3  # the paper's, though training doubles it
-    assert get_scale("paper").train.lr == get_scale("paper").train.unlearn_lr == 1e-3
+def test_the_replay_is_the_loop(lab, trained):
+    """Replaying all of the first epoch lands where the real run's first epoch ended."""
+    rows = geometry.trace(lab, "NL-FT", steps=None)
+    record = lab.unlearn("NL-FT", epochs=1)
+    flat = lambda state: torch.cat([v.reshape(-1) for v in state.values()])  # noqa: E731
+    weights = {}
+    for name, key in (("G", trained["original"]["key"]), ("oracle", trained["oracle"]["key"]),
+                      ("run", record["key"])):
+        model = lab.new_model()
+        state = torch.load(lab.store.run_dir(key) / "checkpoint.ckpt", weights_only=True)
+        model.load_state_dict(state["model"])
+        weights[name] = torch.cat([p.detach().reshape(-1) for p in model.parameters()])
+    axis = weights["oracle"] - weights["G"]
+    delta = weights["run"] - weights["G"]
+    along = float(delta @ axis / (axis @ axis))
+    assert rows[-1]["toward_oracle"] == pytest.approx(along, rel=1e-4, abs=1e-7)
+    assert rows[-1]["off_axis"] == pytest.approx(
+        float((delta - along * axis).norm() / axis.norm()), rel=1e-4, abs=1e-7)
+    assert len(rows) == record["timing"]["steps"]
 
 
 def test_run_many_computes_missing_runs_in_one_kept_pool(lab, trained):
-    from erase.runs import lab as lab_lib
-
-    first = lab_lib.run_many([(lab, ("unlearn", {"method": "GA-l1", "gamma": 2e-5})),
-                                  (lab, ("unlearn", {"method": "NL", "lam": 0.03}))], workers=2)
+    first = lab_lib.run_many([(lab, lab.job("GA-l1", gamma=2e-5)),
+                              (lab, lab.job("NL", lam=3e-5))], workers=2)
     pool = lab_lib._POOL[2]
-    second = lab_lib.run_many([(lab, ("unlearn", {"method": "NL", "lam": 0.04})),
-                                   (lab, ("unlearn", {"method": "NL", "lam": 0.05}))], workers=2)
+    second = lab_lib.run_many([(lab, lab.job("NL", lam=4e-5)),
+                               (lab, lab.job("NL", lam=5e-5))], workers=2)
     assert lab_lib._POOL[2] is pool  # the workers (and their loaded data) were kept
     records = first + second
     assert [r["config"]["method"]["name"] for r in records] == ["GA-l1", "NL", "NL", "NL"]
-    assert [r["config"]["knobs"]["lam"] for r in records[1:]] == [0.03, 0.04, 0.05]
+    assert [r["config"]["knobs"]["lam"] for r in records[1:]] == [3e-5, 4e-5, 5e-5]
+    assert records[0]["config"]["knobs"]["gamma"] == 2e-5
     assert all(r["from_store"] for r in records)  # computed by the workers, read back here
     assert records[1]["metrics"] != records[2]["metrics"]
     lab_lib.shutdown_pool()
@@ -141,14 +150,14 @@ def test_run_many_computes_missing_runs_in_one_kept_pool(lab, trained):
 
 
 def test_slice_names_come_from_the_index_without_loading(lab):
-    from torch.utils.data import Subset
-
+    from erase.data import Split
+    from erase.data.loading import _Lazy
     from erase.runs.evaluate import slice_names
 
     dataset = lab.dataset("brain_test")
     names = [dataset[i].fname for i in range(len(dataset))]
     assert slice_names(dataset) == names
-    assert slice_names(Subset(dataset, [3, 0, 2])) == [names[3], names[0], names[2]]
+    assert slice_names(dataset.select([2, 0, 1])) == [names[2], names[0], names[1]]
 
     class Index:  # fastMRI's SliceDataset answers from raw_samples; loading must not happen
         raw_samples = [type("Raw", (), {"fname": f"/data/{n}"})() for n in names]
@@ -159,37 +168,83 @@ def test_slice_names_come_from_the_index_without_loading(lab):
         def __getitem__(self, i):
             raise AssertionError("a slice was loaded to read its name")
 
-    assert slice_names(Subset(Index(), [1, 2])) == names[1:3]
+    lazy = Split(_Lazy(Index(), range(len(names))), lab.data_config, in_memory=False)
+    assert slice_names(lazy) == names
+    assert slice_names(lazy.select([1, 2])) == names[1:3]
+    assert slice_names(lazy.join(lazy.select([0]))) == names + names[:1]
 
 
-def test_expected_samples_match_what_the_loop_pushes_through(lab, trained):
-    from erase.runs.lab import expected_samples
-
+def test_cost_is_what_the_loop_pushes_through(lab, trained):
     for which in ("oracle", "original"):
-        assert expected_samples(lab, ("train", {"which": which})) == trained[which]["timing"]["samples"]
-    for method, knobs in (("NL-FT", {}), ("Full FT", {}), ("GA-l1", {}), ("FT", {"retain_fraction": 0.5})):
+        assert lab.cost(lab.job(which)) == trained[which]["timing"]["samples"]
+    for method, knobs in (("NL-FT", {}), ("Full FT", {}), ("GA-l1", {}),
+                          ("FT", {"retain_fraction": 0.5})):
         record = lab.unlearn(method, **knobs)
-        assert expected_samples(lab, ("unlearn", {"method": method, **knobs})) == \
-            record["timing"]["samples"], method
+        assert lab.cost(lab.job(method, **knobs)) == record["timing"]["samples"], method
+    # under paired steps (an unlearning switch: the same G) the longer stream sets the length
+    paired = Lab(scale="smoke", results_dir=lab.results, switches={"steps": "paired"})
+    record = paired.unlearn("NL-FT", epochs=1)
+    n_forget = len(paired.dataset("forget"))
+    n_retain = len(paired.inputs(paired.job("NL-FT")).retain)
+    assert paired.cost(paired.job("NL-FT", epochs=1)) == record["timing"]["samples"] == \
+        2 * max(n_forget, n_retain)
 
 
 def test_run_many_hands_out_the_longest_jobs_first(lab, trained, monkeypatch):
     from concurrent.futures import Future
 
-    from erase.runs import lab as lab_lib
-
     submitted = []
 
     class Recorder:  # a pool that only records the order; the read-back computes the runs
         def submit(self, fn, settings, job):
-            submitted.append(job[1]["retain_fraction"])
+            submitted.append(job.knob["retain_fraction"])
             done = Future()
             done.set_result(None)
             return done
 
     monkeypatch.setattr(lab_lib, "worker_pool", lambda workers: Recorder())
     fractions = (0.15, 0.9, 0.45)
-    records = lab_lib.run_many([(lab, ("unlearn", {"method": "FT", "retain_fraction": f}))
-                                    for f in fractions], workers=2)
+    records = lab_lib.run_many([(lab, lab.job("FT", retain_fraction=f)) for f in fractions],
+                               workers=2)
     assert submitted == [0.9, 0.45, 0.15]
     assert [r["config"]["knobs"]["retain_fraction"] for r in records] == list(fractions)
+
+
+def test_run_many_trains_every_g_a_batch_needs_first(lab, tmp_path, monkeypatch):
+    """Unlearning jobs wait for their G: a first batch trains the missing Gs (and any other
+    training job), a second the unlearning jobs, each costliest first."""
+    fresh = Lab(scale="smoke", data_root=lab.data_root, results_dir=tmp_path / "fresh")
+    other = Lab(scale="smoke", data_root=lab.data_root, results_dir=tmp_path / "fresh", seed=1)
+    batches = []
+    monkeypatch.setattr(lab_lib, "_in_workers",
+                        lambda jobs, workers: batches.append([(l.seed, j) for l, j in jobs]))
+    read_back = []
+    for one in (fresh, other):
+        monkeypatch.setattr(one, "run", lambda job, one=one: read_back.append((one.seed, job)))
+    jobs = [(fresh, fresh.job("NL", lam=2e-5)), (fresh, fresh.job("oracle")),
+            (fresh, fresh.job("FT", retain_fraction=0.9)), (other, other.job("NL-FT")),
+            (fresh, fresh.job("original"))]
+    lab_lib.run_many(jobs, workers=2)
+    lab_of = {0: fresh, 1: other}
+    g, oracle = Job("train", "original"), Job("train", "oracle")
+    assert len(batches) == 2
+    first, second = batches
+    assert sorted(first, key=str) == sorted([(0, g), (1, g), (0, oracle)], key=str)
+    assert sorted(second, key=str) == sorted([(0, jobs[0][1]), (0, jobs[2][1]), (1, jobs[3][1])],
+                                             key=str)
+    for batch in (first, second):  # longest processing time first
+        costs = [lab_of[seed].cost(job) for seed, job in batch]
+        assert costs == sorted(costs, reverse=True), batch
+    assert read_back == [(l.seed, j) for l, j in jobs]  # then every record, in order
+
+
+def test_ablation_and_lambda_sweep_key_their_records(lab, trained):
+    runs = study.ablation([lab], fractions=(0.15, 0.3), methods=("FT",), workers=1)
+    assert set(runs) == {("FT", 0.15, lab.seed), ("FT", 0.3, lab.seed)}
+    for (method, fraction, seed), record in runs.items():
+        assert record["config"]["method"]["name"] == method
+        assert record["config"]["knobs"]["retain_fraction"] == fraction
+        assert record["config"]["seed"] == seed
+    sweep = study.lambda_sweep(lab, lambdas=(2e-5, 3e-5), methods=("NL",), workers=1)
+    assert set(sweep) == {("NL", 2e-5), ("NL", 3e-5)}
+    assert [sweep[("NL", x)]["config"]["knobs"]["lam"] for x in (2e-5, 3e-5)] == [2e-5, 3e-5]
