@@ -1,7 +1,8 @@
 """Probe the quality / time trade-off of the default scale: train one model of a variant.
 
-    .venv/bin/python benchmarks/probe_training.py --which oracle --epochs 20
-    .venv/bin/python benchmarks/probe_training.py --which oracle --coils 8
+    .venv/bin/python benchmarks/probe_training.py --which oracle --epochs 40
+    .venv/bin/python benchmarks/probe_training.py --which oracle --acceleration 4 --coils 8
+    .venv/bin/python benchmarks/probe_training.py --which original --slices 6 --brain-volumes 200
     .venv/bin/python benchmarks/probe_training.py --which original --unlearn FT,NL-FT
 
 Each variant is the `default` profile with the given fields replaced; it prints the
@@ -16,6 +17,7 @@ import json
 from dataclasses import replace
 
 from erase import config as erase_config
+from erase.measures import regime
 from erase.runs.lab import Lab
 
 
@@ -24,8 +26,15 @@ def parse(argv=None) -> argparse.Namespace:
     p.add_argument("--which", default="oracle", choices=("oracle", "original"))
     p.add_argument("--epochs", type=int, default=None)
     p.add_argument("--lr", type=float, default=None, help="peak learning rate")
-    p.add_argument("--lr-step", type=float, default=None, help="0 for a constant rate")
+    p.add_argument("--batch", type=int, default=None, help="batch size")
     p.add_argument("--coils", type=int, default=None)
+    p.add_argument("--brain-volumes", type=int, default=None)
+    p.add_argument("--knee-volumes", type=int, default=None)
+    p.add_argument("--slices", type=int, default=None, help="slices per volume")
+    p.add_argument("--acceleration", type=int, default=None)
+    p.add_argument("--center-fraction", type=float, default=None)
+    p.add_argument("--mask", default=None, help="equispaced or equispaced_fraction")
+    p.add_argument("--training-masks", default=None, help="random or fixed")
     p.add_argument("--size", type=int, default=None, help="image matrix (square)")
     p.add_argument("--noise", type=float, default=None)
     p.add_argument("--cascades", type=int, default=None)
@@ -40,18 +49,21 @@ def variant(args) -> erase_config.Scale:
     """The default profile with the fields the command line names replaced."""
     base = erase_config.SCALES["default"]
     pick = lambda **kw: {k: v for k, v in kw.items() if v is not None}  # noqa: E731
-    data = replace(base.data, **pick(coils=args.coils, image_size=args.size, noise_level=args.noise))
+    data = replace(base.data, **pick(coils=args.coils, image_size=args.size, noise_level=args.noise,
+                                     brain_volumes=args.brain_volumes,
+                                     knee_volumes=args.knee_volumes,
+                                     slices_per_volume=args.slices, acceleration=args.acceleration,
+                                     center_fraction=args.center_fraction, mask=args.mask))
     model = replace(base.model, **pick(cascades=args.cascades, chans=args.chans))
-    train = replace(base.train, **pick(epochs=args.epochs, lr=args.lr))
-    if args.lr_step is not None:  # 0 means a constant rate
-        train = replace(train, lr_step=args.lr_step or None)
+    train = replace(base.train, **pick(epochs=args.epochs, lr=args.lr, batch_size=args.batch))
     return replace(base, name="probe", data=data, model=model, train=train)
 
 
 def main(argv=None) -> None:
     args = parse(argv)
     erase_config.SCALES["probe"] = variant(args)  # this process only
-    lab = Lab(scale="probe", seed=args.seed, results_dir=args.results)
+    switches = {"training_masks": args.training_masks} if args.training_masks else None
+    lab = Lab(scale="probe", seed=args.seed, results_dir=args.results, switches=switches)
     psnr = lambda summary: {k: round(v, 2) for k, v in summary.items() if k.endswith("psnr")}  # noqa: E731
     print(json.dumps({k: v for k, v in vars(args).items() if v not in (None, "")}))
     print("zero-filled", psnr(lab.zero_filled()["summary"]))
@@ -61,7 +73,9 @@ def main(argv=None) -> None:
         print(f"  {anatomy} validation PSNR per epoch:",
               [round(h["metrics"][f"{anatomy}_psnr"], 2) for h in record["history"]])
     timing = record["timing"]
-    print(f"  {1000 * timing['train_seconds'] / timing['steps']:.1f} ms/step, "
+    slope = regime.final_slope(record["history"])
+    print(f"  brain validation gain over the last fifth: {slope:+.3f} dB/epoch")
+    print(f"  {1000 * timing['train_seconds'] / timing['samples']:.2f} ms/slice, "
           f"{timing['wall_seconds']:.0f} s wall")
     for method in filter(None, args.unlearn.split(",")):
         run = lab.unlearn(method)

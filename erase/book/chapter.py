@@ -10,7 +10,7 @@ from types import ModuleType
 
 from ..config import ConfigError
 
-COMMON = ("scale", "device", "data_root", "seed", "results_dir")
+COMMON = ("scale", "device", "data_root", "seed", "results_dir", "protocol", "switches")
 
 
 def unknown_parameters(namespace: dict, before: set, known) -> list[str]:
@@ -36,7 +36,8 @@ def setup(namespace: dict, before: set, known=(), **lab_options):
     offline.enable()
     return Lab(scale=namespace["scale"], device=namespace["device"],
                data_root=namespace["data_root"], seed=namespace["seed"],
-               results_dir=namespace["results_dir"], **lab_options)
+               results_dir=namespace["results_dir"], protocol=namespace.get("protocol", "code"),
+               switches=namespace.get("switches"), **lab_options)
 
 
 def glue(name: str, value, display: bool = False) -> None:

@@ -52,13 +52,13 @@ def count_parameters(model: nn.Module) -> int:
 def reconstruct(model: nn.Module, sample) -> torch.Tensor:
     """The model's image for a batch, cropped to the target's size as fastMRI does.
 
-    fastMRI's VarNet takes one number of low frequencies for a whole batch; a batch of slices
-    of one volume shares its mask, so the first one stands for all.
+    fastMRI's VarNet takes one number of low frequencies (centre lines) for a whole batch;
+    each slice keeps its own mask, but all must share that number.
     """
     low = sample.num_low_frequencies
     if torch.is_tensor(low) and low.numel() > 1:
         if not bool((low == low.reshape(-1)[0]).all()):
-            raise ValueError("a batch must share one mask (slices of one volume)")
+            raise ValueError("the slices of a batch must share their number of centre lines")
         low = int(low.reshape(-1)[0])
     output = model(sample.masked_kspace, sample.mask, low)
     return transforms.center_crop(output, tuple(sample.target.shape[-2:]))
