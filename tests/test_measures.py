@@ -10,7 +10,7 @@ from erase.measures import geometry, study
 from erase.report import panels
 from erase.runs import lab as lab_lib
 from erase.runs.engine import epoch_steps
-from erase.runs.evaluate import reconstruct_volumes, volume_batches
+from erase.runs.evaluate import reconstruct_volumes, shape_batches
 from erase.runs.lab import Job, Lab
 from erase.runs.slice_scores import anatomy_support, slice_scores
 
@@ -39,15 +39,25 @@ def test_hallucination_score_counts_texture_inside_the_anatomy_only():
     assert (stronger > 3.5 * painted_in).all()  # energy: twice the texture, four times the score
 
 
-def test_volume_batches_keep_volumes_apart_and_respect_the_size(lab):
-    dataset = lab.dataset("brain_test")
-    names = [dataset.fname(i) for i in range(len(dataset))]
-    batches = volume_batches(dataset, max_slices=1)
+def test_shape_batches_cover_every_slice_in_order_and_respect_the_size(lab):
+    dataset = lab.dataset("brain_test").join(lab.dataset("knee_test"))
+    batches = [indices for indices, _ in shape_batches(dataset, max_slices=1)]
     assert batches == [[i] for i in range(len(dataset))]
-    batches = volume_batches(dataset, max_slices=8)
-    assert sorted(i for b in batches for i in b) == list(range(len(dataset)))
-    assert all(len({names[i] for i in b}) == 1 for b in batches)
-    assert len(batches) == len(set(names))
+    batches = list(shape_batches(dataset, max_slices=2))
+    assert [i for indices, _ in batches for i in indices] == list(range(len(dataset)))
+    assert all(1 <= len(indices) <= 2 for indices, _ in batches)
+    assert all(s.fname == dataset.fname(i) for indices, samples in batches
+               for i, s in zip(indices, samples))
+
+
+def test_shape_batches_never_mix_shapes():
+    class Sample:
+        def __init__(self, size, low):
+            self.masked_kspace = np.zeros((2, size, size, 2))
+            self.target, self.num_low_frequencies = np.zeros((size, size)), low
+
+    data = [Sample(32, 3), Sample(32, 3), Sample(48, 3), Sample(48, 4), Sample(48, 4)]
+    assert [i for i, _ in shape_batches(data, max_slices=16)] == [[0, 1], [2], [3, 4]]
 
 
 def test_batched_reconstruction_matches_one_slice_at_a_time(lab, trained):
