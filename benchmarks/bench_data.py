@@ -26,7 +26,7 @@ def sliced_dataset(lab, split="retain"):
     from fastmri.data.transforms import VarNetDataTransform
 
     from erase import data as data_lib
-    folder = data_lib.loading._link_farm(lab.manifest, split, lab.data_root, lab.results / "work")
+    folder = data_lib.split_folder(lab.manifest, split, lab.data_root, lab.results / "work")
     return SliceDataset(root=folder, challenge="multicoil",
                         transform=VarNetDataTransform(data_lib.mask_func(lab.data_config),
                                                       use_seed=True))

@@ -21,6 +21,31 @@ class DataError(ValueError):
     """A data file or directory is not what the protocol needs; the message names it."""
 
 
+# fastMRI's public release: training and validation folders per anatomy (its test folders have
+# no fully sampled targets). A data root holding all four is split by them (``split``'s rule
+# "release"), and only they are read.
+RELEASE_FOLDERS = {"brain_multicoil_train": ("brain", "train"),
+                   "brain_multicoil_val": ("brain", "val"),
+                   "knee_multicoil_train": ("knee", "train"),
+                   "knee_multicoil_val": ("knee", "val")}
+
+
+def release_layout(data_root) -> bool:
+    """True when ``data_root`` holds all four folders of fastMRI's multi-coil release."""
+    return data_root is not None and all((Path(data_root) / name).is_dir()
+                                         for name in RELEASE_FOLDERS)
+
+
+def _h5_files(root: Path) -> list[Path]:
+    return sorted(p for p in root.rglob("*.h5") if p.is_file() and not p.name.startswith("."))
+
+
+def outside_release(data_root) -> int:
+    """How many .h5 files of a release-layout root lie outside its four folders (not read)."""
+    root = Path(data_root)
+    return sum(p.relative_to(root).parts[0] not in RELEASE_FOLDERS for p in _h5_files(root))
+
+
 # ------------------------------------------------------------------ reading one file
 
 
@@ -113,11 +138,18 @@ def read_volume_info(path: Path, root: Path) -> dict:
 
 
 def scan(data_root: Path) -> list[dict]:
-    """Every fastMRI file under ``data_root`` (recursively), checked and classified."""
+    """Every fastMRI file under ``data_root`` (recursively), checked and classified.
+
+    A root in fastMRI's release layout (``release_layout``) is read only in its four folders:
+    others, such as the release's test folders without targets, are left alone.
+    """
     root = Path(data_root)
     if not root.is_dir():
         raise DataError(f"data root {root} does not exist or is not a directory")
-    files = sorted(p for p in root.rglob("*.h5") if p.is_file() and not p.name.startswith("."))
+    if release_layout(root):
+        files = [p for name in RELEASE_FOLDERS for p in _h5_files(root / name)]
+    else:
+        files = _h5_files(root)
     if not files:
         raise DataError(f"data root {root} holds no .h5 files; point --data-root at a directory "
                         "of fastMRI multi-coil files (or leave it out for the embedded data)")

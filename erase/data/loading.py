@@ -34,8 +34,9 @@ def mask_func(config: DataConfig):
     return kind(center_fractions=[config.center_fraction], accelerations=[config.acceleration])
 
 
-def _link_farm(manifest: dict, split: str, data_root: Path, work_dir: Path) -> Path:
-    """A directory of links to one split's files, so SliceDataset reads only those headers."""
+def split_folder(manifest: dict, split: str, data_root: Path, work_dir: Path) -> Path:
+    """A directory of links to one split's files, so SliceDataset reads only those headers
+    (and fastMRI's ``evaluate`` finds exactly the split's targets there)."""
     folder = Path(work_dir) / "splits" / manifest_hash(manifest) / split
     if not folder.is_dir():
         partial = folder.with_name(f".{split}.{os.getpid()}")
@@ -138,7 +139,7 @@ def load_split(manifest: dict, split: str, data_root: Path, config: DataConfig,
 
     if split not in SPLITS:
         raise ConfigError(f"unknown split {split!r}: choose one of {', '.join(SPLITS)}")
-    folder = _link_farm(manifest, split, data_root, work_dir)
+    folder = split_folder(manifest, split, data_root, work_dir)
     dataset = SliceDataset(root=folder, challenge="multicoil", transform=None)
     first = dataset[0] if len(dataset) else None
     size_mb = 0 if first is None else len(dataset) * first[0].size * 8 / 2**20

@@ -2,6 +2,12 @@
 
 A manifest is computed once from a data root and a seed, saved as JSON, and passed back in so
 that two runs (or two papers) use the same split. Volumes are split, never slices.
+
+Two rules, recorded in the manifest as ``rule``: a root holding fastMRI's four release folders
+is split by them (``release``: pools and validation from ``*_train``, test sets from
+``*_val``), any other root at random by the seed (``random``). Sizes adapt to the data found
+(``held_out_sizes``): the profile's counts are upper targets, so a sample of a few dozen files
+splits at every profile, and only a split that would be empty is refused.
 """
 from __future__ import annotations
 
@@ -12,10 +18,45 @@ from pathlib import Path
 import numpy as np
 
 from ..config import DataConfig
-from .fastmri_files import DataError, fingerprint, resolve
+from .fastmri_files import (RELEASE_FOLDERS, DataError, fingerprint, outside_release,
+                            release_layout, resolve)
 
 SPLITS = ("retain", "forget", "val", "brain_test", "knee_test")
 MANIFEST_VERSION = 1
+RULES = {
+    "random": "random split of every volume found (validation, test and pools by seed)",
+    "release": "fastMRI release folders: pools and validation from *_multicoil_train, "
+               "brain and knee test sets from *_multicoil_val",
+}
+# Split sizes adapt to the data found: validation and test take at most these fractions of an
+# anatomy's volumes (at least one each), the profile's counts being upper targets. The
+# embedded data sets always reach their targets, so their split is the one they always had.
+VAL_FRACTION = 0.15
+TEST_FRACTION = 0.25
+
+
+def release_folders_found(data_root: Path) -> list[str]:
+    """The release folders present in ``data_root`` (to say why a partial set is not used)."""
+    return [name for name in RELEASE_FOLDERS if (Path(data_root) / name).is_dir()]
+
+
+def _release_role(volume: dict) -> str | None:
+    """``train`` or ``val`` for a file inside a release folder, None elsewhere."""
+    top = Path(volume["path"]).parts[0] if Path(volume["path"]).parts else ""
+    return RELEASE_FOLDERS.get(top, (None, None))[1]
+
+
+def held_out_sizes(n: int, val_target: int, test_target: int) -> tuple[int, int]:
+    """(validation, test) volumes of one anatomy's ``n``: fractions of ``n`` (at least one
+    each) capped by the profile's targets, always leaving one volume for the pool, then one
+    for the test set, before validation gets any."""
+    val = min(val_target, max(1, int(VAL_FRACTION * n)))
+    test = min(test_target, max(1, int(TEST_FRACTION * n)))
+    if n - val - test < 1:
+        val = max(0, n - test - 1)
+    if n - val - test < 1:
+        test = max(0, n - val - 1)
+    return val, test
 
 
 def _take_forget(knee: list[dict], target_slices: float) -> int:
@@ -29,47 +70,94 @@ def _take_forget(knee: list[dict], target_slices: float) -> int:
     return best
 
 
+def _shuffled(rng: np.random.Generator, volumes: list[dict]) -> list[dict]:
+    return [volumes[i] for i in rng.permutation(len(volumes))]
+
+
 def make_manifest(volumes: list[dict], config: DataConfig, seed: int,
-                  data_root: Path | None = None) -> dict:
+                  data_root: Path | None = None, rule: str | None = None) -> dict:
     """Split volumes into retain Dr, forget Df, validation, brain test Drt and knee test Dft.
 
     Brain AXT2 volumes give validation, brain test and retain; knee volumes give validation,
     knee test and forget, with forget about ``forget_ratio`` slices per retain slice. Other
     contrasts are left out and counted. Deterministic from ``seed``.
+
+    ``rule`` (default: ``release`` when ``data_root`` holds fastMRI's four release folders, or
+    without a root when the volumes' paths lie in them; else ``random``): under ``release`` the
+    pools and the validation volumes come from the ``*_train`` folders and the test sets from
+    the ``*_val`` folders; files elsewhere are left out and counted. Sizes adapt to the data
+    (``held_out_sizes``); a split that would be empty is refused with the counts.
     """
+    if rule is None:
+        if data_root is not None:
+            rule = "release" if release_layout(data_root) else "random"
+        else:
+            tops = {Path(v["path"]).parts[0] for v in volumes if Path(v["path"]).parts}
+            rule = "release" if set(RELEASE_FOLDERS) <= tops else "random"
+    if rule not in RULES:
+        raise DataError(f"unknown split rule {rule!r}: choose one of {', '.join(RULES)}")
     rng = np.random.default_rng(seed)
-    brain = [v for v in volumes if v["anatomy"] == "brain"]
-    knee = [v for v in volumes if v["anatomy"] == "knee"]
     where = f" in {data_root}" if data_root else ""
     n_val, n_test = config.val_volumes, config.test_volumes
-    if len(brain) < n_val + n_test + 1:
-        raise DataError(f"found {len(brain)} brain AXT2 volumes{where}; the split needs at least "
-                        f"{n_val + n_test + 1} (validation {n_val}, test {n_test}, retain >= 1)")
-    if len(knee) < n_val + n_test + 1:
-        raise DataError(f"found {len(knee)} knee volumes{where}; the split needs at least "
-                        f"{n_val + n_test + 1} (validation {n_val}, test {n_test}, forget >= 1)")
-    brain = [brain[i] for i in rng.permutation(len(brain))]
-    knee = [knee[i] for i in rng.permutation(len(knee))]
-    retain = brain[n_val + n_test:]
-    spare_knee = knee[n_val + n_test:]
-    n_forget = _take_forget(spare_knee, config.forget_ratio * sum(v["slices"] for v in retain))
+    if rule == "random":
+        brain = _shuffled(rng, [v for v in volumes if v["anatomy"] == "brain"])
+        knee = _shuffled(rng, [v for v in volumes if v["anatomy"] == "knee"])
+        b_val, b_test = held_out_sizes(len(brain), n_val, n_test)
+        k_val, k_test = held_out_sizes(len(knee), n_val, n_test)
+        found = f"found {len(brain)} brain AXT2 and {len(knee)} knee volumes{where}"
+        val = brain[:b_val] + knee[:k_val]
+        brain_test, knee_test = brain[b_val:b_val + b_test], knee[k_val:k_val + k_test]
+        retain, spare_knee = brain[b_val + b_test:], knee[k_val + k_test:]
+    else:
+        part = {(a, r): [v for v in volumes if v["anatomy"] == a and _release_role(v) == r]
+                for a in ("brain", "knee") for r in ("train", "val")}
+        # files scan did not read (with a root), or volumes given from elsewhere (without)
+        outside = (outside_release(data_root) if data_root is not None and Path(data_root).is_dir()
+                   else sum(_release_role(v) is None for v in volumes))
+        brain, knee = (_shuffled(rng, part[(a, "train")]) for a in ("brain", "knee"))
+        tests = {a: _shuffled(rng, part[(a, "val")]) for a in ("brain", "knee")}
+        b_val, k_val = (max(0, min(n_val, max(1, int(VAL_FRACTION * len(pool))), len(pool) - 1))
+                        for pool in (brain, knee))  # a pool keeps at least one volume
+        found = (f"found {len(brain)} brain AXT2 and {len(knee)} knee volumes in the *_train "
+                 f"folders, {len(tests['brain'])} and {len(tests['knee'])} in the *_val "
+                 f"folders{where}")
+        val = brain[:b_val] + knee[:k_val]
+        brain_test, knee_test = (tests[a][:max(0, n_test)] for a in ("brain", "knee"))
+        retain, spare_knee = brain[b_val:], knee[k_val:]
+    n_forget = _take_forget(spare_knee, config.forget_ratio * sum(v["slices"] for v in retain)) \
+        if spare_knee else 0
     splits = {
         "retain": retain,
         "forget": spare_knee[:n_forget],
-        "val": brain[:n_val] + knee[:n_val],
-        "brain_test": brain[n_val:n_val + n_test],
-        "knee_test": knee[n_val:n_val + n_test],
+        "val": val,
+        "brain_test": brain_test,
+        "knee_test": knee_test,
     }
+    empty = [name for name, vols in splits.items() if not vols]
+    if empty:
+        need = ("each of brain and knee needs at least 2 volumes (one for its test set, one for "
+                "its pool) and one of them 3 (one for validation)" if rule == "random" else
+                "each *_train folder needs at least one volume of its anatomy (brain: AXT2) for "
+                "its pool, one of them two (one for validation), and each *_val folder one for "
+                "its test set")
+        raise DataError(f"cannot split the data: {found}, so the {' and '.join(empty)} split"
+                        f"{'s' if len(empty) > 1 else ''} would be empty; {need}")
     entry = lambda v: {k: v[k] for k in ("path", "slices", "fingerprint", "anatomy")}  # noqa: E731
+    left_out = {"other_contrasts": sum(v["anatomy"] == "other" for v in volumes),
+                "unused_knee": len(spare_knee) - n_forget}
+    if rule == "release":
+        left_out["unused_test"] = sum(len(tests[a]) for a in tests) - len(brain_test) \
+            - len(knee_test)
+        left_out["outside_release_folders"] = outside
     return {
         "version": MANIFEST_VERSION,
         "seed": seed,
+        "rule": rule,
         "split_params": {"val_volumes": n_val, "test_volumes": n_test,
                          "forget_ratio": config.forget_ratio},
         "splits": {name: sorted((entry(v) for v in vols), key=lambda e: e["path"])
                    for name, vols in splits.items()},
-        "left_out": {"other_contrasts": sum(v["anatomy"] == "other" for v in volumes),
-                     "unused_knee": len(spare_knee) - n_forget},
+        "left_out": left_out,
     }
 
 
