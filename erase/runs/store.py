@@ -5,10 +5,17 @@ data, split, model, method table, knobs, seed or engine version means a new run,
 stale result. ``record.json`` is written last and atomically: its presence means the run is
 complete. A lock per run lets two processes share one store: the second waits for the first
 and then reuses its result.
+
+A record also carries a hash of its own content (``content_hash``: everything but the hash),
+so that a record edited by hand (a metric changed) is refused on load like a damaged one.
+Records written before records carried one are read as they are: a missing hash proves
+nothing either way (anyone can write a new one), and refusing them would only force every
+stored result to be recomputed.
 """
 from __future__ import annotations
 
 import fcntl
+import hashlib
 import json
 import os
 import sys
@@ -21,6 +28,7 @@ from ..config import ConfigError, config_hash, to_dict
 from ..data import write_json_atomic
 
 RECORD = "record.json"
+HASH = "content_hash"
 
 
 class StoreError(RuntimeError):
@@ -85,6 +93,29 @@ def checkpoint_errors(path: Path, remedy: str | None = None):
         raise StoreError(f"checkpoint {path} {why}; {remedy}") from None
 
 
+def content_hash(record: dict) -> str:
+    """sha256 of a record's content as it reads back from JSON, without its own hash."""
+    body = {k: v for k, v in record.items() if k != HASH}
+    canonical = json.loads(json.dumps(body))  # tuples, keys and numbers as they read back
+    text = json.dumps(canonical, sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def check_record(record, path: Path, key: str | None = None) -> dict:
+    """The record read from ``path`` if it is whole and its own; StoreError otherwise."""
+    remedy = f"delete {Path(path).parent} to recompute it"
+    if not isinstance(record, dict):
+        raise StoreError(f"{path} is damaged (not a record); {remedy}")
+    key = key if key is not None else record.get("key")
+    if record.get("key") != key or config_hash(record.get("config")) != key:
+        raise StoreError(f"{path} does not match its config hash {key} (edited or moved?); "
+                         f"{remedy}")
+    if HASH in record and record[HASH] != content_hash(record):
+        raise StoreError(f"{path} is damaged or was edited by hand (its content no longer "
+                         f"matches its hash); {remedy}")
+    return record
+
+
 class Store:
     def __init__(self, root: Path):
         self.root = Path(root)
@@ -110,15 +141,15 @@ class Store:
             record = json.loads(path.read_text())
         except ValueError as err:
             raise StoreError(f"{path} is damaged ({err}); delete {path.parent} to recompute") from None
-        if record.get("key") != key or config_hash(record.get("config")) != key:
-            raise StoreError(f"{path} does not match its config hash {key} (edited or moved?); "
-                             f"delete {path.parent} to recompute it")
-        return record
+        return check_record(record, path, key)
 
     def put(self, config: dict, record: dict) -> dict:
-        """Write the record for ``config`` (atomically) and return it."""
+        """Write the record for ``config`` (atomically), with its content hash, and return it
+        as it reads back."""
         key = config_hash(config)
-        record = {**record, "key": key, "config": to_dict(config)}
+        record = json.loads(json.dumps({k: v for k, v in record.items() if k != HASH}
+                                       | {"key": key, "config": to_dict(config)}))
+        record[HASH] = content_hash(record)
         write_json_atomic(self.run_dir(key) / RECORD, record)
         return record
 
@@ -140,13 +171,15 @@ class Store:
                 fcntl.flock(handle, fcntl.LOCK_UN)
 
     def records(self) -> list[dict]:
-        """Every complete record in the store (for the reproducibility appendix)."""
+        """Every complete record in the store (for the reproducibility appendix); one that
+        was edited by hand, or whose key is not its config's, is refused (StoreError)."""
         out = []
         for path in sorted((self.root / "runs").glob(f"*/{RECORD}")):
             try:
-                out.append(json.loads(path.read_text()))
+                record = json.loads(path.read_text())
             except ValueError:
                 continue
+            out.append(check_record(record, path))
         return sorted(out, key=lambda r: r.get("finished", 0))
 
 
