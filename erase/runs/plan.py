@@ -1,0 +1,129 @@
+"""What a run will take, said before it starts: its length from the profile, its time from a
+short step timing on this device, and a warning when the ``paper`` profile meets a CPU.
+
+The disk a synthetic data set takes is said (and refused when it does not fit) where it is
+made, in ``erase.data.synthetic``.
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+import torch
+from torch.utils.data import default_collate
+
+from .evaluate import ACCURACY
+from .lab import Job
+from .methods import ReconstructionLoss
+from .models import reconstruct
+
+LONG_SECONDS = 60.0  # a run estimated to take longer is announced before it starts
+
+
+@dataclass
+class Plan:
+    """A job's length and its estimated time on the Lab's device."""
+
+    what: str  # "train original", "unlearn NL-FT"
+    epochs: int
+    slices: int  # slices pushed through the network in training, every run it needs included
+    steps: int
+    step_seconds: float
+    eval_slices: int  # slices reconstructed by the per-epoch and final evaluations
+    seconds: float
+    device: str
+    runs: tuple = ()  # the runs it starts, G first when unlearning needs it
+
+    def line(self) -> str:
+        runs = " and ".join(self.runs)
+        return (f"plan: {runs}: {self.slices:,} training slices in {self.steps:,} steps and "
+                f"{self.eval_slices:,} evaluated; about {duration(self.seconds)} on "
+                f"{self.device} (a step took {self.step_seconds:.3g} s here)")
+
+
+def duration(seconds: float) -> str:
+    """45 s, 12 min, 3.4 h, 2.1 days."""
+    if seconds < 90:
+        return f"{seconds:.0f} s"
+    if seconds < 90 * 60:
+        return f"{seconds / 60:.0f} min"
+    if seconds < 48 * 3600:
+        return f"{seconds / 3600:.1f} h"
+    return f"{seconds / 86400:.1f} days"
+
+
+def time_step(lab, steps: int = 2, patience: float = 10.0) -> float:
+    """Seconds of one training step (the profile's batch of retain slices, forward, loss,
+    backward, clipped Adam step) of a throwaway copy of the Lab's network on its device: the
+    fastest of ``steps`` (only one when that one took over ``patience`` seconds)."""
+    dataset = lab.dataset("retain")
+    size = max(1, min(lab.train_config.batch_size, len(dataset)))
+    device = torch.device(lab.device)
+    batch = default_collate([dataset[i] for i in range(size)])
+    batch = batch._replace(**{k: getattr(batch, k).to(device) for k in
+                              ("masked_kspace", "mask", "target", "max_value")})
+    state = torch.random.get_rng_state()
+    model = lab.new_model().to(device).train()
+    torch.random.set_rng_state(state)  # the timing leaves the global generator as it was
+    optimizer = torch.optim.Adam(model.parameters(), lr=lab.train_config.lr)
+    loss_fn = ReconstructionLoss(lab.train_config.loss, lab.train_config.l1_weight).to(device)
+    autocast = (torch.autocast(device.type, dtype=torch.bfloat16)
+                if "bf16" in str(lab.precision) else None)
+    times = []
+    for _ in range(steps):
+        start = time.perf_counter()
+        if autocast is not None:
+            with autocast:
+                loss = loss_fn(reconstruct(model, batch), batch.target, batch.max_value)
+        else:
+            loss = loss_fn(reconstruct(model, batch), batch.target, batch.max_value)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), lab.train_config.grad_clip)
+        optimizer.step()
+        if device.type == "cuda":
+            torch.cuda.synchronize()
+        times.append(time.perf_counter() - start)
+        if times[-1] > patience:
+            break
+    return min(times)
+
+
+def plan(lab, job: Job, step_seconds: float | None = None) -> Plan:
+    """How long ``job`` will take here, with every run it starts (G before an unlearning
+    job, when G is not stored). ``step_seconds``: a timing already made (else ``time_step``).
+    """
+    counts = {name: c["slices"] for name, c in lab.counts().items()}
+    jobs = [job]
+    if job.kind == "unlearn" and lab.stored(Job("train", "original")) is None:
+        jobs.insert(0, Job("train", "original"))
+    tests = sum(counts[split] for split in ACCURACY.values())
+    slices = steps = evaluated = 0
+    epochs = 0
+    for j in jobs:
+        n = lab.cost(j)
+        e = lab.train_config.epochs if j.kind == "train" else int(j.knob.get("epochs", 0))
+        slices += n
+        steps += -(-n // max(1, lab.train_config.batch_size))
+        per_epoch = counts["val"] if j.kind == "train" else counts["brain_test"] + counts["knee_test"]
+        evaluated += e * per_epoch + tests
+        epochs += e
+    step = time_step(lab) if step_seconds is None else step_seconds
+    # a reconstruction costs about a third of a training step's slice (forward only)
+    per_slice = step / max(1, lab.train_config.batch_size)
+    seconds = steps * step + evaluated * per_slice / 3
+    return Plan(what=f"{job.kind} {job.name}", epochs=epochs, slices=slices, steps=steps,
+                step_seconds=step, eval_slices=evaluated, seconds=seconds, device=lab.device,
+                runs=tuple(f"{j.kind} {j.name}" for j in jobs))
+
+
+def cpu_warning(scale: str, device: str) -> str | None:
+    """A warning line when the ``paper`` profile is about to run on a CPU."""
+    if scale == "paper" and device == "cpu":
+        return ("warning: the paper profile (a 12-cascade VarNet on 320x320 16-coil slices, "
+                "50 epochs) is meant for a GPU: on a CPU it takes days. Use --device cuda, or "
+                "--scale default for a CPU")
+    return None
+
+
+__all__ = ["LONG_SECONDS", "Plan", "duration", "time_step", "plan", "cpu_warning"]
