@@ -52,7 +52,7 @@ def paper_samples(scale="paper", volumes=2, slices=None, out_dir=None):
     dataset = SliceDataset(root=folder / "brain", challenge="multicoil",
                            transform=VarNetDataTransform(data_lib.mask_func(config),
                                                          use_seed=True))
-    return profile, data_lib.InMemory([dataset[i] for i in range(len(dataset))])
+    return profile, [dataset[i] for i in range(len(dataset))]  # in memory: no I/O in the steps
 
 
 def measure(make_step, device, warmup, steps) -> dict:
@@ -76,10 +76,10 @@ def run(scale="paper", device="cuda", warmup=10, steps=50, variants=VARIANTS,
         volumes=2) -> dict:
     import torch
 
-    from bench_step import fastmri_lightning_times, our_step
-    quiet()
     if device == "cuda" and not torch.cuda.is_available():
         return {"skipped": "no GPU visible to torch (torch.cuda.is_available() is False)"}
+    from bench_step import fastmri_lightning_times, our_step
+    quiet()
     profile, data = paper_samples(scale, volumes)
     out = {"scale": scale, "device": device, "model": dict(profile.model.__dict__),
            "sample": list(data[0].masked_kspace.shape), "samples": len(data), "rows": {},
