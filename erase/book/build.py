@@ -8,9 +8,12 @@ Steps, in ``_toc.yml`` order (a later chapter reuses what an earlier one trained
    papermill in ``book/`` with the venv's Python kernel; the executed notebook is written to
    ``_build/notebooks/book/NN_name.ipynb``. A failing chapter stops the build, with the cell
    and the error on stderr and the executed notebook (full traceback) kept for reading.
-2. ``_build/source/`` is assembled: ``_config.yml``, ``_toc.yml``, ``references.bib``, the
-   rest of ``book/`` (``_static``, images, plain pages) and the executed notebooks. The
-   markdown sources never sit beside their notebooks, so Sphinx sees one file per document.
+2. ``_build/source/`` is assembled: ``_config.yml`` (its repository and launch buttons only
+   when ``repository.url`` is set, see ``book_config``), ``_toc.yml``, ``references.bib``, the
+   rest of ``book/`` (``_static``, images, plain pages), the executed notebooks and the CSV
+   files the chapters wrote (``erase.report.downloads``: ``_build/downloads/`` goes to
+   ``book/_static/downloads/``, next to the HTML). The markdown sources never sit beside
+   their notebooks, so Sphinx sees one file per document.
 3. ``jupyter-book build _build/source --path-output . --all -W --keep-going`` renders it
    into ``_build/html`` without executing anything (``execute_notebooks: "off"``); every
    Sphinx warning (a glue key not found, an output myst-nb cannot show, a bad citation...)
@@ -20,6 +23,7 @@ Steps, in ``_toc.yml`` order (a later chapter reuses what an earlier one trained
 """
 from __future__ import annotations
 
+import copy
 import json
 import os
 import re
@@ -250,6 +254,8 @@ def execute(scale: str = "default", device: str = "cpu", results_dir=None, chapt
     ``shared_kernel``: run every chapter in one kernel (default: yes, unless the environment
     variable ERASE_BOOK_KERNEL is ``fresh``, which starts a new kernel per chapter).
     """
+    from ..report.downloads import DOWNLOADS_VARIABLE
+
     root = Path(root or ROOT).resolve()
     out = Path(out).resolve() if out is not None else root
     results = Path(results_dir).resolve() if results_dir is not None else root / "_output"
@@ -262,6 +268,8 @@ def execute(scale: str = "default", device: str = "cpu", results_dir=None, chapt
     timings = {}
     notebooks = [d for d in chosen if is_notebook(root / f"{d}.md")]
     kernel = None
+    before = os.environ.get(DOWNLOADS_VARIABLE)
+    os.environ[DOWNLOADS_VARIABLE] = str(out / "_build" / "downloads")  # the kernels inherit it
     try:
         for i, doc in enumerate(notebooks, 1):
             cwd = (root / doc).parent
@@ -291,14 +299,46 @@ def execute(scale: str = "default", device: str = "cpu", results_dir=None, chapt
     finally:
         if kernel is not None:
             kernel.close()
+        if before is None:
+            os.environ.pop(DOWNLOADS_VARIABLE, None)
+        else:
+            os.environ[DOWNLOADS_VARIABLE] = before
     return timings
 
 
 # --------------------------------------------------------------------------- rendering
 
+def book_config(config: dict) -> dict:
+    """The book's configuration as rendered: the repository is configured in one place,
+    ``repository.url``. While it is empty the book shows no repository, issue, edit or launch
+    buttons and names no repository or hub; once it is set, the repository and issue buttons
+    and the Binder launch button point at it."""
+    config = copy.deepcopy(config or {})
+    repository = config.setdefault("repository", {}) or {}
+    config["repository"] = repository
+    url = str(repository.get("url") or "").strip()
+    html = config.setdefault("html", {}) or {}
+    config["html"] = html
+    launch = config.setdefault("launch_buttons", {}) or {}
+    config["launch_buttons"] = launch
+    repository["url"] = url  # never Jupyter Book's own default repository
+    if url:
+        html["use_repository_button"] = html["use_issues_button"] = True
+    else:
+        for button in ("use_repository_button", "use_issues_button", "use_edit_page_button"):
+            html[button] = False
+        for hub in ("binderhub_url", "jupyterhub_url", "colab_url"):
+            launch[hub] = ""
+        launch["thebe"] = False
+    return config
+
+
 def assemble(root: Path | None = None, out: Path | None = None) -> Path:
-    """Lay out ``_build/source``: configuration, ``book/`` assets, executed notebooks."""
+    """Lay out ``_build/source``: configuration, ``book/`` assets, executed notebooks, and the
+    chapters' CSV downloads."""
     import yaml
+
+    from ..report.downloads import STATIC_FOLDER
 
     root = Path(root or ROOT).resolve()
     out = Path(out).resolve() if out is not None else root
@@ -309,6 +349,7 @@ def assemble(root: Path | None = None, out: Path | None = None) -> Path:
     for name in CONFIG_FILES:
         shutil.copy2(root / name, source / name)
     config = yaml.safe_load((root / "_config.yml").read_text()) or {}
+    (source / "_config.yml").write_text(yaml.safe_dump(book_config(config), sort_keys=False))
     for bib in config.get("bibtex_bibfiles", []):
         (source / bib).parent.mkdir(parents=True, exist_ok=True)
         shutil.copy2(root / bib, source / bib)
@@ -332,6 +373,14 @@ def assemble(root: Path | None = None, out: Path | None = None) -> Path:
     if missing:
         raise BookError(f"not executed yet: {', '.join(missing)} (build without `chapters` "
                         "to execute every chapter)")
+    downloads = out / "_build" / "downloads"
+    static = [Path(p) for p in config.get("sphinx", {}).get("config", {}).get(
+        "html_static_path", [])]
+    if downloads.is_dir() and any(downloads.glob("*.csv")) and static:
+        target = source / static[0] / STATIC_FOLDER
+        target.mkdir(parents=True, exist_ok=True)
+        for csv in sorted(downloads.glob("*.csv")):
+            shutil.copy2(csv, target / csv.name)
     return source
 
 
