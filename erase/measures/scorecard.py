@@ -75,19 +75,21 @@ class Criterion:
     quantity: str  # what is measured, in words
     value: Callable  # get -> float, for one seed (or the paper)
     threshold: float
-    side: str = "above"  # the paper's side of the threshold
+    side: str = "above"  # the paper's side of the threshold; "within": |value| below it
     on: str = "interval"  # decide on the 95% "interval" over seeds, or on the "mean"
     unit: str = " dB"
 
 
 @dataclass(frozen=True)
 class Finding:
-    number: int
+    number: int | str  # the paper's finding number, or a label of another table ("B1")
     criterion: str  # the criterion in words, as the book prints it
     groups: tuple  # tuples of Criteria; a group holds when all of its criteria hold
     combine: str = "all"  # "all": every group must hold; "any": one group is enough
     paper_note: str = ""  # said of the paper where a criterion cannot be read off its tables
     seeds: str = "headline"  # decided on the "headline" seeds or the retain-fraction "ablation"'s
+    statement: str = ""  # the claim in words; empty: the paper's finding of that number
+    on_paper: bool = True  # False: the criteria are not read off the paper's tables at all
 
 
 def _per_method(methods, make) -> tuple:
@@ -157,8 +159,13 @@ CRITERIA: tuple[Finding, ...] = (
 
 def _decide(triple, threshold: float, side: str) -> str:
     """Holds when the whole interval is on the paper's side of the threshold; does not hold
-    when it is entirely on the other side; inconclusive otherwise."""
+    when it is entirely on the other side; inconclusive otherwise. ``within``: holds when the
+    whole interval is inside (-threshold, threshold), does not hold when it is entirely
+    outside on one side."""
     mean, lo, hi = triple
+    if side == "within":
+        return (HOLDS if -threshold < lo and hi < threshold else
+                FAILS if lo >= threshold or hi <= -threshold else UNSURE)
     if side == "above":
         return HOLDS if lo > threshold else FAILS if hi <= threshold else UNSURE
     return HOLDS if hi < threshold else FAILS if lo >= threshold else UNSURE
@@ -181,6 +188,7 @@ def check(criterion: Criterion, values: dict) -> dict:
     if criterion.on == "mean":
         mean = triple[0]
         verdict = HOLDS if (mean > criterion.threshold if criterion.side == "above"
+                            else abs(mean) < criterion.threshold if criterion.side == "within"
                             else mean < criterion.threshold) else FAILS
     else:
         verdict = _decide(triple, criterion.threshold, criterion.side)
@@ -205,14 +213,16 @@ def decide(finding: Finding, values: list[list[dict]], seeds) -> tuple[str, list
     return combine(finding, [[c["verdict"] for c in g] for g in checks]), checks
 
 
-def _fmt(triple, unit) -> str:
+def _fmt(triple, unit, seeds: int = 1) -> str:
     mean, lo, hi = triple
     if lo == hi:
-        return f"{mean:.2f}{unit} (one seed)"
+        return f"{mean:.2f}{unit} ({'one seed' if seeds == 1 else 'the same on every seed'})"
     return f"{mean:.2f}{unit} [{lo:.2f}, {hi:.2f}]"
 
 
 def _paper_text(finding: Finding) -> str:
+    if not finding.on_paper:
+        return finding.paper_note
     parts = []
     for group in finding.groups:
         for c in group:
@@ -226,13 +236,14 @@ def _paper_text(finding: Finding) -> str:
     return "; ".join(p for p in (text, finding.paper_note) if p)
 
 
-def findings(records: dict, seeds, ablation_seeds=None) -> list[dict]:
+def findings(records: dict, seeds, ablation_seeds=None, criteria=CRITERIA) -> list[dict]:
     """The scorecard rows on ``records``: {(name, seed): record} holding the oracle, G, the
     methods, the ablation runs as ``(("ablation", method, fraction), seed)`` and the
     hallucination excess over the oracle as ``("excess", seed)`` records. Finding 7 is
-    decided on ``ablation_seeds`` (default: ``seeds``)."""
+    decided on ``ablation_seeds`` (default: ``seeds``). ``criteria``: another table of
+    Findings decided the same way (the forgetting audit's, ``measures.audit.CRITERIA``)."""
     rows = []
-    for finding in CRITERIA:
+    for finding in criteria:
         seeds_here = list(ablation_seeds if finding.seeds == "ablation" and ablation_seeds
                           is not None else seeds)
         rows.append(_row(finding, records, seeds_here))
@@ -251,9 +262,10 @@ def _row(finding: Finding, records: dict, seeds: list) -> dict:
                 flips[str(left_out)] = without
     flat = [c for g in checks for c in g]
     return {
-        "finding": finding.number, "statement": FINDINGS[finding.number],
+        "finding": finding.number, "statement": finding.statement or FINDINGS[finding.number],
         "criterion": finding.criterion, "paper": _paper_text(finding),
-        "ours": "; ".join(f"{c['quantity']}: {_fmt(c['interval'], _unit(finding, c['quantity']))}"
+        "ours": "; ".join(f"{c['quantity']}: "
+                          f"{_fmt(c['interval'], _unit(finding, c['quantity']), len(seeds))}"
                           for c in flat if c["on"] == "interval"),
         "verdict": verdict, "seeds": [str(s) for s in seeds],
         "robustness": FRAGILE if flips else STABLE,
@@ -298,11 +310,14 @@ def undecided(rows: list[dict]) -> list[dict]:
         for c in row["checks"]:
             if c["verdict"] == UNSURE:
                 values = np.asarray(list(c["values"].values()))
+                threshold = c["threshold"]
+                if c["side"] == "within":  # the boundary the mean is nearer to
+                    threshold = float(np.copysign(threshold, values.mean()))
                 out.append({"finding": row["finding"], "quantity": c["quantity"],
                             "mean": float(values.mean()),
                             "seed sd": float(values.std(ddof=1)) if len(values) > 1 else float("nan"),
-                            "threshold": c["threshold"],
-                            "seeds to decide": seeds_to_decide(values, c["threshold"])})
+                            "threshold": threshold,
+                            "seeds to decide": seeds_to_decide(values, threshold)})
     return out
 
 
