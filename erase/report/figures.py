@@ -184,3 +184,32 @@ def overview() -> go.Figure:
     fig.update_yaxes(visible=False, range=[0, 1])
     fig.update_layout(height=380, margin=dict(l=10, r=10, t=10, b=10), plot_bgcolor="white")
     return fig
+
+
+def loss_distributions(losses: dict, loss_title: str = "per-slice SSIM loss",
+                       sets=("D_f", "D_ft")) -> go.Figure:
+    """The forgetting audit's picture: for each model (one panel), the empirical cumulative
+    distribution of its per-slice losses on each set. ``losses``: {model: {set: values}}.
+    The Kolmogorov-Smirnov statistic between two sets is the largest vertical gap between
+    their curves; a model that remembers D_f has its D_f curve left of (below in loss) its
+    D_ft curve."""
+    names = list(losses)
+    fig = make_subplots(rows=1, cols=len(names), subplot_titles=names, shared_yaxes=True,
+                        horizontal_spacing=0.04)
+    styles = {sets[0]: dict(color="#d95f02"), sets[1]: dict(color="#1f78b4", dash="dash")}
+    for col, name in enumerate(names, start=1):
+        for label in sets:
+            values = np.sort(np.asarray(losses[name][label], float))
+            share = np.arange(len(values) + 1) / max(len(values), 1)
+            values = np.r_[values[:1], values]  # the curve rises from 0 at the lowest loss
+            fig.add_trace(go.Scatter(
+                x=values, y=share, mode="lines", line_shape="hv", name=label,
+                legendgroup=label, showlegend=col == 1, line=styles.get(label),
+                hovertemplate=f"{name}, {label}: loss %{{x:.4f}}, share %{{y:.2f}}<extra></extra>"),
+                1, col)
+    fig.update_xaxes(title=loss_title)
+    fig.update_yaxes(title="share of slices with a lower loss", range=[0, 1.02], col=1)
+    fig.update_layout(height=420, margin=dict(t=TITLE_ROOM, b=90),
+                      legend=dict(orientation="h", x=0.5, y=-0.22, yanchor="top",
+                                  xanchor="center"))
+    return fig
