@@ -52,7 +52,23 @@ def train(results: Path, data_root: Path, log: str, *extra: str) -> subprocess.P
     return erase(results, data_root, log, "train", "--model", "original", *extra)
 
 
-UNLEARN = ("unlearn", "--method", "NL-FT", "--unlearn-epochs", "3")  # 2 steps an epoch
+UNLEARN = ("unlearn", "--method", "NL-FT", "--unlearn-epochs", "3")  # Df and 10% of Dr
+
+
+def steps_per_epoch(data_root: Path) -> int:
+    """Steps of one epoch of G (Dr + Df, one stream, in batches) at smoke scale."""
+    from erase import data
+
+    smoke = get_scale("smoke")
+    counts = data.split_counts(data.make_manifest(data.scan(data_root), smoke.data, 0))
+    slices = counts["retain"]["slices"] + counts["forget"]["slices"]
+    return -(-slices // smoke.train.batch_size)
+
+
+def in_the_middle_of(epoch: int, steps: int, text: str) -> bool:
+    """The progress bar of ``epoch`` shows a step strictly inside it (not its first or last)."""
+    bar = re.compile(rf"epoch {epoch}/{EPOCHS}:\s+\d+%\|[^|]*\|\s+(\d+)/{steps}\b")
+    return any(1 <= int(done) <= steps - 2 for done in bar.findall(text))
 
 
 def wait_for(condition, proc: subprocess.Popen, what: str, poll: float = 0.01):
@@ -139,11 +155,13 @@ def test_sigkill_at_several_points_then_resume_is_bit_identical(reference, data_
     assert epoch_of(ckpt) >= 1
     assert not (ckpt.parent / "record.json").exists()
 
-    # 2. in the middle of epoch 3 (as soon as its progress bar shows 1 to 14 of 20 steps)
+    # 2. in the middle of epoch 3 (as soon as its progress bar shows a step inside it)
     proc = train(results, data_root, "run2")
     log = tmp_path / "run2.err"
-    mid = re.compile(r"epoch 3/4:\s+\d+%\|[^|]*\|\s+([1-9]|1[0-4])/20")
-    wait_for(lambda: mid.search(log.read_text()), proc, "the middle of epoch 3", poll=0.01)
+    steps = steps_per_epoch(data_root)
+    assert steps >= 4, steps
+    wait_for(lambda: in_the_middle_of(3, steps, log.read_text()), proc, "the middle of epoch 3",
+             poll=0.01)
     kill(proc)
     kills.append(("mid-epoch 3", epoch_of(ckpt)))
     assert epoch_of(ckpt) == 2, "the last complete checkpoint must survive the kill intact"
@@ -255,8 +273,10 @@ def test_sigkill_while_generating_data_leaves_no_data_directory(tmp_path):
     proc = synth(out, "default")  # rerun: the leftover is cleared and the set completed
     stdout, stderr = proc.communicate(timeout=TIMEOUT)
     assert proc.returncode == 0, stderr
-    assert stdout.startswith(f"wrote 56 volumes in {out}")
-    assert not partial.exists() and len(listing(out)) == 56
+    config = get_scale("default").data
+    n = config.brain_volumes + config.knee_volumes
+    assert stdout.startswith(f"wrote {n} volumes in {out}")
+    assert not partial.exists() and len(listing(out)) == n
 
 
 def test_two_processes_generate_the_same_data_at_once(tmp_path):
