@@ -94,11 +94,22 @@ def test_unlearn_json_runs_the_method_and_prints_one_line(results_dir, trained, 
     assert record["config"]["method"]["name"] == "GA-l1"
     assert record["config"]["knobs"]["gamma"] == 3e-6
     assert record["config"]["start"] == config_hash(trained["original"]["config"])
+    assert record["config"]["knobs"]["epochs"] == 5 == len(record["history"])  # the protocol's
+    assert record["config"]["protocol"]["ga_l1"] == "code"  # the default protocol
     assert record["from_store"] is False
     assert record["timing"]["steps"] > 0
     assert all(math.isfinite(v) for v in record["summary"].values())
     stored = json.loads((results_dir / "runs" / record["key"] / "record.json").read_text())
     assert stored["summary"] == record["summary"]
+
+
+def test_unlearn_epochs_sets_the_unlearning_length(results_dir, trained, capsys):
+    assert main(["unlearn", "--method", "NL", "--lambda", "2e-5", "--unlearn-epochs", "2",
+                 "--scale", "smoke", "--results", str(results_dir), "--json"]) == 0
+    record = one_json_line(capsys.readouterr().out)
+    assert record["config"]["knobs"] == {"retain_fraction": None, "gamma": None, "lam": 2e-5,
+                                         "epochs": 2}
+    assert [h["epoch"] for h in record["history"]] == [1, 2]
 
 
 def test_train_without_json_prints_a_summary_line(results_dir, trained, capsys):
