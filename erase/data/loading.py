@@ -129,7 +129,11 @@ class _Lazy:
 
     def fname(self, i):
         dataset, j = self.pairs[i]
-        return dataset.fname(j) if isinstance(dataset, _Lazy) else Path(dataset.raw_samples[j].fname).name
+        if isinstance(dataset, _Lazy):
+            return dataset.fname(j)
+        if hasattr(dataset, "raw_samples"):  # fastMRI's SliceDataset: from its index
+            return Path(dataset.raw_samples[j].fname).name
+        return dataset[j][4]  # raw slice tuples held in memory (a join with an in-memory split)
 
 
 def load_split(manifest: dict, split: str, data_root: Path, config: DataConfig,
