@@ -205,6 +205,28 @@ def test_split_select_join_and_fname(samples):
     assert torch.equal(both[len(retain)].target, forget[0].target)
 
 
+def test_lazy_splits_give_what_in_memory_splits_give(smoke_data, smoke, samples, tmp_path):
+    """Real data too large to hold is read lazily; select and join (also of a lazy Dr with an
+    in-memory Df, when only the smaller split fits) give the same slices, names and masks."""
+    manifest = data_lib.make_manifest(data_lib.scan(smoke_data), smoke.data, 0)
+    lazy = {split: data_lib.load_split(manifest, split, smoke_data, smoke.data, tmp_path,
+                                       in_memory_limit_mb=0) for split in ("retain", "forget")}
+    assert not lazy["retain"].in_memory and samples["retain"].in_memory
+    mixed = [(lazy["retain"], samples["forget"]), (samples["retain"], lazy["forget"]),
+             (lazy["retain"], lazy["forget"])]
+    expected = samples["retain"].join(samples["forget"])
+    for retain, forget in mixed:
+        for joined in (retain.join(forget), retain.select([2, 0]).join(forget.select([1]))):
+            reference = expected if len(joined) == len(expected) else \
+                samples["retain"].select([2, 0]).join(samples["forget"].select([1]))
+            assert len(joined) == len(reference)
+            assert [joined.fname(i) for i in range(len(joined))] == \
+                [reference.fname(i) for i in range(len(reference))]
+            for i in range(len(joined)):
+                assert torch.equal(joined[i].masked_kspace, reference[i].masked_kspace)
+                assert torch.equal(joined.masked(i, (3, i)).mask, reference.masked(i, (3, i)).mask)
+
+
 def test_second_synthesize_reuses_the_files(tmp_path):
     config = DataConfig(image_size=16, coils=2, brain_volumes=2, knee_volumes=1, slices_per_volume=1)
     out = tmp_path / "data"
