@@ -5,7 +5,7 @@ PY      = $(VENV)/bin/python
 SCALE  ?= default
 DEVICE ?= cpu
 
-.PHONY: book test bench clean
+.PHONY: book test bench check-gpu clean
 
 $(VENV)/.installed: requirements.txt pyproject.toml
 	@command -v $(PYTHON) >/dev/null || { echo "need $(PYTHON) (set PYTHON=...)"; exit 1; }
@@ -23,6 +23,9 @@ test: $(VENV)/.installed
 
 bench: $(VENV)/.installed
 	$(PY) benchmarks/run.py
+
+check-gpu: $(VENV)/.installed
+	$(PY) -m erase check-gpu
 
 clean:
 	rm -rf _build _output book/*.ipynb

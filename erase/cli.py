@@ -4,11 +4,17 @@
     erase manifest --data-root DIR [--out FILE]
     erase train    --model oracle|original
     erase unlearn  --method NL-FT [--retain-fraction F] [--gamma G] [--lambda L]
-    erase evaluate [--model oracle|original | --method NAME ...]
+    erase evaluate [--model oracle|original | --method NAME ... | --checkpoint FILE]
+    erase export   --model oracle|original | --method NAME  --out FILE
+    erase reconstruct --model oracle|original|zero-filled | --method NAME
+                   --split brain_test|knee_test|forget --out DIR
+    erase results  --csv FILE [--results DIR]
+    erase check-gpu [--bf16]
     erase book     [--scale default]
 
 Every bad input ends with one line ``erase: error: ...`` that says what to fix, exit code 2,
-and nothing written.
+and nothing written. A long run says what it will take (disk, time) on stderr before it
+starts. ``check-gpu`` exits 0 with one line saying so when no GPU is visible.
 """
 from __future__ import annotations
 
@@ -24,6 +30,39 @@ from .runs.store import StoreError, check_writable
 
 
 SWITCH_FLAGS = {name: " or ".join(values) for name, values in SWITCHES.items() if values}
+TAKEAWAY_SPLITS = ("brain_test", "knee_test", "forget")
+# Filled in when help is shown (the method table imports torch, which `erase synth` need not).
+METHODS_HELP = "{methods}"
+
+
+class _Help(argparse.HelpFormatter):
+    """Help text whose ``{methods}`` is the method table's names, read only when shown."""
+
+    def _get_help_string(self, action):
+        text = super()._get_help_string(action) or ""
+        if METHODS_HELP in text:
+            from .runs.methods import METHODS
+
+            text = text.replace(METHODS_HELP, ", ".join(METHODS))
+        return text
+
+
+class _Parser(argparse.ArgumentParser):
+    def __init__(self, *args, **kwargs):
+        kwargs.setdefault("formatter_class", _Help)
+        super().__init__(*args, **kwargs)
+
+
+def _method_flags(parser: argparse.ArgumentParser, required: bool = False) -> None:
+    """--method and the paper's knobs."""
+    parser.add_argument("--method", required=required, default=None,
+                        help=f"unlearning method, one of: {METHODS_HELP}")
+    parser.add_argument("--retain-fraction", default=None,
+                        help="fraction of Dr in Dr' for the rows that fine-tune on it (default 0.1)")
+    parser.add_argument("--gamma", default=None,
+                        help="weight of the l1 penalty of GA-l1 rows (default: the protocol's)")
+    parser.add_argument("--lambda", dest="lam", default=None,
+                        help="noisy-label scale of NL rows, on the raw target scale (default 1e-5)")
 
 
 def _common(parser: argparse.ArgumentParser) -> None:
@@ -46,45 +85,74 @@ def _common(parser: argparse.ArgumentParser) -> None:
 
 
 def parser() -> argparse.ArgumentParser:
-    top = argparse.ArgumentParser(prog="erase", description=__doc__.split("\n\n")[0])
-    sub = top.add_subparsers(dest="command", required=True)
+    top = _Parser(prog="erase", description=__doc__.split("\n\n")[0])
+    sub = top.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
     p = sub.add_parser("synth", help="write the embedded synthetic brain + knee data set")
-    p.add_argument("--out", required=True)
-    p.add_argument("--scale", default="default")
-    p.add_argument("--seed", default="0")
+    p.add_argument("--out", required=True, help="an empty or new directory for the files")
+    p.add_argument("--scale", default="default", help="smoke, default or paper: the set's size")
+    p.add_argument("--seed", default="0", help="data seed: the same seed writes the same files")
 
     p = sub.add_parser("manifest", help="split a data root into retain / forget / val / tests")
-    p.add_argument("--data-root", required=True)
-    p.add_argument("--out", default=None, help="where to write the manifest JSON")
-    p.add_argument("--scale", default="default", help="sets the validation / test sizes")
-    p.add_argument("--seed", default="0")
+    p.add_argument("--data-root", required=True,
+                   help="directory of fastMRI multi-coil files; with brain_multicoil_train/, "
+                        "brain_multicoil_val/, knee_multicoil_train/ and knee_multicoil_val/ "
+                        "the split follows those folders")
+    p.add_argument("--out", default=None,
+                   help="where to write the manifest JSON (default DATA_ROOT/erase-manifest.json)")
+    p.add_argument("--scale", default="default",
+                   help="sets the validation / test sizes (upper targets: they adapt to the data)")
+    p.add_argument("--seed", default="0", help="split seed")
 
     p = sub.add_parser("train", help="train the oracle G-hat (Dr) or the original G (Dr + Df)")
-    p.add_argument("--model", default="oracle")
+    p.add_argument("--model", default="oracle",
+                   help="oracle (G-hat, on Dr; the default) or original (G, on Dr + Df)")
     _common(p)
 
     p = sub.add_parser("unlearn", help="unlearn Df from G with one method")
-    p.add_argument("--method", required=True)
-    p.add_argument("--retain-fraction", default=None)
-    p.add_argument("--gamma", default=None)
-    p.add_argument("--lambda", dest="lam", default=None)
+    _method_flags(p, required=True)
     p.add_argument("--unlearn-epochs", default=None,
                    help="unlearning epochs (default: the protocol's 5)")
     _common(p)
 
     p = sub.add_parser("evaluate", help="BTA / KTA / UA of a trained or unlearned model")
-    p.add_argument("--model", default=None, help="oracle, original or zero-filled")
-    p.add_argument("--method", default=None)
-    p.add_argument("--retain-fraction", default=None)
-    p.add_argument("--gamma", default=None)
-    p.add_argument("--lambda", dest="lam", default=None)
+    p.add_argument("--model", default=None,
+                   help="oracle, original (the default) or zero-filled")
+    _method_flags(p)
+    p.add_argument("--checkpoint", default=None,
+                   help="a file written by `erase export`: evaluate it on the current split")
     _common(p)
 
+    p = sub.add_parser("export", help="write a trained or unlearned model as a plain state "
+                                      "dict for fastmri.models.VarNet, with FILE.json")
+    p.add_argument("--model", default=None, help="oracle or original")
+    _method_flags(p)
+    p.add_argument("--out", required=True,
+                   help="the weights file to write (its description goes to FILE.json)")
+    _common(p)
+
+    p = sub.add_parser("reconstruct", help="write one split's reconstructions in fastMRI's "
+                                           "prediction format and score them with fastMRI")
+    p.add_argument("--model", default=None, help="oracle, original or zero-filled")
+    _method_flags(p)
+    p.add_argument("--split", default="brain_test",
+                   help="brain_test (default), knee_test or forget")
+    p.add_argument("--out", required=True, help="directory for one .h5 file per volume")
+    _common(p)
+
+    p = sub.add_parser("results", help="write every record of a results store as one tidy CSV")
+    p.add_argument("--csv", required=True,
+                   help="the CSV file: one row per run and test volume")
+    p.add_argument("--results", default=None, help="results directory (default _output)")
+
+    p = sub.add_parser("check-gpu", help="one epoch of training and one of unlearning of the "
+                                         "paper's model shape on the GPU: steps/s, peak memory")
+    p.add_argument("--bf16", action="store_true", help="under bf16 autocast (bf16-mixed)")
+
     p = sub.add_parser("book", help="execute every chapter with papermill and build the book")
-    p.add_argument("--scale", default="default")
-    p.add_argument("--device", default="cpu")
-    p.add_argument("--results", default=None)
+    p.add_argument("--scale", default="default", help="smoke, default or paper")
+    p.add_argument("--device", default="cpu", help="cpu or cuda")
+    p.add_argument("--results", default=None, help="results directory (default _output)")
     return top
 
 
@@ -116,15 +184,36 @@ def _check_run(args) -> None:
         check_choice("model", args.model, MODELS)
     elif args.command == "evaluate" and not args.method and args.model is not None:
         check_choice("model", args.model, (*MODELS, "zero-filled"))
+    elif args.command in ("export", "reconstruct"):
+        _check_takeaway(args)
     if args.command == "unlearn" and args.unlearn_epochs is not None:
         check_int("unlearn epochs (--unlearn-epochs)", _integer(args.unlearn_epochs), minimum=1)
-    if args.command == "unlearn" or (args.command == "evaluate" and args.method):
+    if args.command == "unlearn" or (args.command in ("evaluate", "export", "reconstruct")
+                                     and args.method):
         given = {"retain_fraction": _number(args.retain_fraction), "gamma": _number(args.gamma),
                  "lam": _number(args.lam)}
         knobs = {**DEFAULT_KNOBS, **{k: v for k, v in given.items() if v is not None}}
         validate_knobs(args.method, knobs["retain_fraction"], knobs["gamma"], knobs["lam"])
-    if args.command in ("train", "unlearn", "evaluate"):
+    if args.command in ("train", "unlearn", "evaluate", "export", "reconstruct"):
         get_protocol(args.protocol, **_switches(args))
+
+
+def _check_takeaway(args) -> None:
+    """export / reconstruct: one model, named once; an output that can be written."""
+    from .config import check_choice
+    from .runs.lab import MODELS
+
+    models = MODELS if args.command == "export" else (*MODELS, "zero-filled")
+    if (args.model is None) == (args.method is None):
+        raise ConfigError(f"{args.command} needs one of --model ({' or '.join(models)}) or "
+                          "--method NAME")
+    if args.model is not None:
+        check_choice("model", args.model, models)
+    if args.command == "reconstruct":
+        check_choice("split", args.split, TAKEAWAY_SPLITS)
+        check_writable(Path(args.out), "--out directory", "choose a writable --out directory")
+    else:
+        check_writable(Path(args.out).parent, "--out file", "choose a writable --out FILE")
 
 
 def _switches(args) -> dict:
@@ -181,11 +270,15 @@ def run(args) -> int:
         manifest = data.make_manifest(volumes, config, seed, Path(args.data_root))
         manifest["data_root"] = str(Path(args.data_root).resolve())
         data.write_json_atomic(out, manifest)
-        for name, c in data.split_counts(manifest).items():
-            print(f"{name:11s} {c['volumes']:5d} volumes {c['slices']:7d} slices")
-        print(f"left out: {manifest['left_out']['other_contrasts']} volumes of other brain "
-              f"contrasts, {manifest['left_out']['unused_knee']} spare knee volumes")
+        _print_manifest(manifest, Path(args.data_root))
         print(f"manifest written to {out}")
+        return 0
+    if args.command == "results":
+        return _results(args)
+    if args.command == "check-gpu":
+        from .runs.gpu_check import check
+
+        check(device="cuda", bf16=args.bf16)
         return 0
     if args.command == "book":
         from .book import build
@@ -200,7 +293,18 @@ def run(args) -> int:
             check_writable(Path(args.results))
         return build(scale=args.scale, device=args.device, results_dir=args.results)
     _check_run(args)
+    from .runs.plan import cpu_warning
+
+    warning = cpu_warning(args.scale, args.device)
+    if warning:
+        print(warning, file=sys.stderr)
     lab = _lab(args)
+    if args.command == "evaluate" and args.checkpoint:
+        return _evaluate_checkpoint(lab, args)
+    if args.command in ("export", "reconstruct"):
+        return _takeaway(lab, args)
+    if not (args.command == "evaluate" and args.model == "zero-filled"):
+        _announce(lab, _job(lab, args), args.command == "evaluate")
     if args.command == "train":
         record = lab.train(args.model)
     elif args.command == "unlearn":
@@ -216,6 +320,145 @@ def run(args) -> int:
             record = lab.train(args.model or "original")
     if int(os.environ.get("RANK", "0")) == 0:  # under torchrun, one rank prints
         _print_record(record, args.json)
+    return 0
+
+
+def _print_manifest(manifest: dict, data_root: Path) -> None:
+    """The split's counts, the rule that made it, and what it left out."""
+    from . import data
+
+    for name, c in data.split_counts(manifest).items():
+        print(f"{name:11s} {c['volumes']:5d} volumes {c['slices']:7d} slices")
+    rule = manifest.get("rule", "random")
+    print(f"rule: {rule}: {data.RULES[rule]}")
+    found = data.release_folders_found(data_root) if data_root.is_dir() else []
+    if rule == "random" and found:
+        print(f"note: {', '.join(found)} found, but the release rule needs all four of "
+              f"{', '.join(data.RELEASE_FOLDERS)}")
+    left = manifest["left_out"]
+    print(f"left out: {left['other_contrasts']} volumes of other brain contrasts, "
+          f"{left['unused_knee']} spare knee volumes"
+          + (f", {left['unused_test']} spare test volumes, "
+             f"{left['outside_release_folders']} files outside the release folders (not read)"
+             if rule == "release" else ""))
+
+
+def _job(lab, args):
+    """The job a train / unlearn / evaluate / export / reconstruct command names."""
+    if args.command == "train":
+        return lab.job(args.model)
+    if args.method:
+        epochs = _integer(getattr(args, "unlearn_epochs", None))
+        return lab.job(args.method, _number(args.retain_fraction), _number(args.gamma),
+                       _number(args.lam), epochs)
+    return lab.job(args.model or "original")
+
+
+def _announce(lab, job, notice: bool) -> None:
+    """Before a job that is not stored: on stderr, that it will run now (``notice``) and, for
+    a long one, what it will take."""
+    from .runs.plan import LONG_SECONDS, plan
+
+    if lab.stored(job) is not None or int(os.environ.get("WORLD_SIZE", "1")) > 1:
+        return
+    if notice:
+        print(f"erase: no stored run of {job.kind} {job.name} (scale {lab.profile.name}, seed "
+              f"{lab.seed}) in {lab.results}; running it now", file=sys.stderr)
+    estimate = plan(lab, job)
+    if estimate.seconds >= LONG_SECONDS or lab.profile.name == "paper":
+        print(estimate.line(), file=sys.stderr)
+
+
+def _record_of(lab, args) -> dict:
+    job = _job(lab, args)
+    _announce(lab, job, True)
+    return lab.run(job)
+
+
+def _takeaway(lab, args) -> int:
+    """export: the weights and FILE.json; reconstruct: the files, scored by fastMRI."""
+    from .runs import export
+    from .runs.evaluate import ACCURACY
+
+    if args.command == "export":
+        record = _record_of(lab, args)
+        info = export.export_model(lab, record, Path(args.out))
+        if args.json:
+            print(json.dumps(info, sort_keys=True))
+            return 0
+        s = info["metrics"] or {}
+        print(f"wrote {args.out} ({info['parameters']:,} parameters) and "
+              f"{export.sidecar(Path(args.out))}: {record['name']}, run {record['key']}, "
+              f"commit {info['git_commit'] or 'unknown'}")
+        print(f"load it with: fastmri.models.VarNet(**{info['varnet']})"
+              f".load_state_dict(torch.load({str(args.out)!r}))")
+        if s:
+            print(f"its metrics: BTA {s['bta_psnr']:.2f} dB / {s['bta_ssim']:.3f}   KTA "
+                  f"{s['kta_psnr']:.2f} dB / {s['kta_ssim']:.3f}   UA {s['ua_psnr']:.2f} dB / "
+                  f"{s['ua_ssim']:.3f}")
+        return 0
+    accuracy = {split: name for name, split in ACCURACY.items()}[args.split]
+    if args.model == "zero-filled":
+        model, record = None, lab.zero_filled()
+    else:
+        record = _record_of(lab, args)
+        model = lab.load_model(record)
+    out = Path(args.out)
+    files = export.write_reconstructions(model, lab.dataset(args.split), out, lab.device,
+                                         baseline=model is None)
+    targets = _targets(lab, args.split)
+    scores = export.fastmri_scores(targets, out)
+    ours = record["metrics"][accuracy]
+    if args.json:
+        print(json.dumps({"files": [str(f) for f in files], "targets": str(targets),
+                          "fastmri": scores, "erase": {m: ours[m] for m in
+                                                       ("psnr", "ssim", "nmse")}},
+                         sort_keys=True))
+        return 0
+    print(f"wrote {len(files)} reconstructions of {args.split} by {record['name']} to {out}")
+    print(f"fastMRI's evaluation (fastmri.evaluate.evaluate, mean +/- 2 std over "
+          f"{len(files)} volumes) against {targets}:")
+    print(export.scores_table(scores))
+    print(f"erase's {accuracy.upper()} for the same model: PSNR {ours['psnr']:.6g}, SSIM "
+          f"{ours['ssim']:.6g}, NMSE {ours['nmse']:.6g}")
+    return 0
+
+
+def _targets(lab, split: str) -> Path:
+    from . import data
+
+    return data.split_folder(lab.manifest, split, lab.data_root, lab.results / "work")
+
+
+def _evaluate_checkpoint(lab, args) -> int:
+    from .runs.export import evaluate_exported
+
+    record = evaluate_exported(lab, Path(args.checkpoint))
+    info = record.get("export") or {}
+    if info.get("data", {}).get("manifest") not in (None, lab.manifest_key):
+        print(f"erase: note: {args.checkpoint} was exported from a run on split "
+              f"{info['data']['manifest']}; this is split {lab.manifest_key}", file=sys.stderr)
+    _print_record(record, args.json)
+    return 0
+
+
+def _results(args) -> int:
+    """Every record of the store as one tidy CSV."""
+    from .report.downloads import tidy_records
+    from .runs.lab import DEFAULT_RESULTS
+    from .runs.store import Store
+
+    root = Path(args.results) if args.results is not None else DEFAULT_RESULTS
+    if not (root / "runs").is_dir():
+        raise ConfigError(f"{root} holds no results store (no {root / 'runs'}); pass the "
+                          "--results directory that `erase train` or the book wrote")
+    check_writable(Path(args.csv).parent, "--csv file", "choose a writable --csv FILE")
+    records = Store(root).records()
+    frame = tidy_records(records)
+    Path(args.csv).parent.mkdir(parents=True, exist_ok=True)
+    frame.to_csv(args.csv, index=False)
+    print(f"wrote {len(frame)} rows ({len(records)} runs, one row per run and test volume) "
+          f"to {args.csv}")
     return 0
 
 
