@@ -229,6 +229,14 @@ def _lab(args):
                protocol=args.protocol, switches=_switches(args))
 
 
+def _with_audit(lab, record: dict) -> dict:
+    """The record with its forgetting audit (membership inference and distribution tests)
+    against the same seed's oracle, which is trained first if the store lacks it."""
+    from .measures.audit import audit_model
+
+    return {**record, "audit": audit_model(record, lab.train("oracle"))}
+
+
 def _print_record(record: dict, as_json: bool) -> None:
     if as_json:
         slim = {k: v for k, v in record.items() if k not in ("metrics",)}
@@ -318,6 +326,8 @@ def run(args) -> int:
             record = lab.zero_filled()
         else:
             record = lab.train(args.model or "original")
+        if args.model != "zero-filled":
+            record = _with_audit(lab, record)
     if int(os.environ.get("RANK", "0")) == 0:  # under torchrun, one rank prints
         _print_record(record, args.json)
     return 0
