@@ -16,7 +16,7 @@ Conventions (each function says which it follows):
 * every number is judged against the same seed's oracle G-hat, which never saw D_f, never
   against 0 or 1: an unlearned model should look like G-hat. A model whose losses are far
   worse than the oracle's on D_rt and D_ft has not "forgotten": it is "worse everywhere"
-  (``CRITERIA`` and ``category`` say so), even when an attack can no longer find D_f.
+  (``CRITERIA`` and ``categories`` say so), even when an attack can no longer find D_f.
 """
 from __future__ import annotations
 
