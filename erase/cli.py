@@ -401,7 +401,7 @@ def _takeaway(lab, args) -> int:
               f"{export.sidecar(Path(args.out))}: {record['name']}, run {record['key']}, "
               f"commit {info['git_commit'] or 'unknown'}")
         print(f"load it with: fastmri.models.VarNet(**{info['varnet']})"
-              f".load_state_dict(torch.load({str(args.out)!r}))")
+              f".load_state_dict(torch.load({str(args.out)!r}, weights_only=True))")
         if s:
             print(f"its metrics: BTA {s['bta_psnr']:.2f} dB / {s['bta_ssim']:.3f}   KTA "
                   f"{s['kta_psnr']:.2f} dB / {s['kta_ssim']:.3f}   UA {s['ua_psnr']:.2f} dB / "

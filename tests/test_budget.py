@@ -108,7 +108,7 @@ def test_a_large_synthesis_says_what_it_takes(tmp_path, capsys, monkeypatch):
 
 
 def test_plan_of_a_job_counts_its_runs_and_times_a_step(lab, trained):
-    job = lab.job("FT", retain_fraction=0.5)
+    job = lab.job("FT", retain_fraction=0.57)
     estimate = plan_lib.plan(lab, job, step_seconds=2.0)
     assert estimate.runs == ("unlearn FT",)  # G is stored: only the job itself
     assert estimate.slices == lab.cost(job)
@@ -138,14 +138,14 @@ def test_durations_read_well():
 
 def test_a_long_run_says_what_it_will_take_before_it_starts(lab, trained, capsys, monkeypatch):
     monkeypatch.setattr(plan_lib, "LONG_SECONDS", 0.0)  # every run counts as long
-    code = main(["unlearn", "--method", "FT", "--retain-fraction", "0.3", "--scale", "smoke",
+    code = main(["unlearn", "--method", "FT", "--retain-fraction", "0.37", "--scale", "smoke",
                  "--results", str(lab.results), "--json"])
     err = capsys.readouterr().err
     assert code == 0
     assert re.search(r"^plan: unlearn FT: \d[\d,]* training slices in \d[\d,]* steps and "
                      r"\d[\d,]* evaluated; about \d+ s on cpu \(a step took .* s here\)$",
                      err, re.M), err
-    code = main(["unlearn", "--method", "FT", "--retain-fraction", "0.3", "--scale", "smoke",
+    code = main(["unlearn", "--method", "FT", "--retain-fraction", "0.37", "--scale", "smoke",
                  "--results", str(lab.results), "--json"])
     assert code == 0 and "plan:" not in capsys.readouterr().err  # stored: nothing to run
 

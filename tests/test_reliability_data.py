@@ -96,9 +96,9 @@ BROKEN = {
                      f"reconstruction_rss has shape ({SLICES}, 16, 32) but kspace has {SLICES} "
                      "slices and the header's recon matrix is (32, 32)"),
     "brain-no-knee": (lambda r, f: shutil.rmtree(r / "knee"),
-                      "found 0 knee volumes"),
+                      "brain AXT2 and 0 knee volumes"),
     "knee-no-brain": (lambda r, f: shutil.rmtree(r / "brain"),
-                      "found 0 brain AXT2 volumes"),
+                      "found 0 brain AXT2 and"),
 }
 
 

@@ -63,6 +63,8 @@ def tidy_records(records) -> pd.DataFrame:
                 "manifest": config.get("manifest")}
         base.update({k: v for k, v in knobs.items() if k not in base})
         for accuracy, summary in (record.get("metrics") or {}).items():
+            if not isinstance(summary, dict):  # not a split's metrics
+                continue
             for volume, values in sorted((summary.get("per_volume") or {}).items()):
                 rows.append({**base, "accuracy": accuracy,
                              "split": SPLIT_OF.get(accuracy, accuracy), "volume": volume,
