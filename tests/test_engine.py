@@ -15,7 +15,8 @@ import torch
 
 from erase.config import PROTOCOLS, ConfigError, replace
 from erase.runs import engine
-from erase.runs.engine import Loop, load_start, make_fabric, run_loop, save_atomic
+from erase.runs.engine import (Loop, epoch_steps, load_start, make_fabric, run_loop,
+                               save_atomic)
 from erase.runs.evaluate import METRICS, summarise, volume_metrics
 from erase.runs.methods import METHODS
 from erase.runs.models import build_model
@@ -446,8 +447,16 @@ def test_torchrun_two_processes_trains_like_one(lab, trained, tmp_path):
     record = lines[0]
     assert set(record) >= {"key", "config", "summary", "timing"}
     assert record["key"] == trained["oracle"]["key"]  # same config as the single-process run
-    assert record["timing"]["steps"] == trained["oracle"]["timing"]["steps"]
-    assert record["timing"]["samples"] == trained["oracle"]["timing"]["samples"]
+    # each rank takes its half of every epoch's steps (equal counts, or DDP would hang: an
+    # odd last step is left out), so together they push through one process's epoch
+    n, batch = len(lab.dataset("retain")), lab.train_config.batch_size
+    plans = [epoch_steps(0, n, lab.seed, e, batch) for e in range(lab.train_config.epochs)]
+    kept = [plan[:2 * (len(plan) // 2)] for plan in plans]
+    assert record["timing"]["steps"] == sum(len(plan) for plan in kept)
+    assert record["timing"]["samples"] == sum(len(r) for plan in kept for _, r in plan)
+    assert trained["oracle"]["timing"]["steps"] == sum(len(plan) for plan in plans)
+    assert trained["oracle"]["timing"]["samples"] - record["timing"]["samples"] <= \
+        lab.train_config.epochs * batch
     assert all(math.isfinite(v) for v in record["summary"].values())
     assert all(math.isfinite(h["loss"]) for h in record["history"])
     stored = json.loads((results / "runs" / record["key"] / "record.json").read_text())

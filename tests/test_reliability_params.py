@@ -174,7 +174,8 @@ def test_chapter_unknown_parameter_names_the_known_ones(tmp_path):
     with pytest.raises(ConfigError) as err:
         chapter.setup(ns, set(), known=("seeds", "workers"))
     assert str(err.value) == ("unknown parameter(s) Scale, bogus: this chapter knows scale, "
-                              "device, data_root, seed, results_dir, seeds, workers")
+                              "device, data_root, seed, results_dir, protocol, switches, seeds, "
+                              "workers")
     assert not (tmp_path / "results").exists()
 
 
