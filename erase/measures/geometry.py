@@ -13,8 +13,8 @@ import time
 
 import torch
 
-from ..runs.engine import (batch_of, epoch_steps, load_start, make_optimizer, make_scheduler,
-                           optimizer_step)
+from ..runs.engine import (Loop, batch_of, epoch_plan, load_start, make_optimizer,
+                           make_scheduler, optimizer_step, prepare, step_knobs)
 from ..runs.methods import ReconstructionLoss, step_terms
 
 
@@ -49,7 +49,8 @@ def trace(lab, method: str, steps: int | None = None, **knobs) -> list[dict]:
 
 def _replay(lab, job, steps: int | None) -> list[dict]:
     """The loop's first epoch of ``job``, step by step: same inputs (``Lab.inputs``), same
-    order and masks (``engine.epoch_steps``, ``engine.batch_of``), same terms and same step
+    parts (``engine.prepare``: a weight mask, a teacher), same order and masks
+    (``engine.epoch_plan``, ``engine.batch_of``), same terms and same step
     (``engine.optimizer_step``) from the same checkpoint, with measurements in between."""
     oracle = lab.run(lab.job("oracle"))
     lab.run(lab.job("original"))
@@ -64,25 +65,30 @@ def _replay(lab, job, steps: int | None) -> list[dict]:
     axis = theta_hat - theta_g
     row, protocol = inputs.row, lab.protocol
     loss_fn = ReconstructionLoss(lab.train_config.loss, lab.train_config.l1_weight)
+    loop = Loop(method=row, forget=inputs.forget, retain=inputs.retain, epochs=inputs.epochs,
+                train=lab.train_config, seed=lab.seed, checkpoint=None, protocol=protocol,
+                gamma=inputs.gamma, lam=inputs.lam, start_from=inputs.start_from,
+                knobs=inputs.knobs, teacher_from=inputs.teacher_from,
+                forget_epochs=inputs.forget_epochs)
+    parts = prepare(loop, model, optimizer, loss_fn, fabric)
     params = [p for p in model.parameters() if p.requires_grad]
     noise = torch.Generator().manual_seed(lab.seed * 1_000_003)
-    n_forget = len(inputs.forget) if row.forget != "none" else 0
-    n_retain = len(inputs.retain) if inputs.retain is not None else 0
-    plan = epoch_steps(n_forget, n_retain, lab.seed, 0, lab.train_config.batch_size,
-                       protocol.steps)
+    plan = epoch_plan(loop, 0)
+    total = sum(len(epoch_plan(loop, e)) for e in range(loop.epochs))
     random_masks = protocol.training_masks == "random"
     rows = []
     model.train()
     for step, (f_indices, r_indices) in enumerate(plan[:steps]):
         f = batch_of(inputs.forget, f_indices, fabric, (lab.seed, 0, 0) if random_masks else None)
         r = batch_of(inputs.retain, r_indices, fabric, (lab.seed, 0, 1) if random_masks else None)
-        terms = step_terms(row, model, loss_fn, f, r, protocol=protocol, gamma=inputs.gamma,
-                           lam=inputs.lam, generator=noise)
+        terms = step_terms(row, model, loss_fn, f, r, generator=noise,
+                           **step_knobs(loop, parts, step, total))
         entry = {"step": step + 1, "method": job.name}
         if "forget" in terms and "retain" in terms:
             g_f, g_r = _gradient(terms["forget"], params), _gradient(terms["retain"], params)
             entry["cosine"] = float(torch.nn.functional.cosine_similarity(g_f, g_r, dim=0))
-        optimizer_step(fabric, model, optimizer, sum(terms.values()), lab.train_config.grad_clip)
+        optimizer_step(fabric, model, optimizer, sum(terms.values()), lab.train_config.grad_clip,
+                       parts.mask)
         delta = _flat([p.detach() for p in model.parameters()]) - theta_g
         along = float(delta @ axis / (axis @ axis))
         entry["toward_oracle"] = along

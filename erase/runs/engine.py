@@ -5,12 +5,19 @@ samples, which penalty, which retain data), the protocol's switches, the data se
 starting checkpoint. The loop below is meant to be read in one sitting; Lightning Fabric takes
 care of the device, precision, multi-process DDP and checkpoint I/O.
 
+Rows beyond the paper add parts through three hooks, each driven by a field of the row:
+``prepare`` before the epochs (at G: SalUn's weight mask, SSD's dampening), the teacher's
+outputs as an extra input of every step (SCRUB), and the weight mask applied to the gradient
+after the backward pass (``optimizer_step``). A row that ``trains`` nothing (SSD) is its
+prepare and zero epochs.
+
 Determinism: the order of each epoch is drawn from (seed, epoch), a random training mask from
 (seed, epoch, slice) and the noisy labels from (seed, epoch), so a run resumed from its last
 checkpoint ends bit-identical (on CPU) to a run that was never interrupted.
 """
 from __future__ import annotations
 
+import copy
 import os
 import time
 from dataclasses import dataclass, field
@@ -23,7 +30,8 @@ from torch.utils.data import default_collate
 from tqdm import tqdm
 
 from ..config import ConfigError, Protocol, TrainConfig
-from .methods import Method, ReconstructionLoss, step_loss
+from .methods import (Method, ReconstructionLoss, dampen, fisher_importance, gradient_sum,
+                      l1_weight_at, saliency_mask, step_loss, trainable)
 from .store import checkpoint_errors
 
 if TYPE_CHECKING:  # Lightning is imported only when a run trains: reading results stays fast
@@ -55,6 +63,21 @@ class Loop:
     oracle_order_of: int | None = None
     evaluate: Callable | None = None  # model -> metrics, called after every epoch
     progress: bool = True
+    knobs: dict = field(default_factory=dict)  # the row's own knobs (Method.knobs), as given
+    teacher_from: Path | None = None  # the teacher's checkpoint (a row with a teacher: G's)
+    # forget slices are read only in the first ``forget_epochs`` epochs (None: in every one)
+    forget_epochs: int | None = None
+
+
+@dataclass
+class Parts:
+    """What a row adds to the plain loop, made once before the epochs (``prepare``)."""
+
+    mask: list | None = None  # SalUn's m, one boolean tensor per weight tensor
+    teacher: torch.nn.Module | None = None  # a frozen model (SCRUB: G)
+    selected: list | None = None  # SSD's dampened weights, one boolean tensor per weight tensor
+    samples: int = 0  # slices read to make them
+    seconds: float = 0.0
 
 
 def make_fabric(device: str = "cpu", precision: str = "32-true") -> Fabric:
@@ -138,6 +161,88 @@ def _insert_extra_items(base: list, extra: list, seed) -> list:
     return merged
 
 
+def epoch_plan(loop: Loop, epoch: int, rank: int = 0, world: int = 1) -> list:
+    """The steps of one epoch of ``loop``: ``epoch_steps`` over the data the row reads in that
+    epoch (no steps for a row that does not train; no forget slices for a row without a forget
+    term, or after its ``forget_epochs``)."""
+    if not loop.method.trains:
+        return []
+    reads_forget = (loop.forget is not None and loop.method.forget != "none"
+                    and (loop.forget_epochs is None or epoch < loop.forget_epochs))
+    n_forget = len(loop.forget) if reads_forget else 0
+    n_retain = len(loop.retain) if loop.retain is not None else 0
+    return epoch_steps(n_forget, n_retain, loop.seed, epoch, loop.train.batch_size,
+                       loop.protocol.steps, loop.oracle_order_of, rank, world)
+
+
+def prepare_reads(row: Method, n_forget: int, n_retain: int) -> int:
+    """Slices a row's ``prepare`` reads: Df for SalUn's saliency, Df and Dr' for SSD."""
+    return {"saliency": n_forget, "dampen": n_forget + n_retain}.get(row.prepare, 0)
+
+
+# ------------------------------------------------------------------ the row's parts
+
+
+def prepare(loop: Loop, model, optimizer, loss_fn, fabric) -> Parts:
+    """Make a row's parts at the starting point (G), before any epoch.
+
+    ``saliency`` (SalUn): m = 1 on the top ``saliency`` fraction of |sum over Df of grad J|.
+    Adam's first moment of the masked weights is zeroed too: with a zero gradient from then on
+    it stays zero, so Adam moves them by exactly nothing (G's momentum would move them on).
+    ``dampen`` (SSD): I_f on Df, I_D on Dr' and Df, theta dampened where I_f > alpha I_D.
+    A ``teacher`` is a frozen copy of the model loaded from ``loop.teacher_from``.
+    Slices are read with their fixed (evaluation) masks, one pass each.
+    """
+    row, parts = loop.method, Parts()
+    net = getattr(model, "module", model)  # the plain module: no DDP hooks, same weights
+    started = time.perf_counter()
+    if row.teacher != "none":
+        parts.teacher = load_teacher(loop.teacher_from, net)
+    if row.prepare == "saliency":
+        gradients, parts.samples = gradient_sum(
+            net, loss_fn, _in_order(loop.forget, loop.train.batch_size, fabric))
+        parts.mask = saliency_mask(gradients, loop.knobs["saliency"])
+        state = getattr(optimizer, "optimizer", optimizer).state
+        for p, m in zip(trainable(net), parts.mask):
+            if "exp_avg" in state.get(p, {}):
+                state[p]["exp_avg"].masked_fill_(~m, 0)
+    elif row.prepare == "dampen":
+        i_f, n_f = fisher_importance(net, loss_fn, _in_order(loop.forget, 1, fabric))
+        i_r, n_r = fisher_importance(net, loss_fn, _in_order(loop.retain, 1, fabric))
+        i_d = [(n_f * f + n_r * r) / (n_f + n_r) for f, r in zip(i_f, i_r)]  # over Dr' and Df
+        parts.selected = dampen(net, i_f, i_d, loop.knobs["alpha"], loop.knobs["dampening"])
+        parts.samples = n_f + n_r
+    elif row.prepare != "none":
+        raise ConfigError(f"unknown prepare {row.prepare!r} of method {row.name}")
+    if row.prepare != "none":
+        parts.seconds = time.perf_counter() - started
+    return parts
+
+
+def _in_order(dataset, size: int, fabric):
+    """Every slice of ``dataset`` once, in order, in batches of ``size`` (fixed masks)."""
+    for i in range(0, len(dataset), size):
+        yield batch_of(dataset, list(range(i, min(i + size, len(dataset)))), fabric)
+
+
+def load_teacher(path: Path, model) -> torch.nn.Module:
+    """A frozen copy of ``model`` with the weights of checkpoint ``path`` (strictly)."""
+    teacher = copy.deepcopy(model)
+    with checkpoint_errors(path, f"delete {Path(path).parent} to retrain the model it came from"):
+        teacher.load_state_dict(torch.load(path, map_location="cpu", weights_only=True)["model"])
+    return teacher.eval().requires_grad_(False)
+
+
+def step_knobs(loop: Loop, parts: Parts, step: int, total: int) -> dict:
+    """The keyword arguments of ``methods.step_terms`` at global step ``step`` of ``total``."""
+    knobs = {"protocol": loop.protocol, "gamma": loop.gamma, "lam": loop.lam}
+    if parts.teacher is not None:
+        knobs.update(teacher=parts.teacher, distance=loop.knobs.get("distance", "ssim"))
+    if loop.method.penalty == "l1_decay":
+        knobs["alpha"] = l1_weight_at(loop.knobs["alpha"], step, total)
+    return knobs
+
+
 # ------------------------------------------------------------------ one step
 
 
@@ -156,11 +261,17 @@ def make_scheduler(optimizer, protocol: Protocol):
                       "'constant'")
 
 
-def optimizer_step(fabric: Fabric, model, optimizer, loss, grad_clip: float) -> None:
-    """Backward, clip the gradient norm (the paper's 0.5), Adam step: the loop's and the
-    replay's (``measures.geometry``) one way of taking a step."""
+def optimizer_step(fabric: Fabric, model, optimizer, loss, grad_clip: float,
+                   mask: list | None = None) -> None:
+    """Backward, (a row's weight mask m: the gradient of the weights outside it set to zero),
+    clip the gradient norm (the paper's 0.5), Adam step: the loop's and the replay's
+    (``measures.geometry``) one way of taking a step."""
     optimizer.zero_grad(set_to_none=True)
     fabric.backward(loss)
+    if mask is not None:
+        for p, m in zip(trainable(model), mask):
+            if p.grad is not None:
+                p.grad.masked_fill_(~m, 0)
     fabric.clip_gradients(model, optimizer, max_norm=grad_clip)
     optimizer.step()
 
@@ -214,22 +325,25 @@ def run_loop(loop: Loop, model: torch.nn.Module, fabric: Fabric) -> dict:
         load_start(fabric, loop.start_from, model, optimizer, scheduler)
     model, optimizer = fabric.setup(model, optimizer)
     loss_fn = ReconstructionLoss(loop.train.loss, loop.train.l1_weight).to(fabric.device)
+    parts = prepare(loop, model, optimizer, loss_fn, fabric)  # at G, also when resuming
     state = {"model": model, "optimizer": optimizer, "epoch": 0, "history": [],
-             "train_seconds": 0.0, "steps": 0, "samples": 0}
+             "train_seconds": parts.seconds, "steps": 0, "samples": 0}
+    if loop.method.prepare != "none":  # slices every rank read to prepare, and how long
+        state.update(prepare_samples=parts.samples, prepare_seconds=parts.seconds)
     if scheduler is not None:
         state["scheduler"] = scheduler
-    if Path(loop.checkpoint).exists():
+    if Path(loop.checkpoint).exists():  # resumed: the checkpoint's timing counts the prepare
         with checkpoint_errors(loop.checkpoint):
             fabric.load(loop.checkpoint, state, weights_only=True)
-    n_forget = len(loop.forget) if loop.forget is not None and loop.method.forget != "none" else 0
-    n_retain = len(loop.retain) if loop.retain is not None else 0
+    elif loop.epochs == 0:  # nothing to train (SSD): the prepared model is the result
+        save_atomic(fabric, loop.checkpoint, state)
     random_masks = loop.protocol.training_masks == "random"
+    total_steps = (sum(len(epoch_plan(loop, e, fabric.global_rank, fabric.world_size))
+                   for e in range(loop.epochs)) if loop.method.penalty == "l1_decay" else 0)
 
     for epoch in range(state["epoch"], loop.epochs):
         model.train()
-        plan = epoch_steps(n_forget, n_retain, loop.seed, epoch, loop.train.batch_size,
-                           loop.protocol.steps, loop.oracle_order_of, fabric.global_rank,
-                           fabric.world_size)
+        plan = epoch_plan(loop, epoch, fabric.global_rank, fabric.world_size)
         noise = torch.Generator().manual_seed(loop.seed * 1_000_003 + epoch)
         lr = optimizer.param_groups[0]["lr"]
         bar = tqdm(plan, desc=f"{loop.method.name} epoch {epoch + 1}/{loop.epochs}",
@@ -240,10 +354,9 @@ def run_loop(loop: Loop, model: torch.nn.Module, fabric: Fabric) -> dict:
                               (loop.seed, epoch, 0) if random_masks else None)
             retain = batch_of(loop.retain, r_indices, fabric,
                               (loop.seed, epoch, 1) if random_masks else None)
-            loss, _ = step_loss(loop.method, model, loss_fn, forget, retain,
-                                protocol=loop.protocol, gamma=loop.gamma, lam=loop.lam,
-                                generator=noise)
-            optimizer_step(fabric, model, optimizer, loss, loop.train.grad_clip)
+            loss, _ = step_loss(loop.method, model, loss_fn, forget, retain, generator=noise,
+                                **step_knobs(loop, parts, state["steps"], total_steps))
+            optimizer_step(fabric, model, optimizer, loss, loop.train.grad_clip, parts.mask)
             losses.append(float(loss.detach()))
             state["steps"] += 1
             state["samples"] += len(f_indices) + len(r_indices)
@@ -260,4 +373,5 @@ def run_loop(loop: Loop, model: torch.nn.Module, fabric: Fabric) -> dict:
         save_atomic(fabric, loop.checkpoint, state)
     return {"history": state["history"], "train_seconds": state["train_seconds"],
             "steps": state["steps"] * fabric.world_size,
-            "samples": state["samples"] * fabric.world_size}
+            "samples": state["samples"] * fabric.world_size + state.get("prepare_samples", 0),
+            "prepare_seconds": state.get("prepare_seconds", 0.0), "parts": parts}

@@ -20,7 +20,7 @@ import time
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from contextlib import nullcontext
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import dataclass, field, replace
 from multiprocessing import get_context
 from pathlib import Path
 
@@ -30,9 +30,9 @@ from .. import data as data_lib
 from ..config import (ConfigError, check_choice, check_int, config_hash, get_protocol,
                       get_scale, to_dict)
 from ..data.synthetic import stamp_of, synthesize
-from .engine import ENGINE_VERSION, Loop, epoch_steps, make_fabric, run_loop
+from .engine import ENGINE_VERSION, Loop, epoch_steps, make_fabric, prepare_reads, run_loop
 from .evaluate import ACCURACY, brief, evaluate_dataset, evaluate_model
-from .methods import METHODS_VERSION, Method, get_method, validate_knobs
+from .methods import Method, get_method, hashed, row_knobs, validate_knobs, version_of
 from .models import build_model, count_parameters
 from .store import Store, check_writable, checkpoint_errors, environment
 
@@ -74,6 +74,9 @@ class Inputs:
     gamma: float | None = None
     lam: float = 0.0
     extra: dict = field(default_factory=dict)
+    knobs: dict = field(default_factory=dict)  # the row's own knobs (Method.knobs)
+    teacher_from: Path | None = None  # a row with a teacher: G's checkpoint
+    forget_epochs: int | None = None  # forget slices only in the first that many epochs
 
 
 class Lab:
@@ -164,11 +167,14 @@ class Lab:
 
     # ------------------------------------------------------------ jobs
 
-    def job(self, name: str, retain_fraction=None, gamma=None, lam=None, epochs=None) -> Job:
+    def job(self, name: str, retain_fraction=None, gamma=None, lam=None, epochs=None,
+            **own) -> Job:
         """The job that trains ``oracle`` / ``original`` or unlearns with method ``name``.
 
         Knobs a row does not use are dropped (FT at gamma 1 is FT), so they never split the
-        store; Retrain is the oracle's training job.
+        store; Retrain is the oracle's training job. ``own``: the knobs of rows beyond the
+        paper (``methods.ROW_KNOBS``: saliency, alpha, dampening, distance, max_epochs), each
+        kept only for the rows that name it; a row that does not train runs 0 epochs.
         """
         if name in MODELS:
             return Job("train", name)
@@ -183,7 +189,8 @@ class Lab:
         row = get_method(name)
         used = {"retain_fraction": fraction if row.retain == "subset" else None,
                 "gamma": gamma_ if row.penalty == "l1" else None,
-                "lam": lam_ if row.forget == "noisy_label" else None, "epochs": epochs}
+                "lam": lam_ if row.forget == "noisy_label" else None,
+                "epochs": epochs if row.trains else 0, **row_knobs(row, own)}
         return Job("unlearn", name, tuple(sorted(used.items())))
 
     def config(self, job: Job) -> dict:
@@ -194,8 +201,8 @@ class Lab:
             protocol = {k: getattr(self.protocol, k) for k in TRAINING_SWITCHES}
             return {"kind": "train", "which": job.name, **order, "protocol": protocol,
                     **self._common()}
-        return {"kind": "unlearn", "method": asdict(get_method(job.name)),
-                "methods_version": METHODS_VERSION, "knobs": job.knob,
+        return {"kind": "unlearn", "method": hashed(get_method(job.name)),
+                "methods_version": version_of(job.name), "knobs": job.knob,
                 "protocol": to_dict(self.protocol),
                 "start": config_hash(self.config(Job("train", "original"))), **self._common()}
 
@@ -216,9 +223,12 @@ class Lab:
         elif row.retain == "none":
             retain = None
         start = self.store.run_dir(config_hash(self.config(Job("train", "original"))))
-        return Inputs(row, self.dataset("forget"), retain, knobs["epochs"],
-                      start_from=start / "checkpoint.ckpt", gamma=knobs["gamma"],
-                      lam=knobs["lam"] or 0.0)
+        g = start / "checkpoint.ckpt"
+        return Inputs(row, self.dataset("forget"), retain, knobs["epochs"], start_from=g,
+                      gamma=knobs["gamma"], lam=knobs["lam"] or 0.0,
+                      knobs={k: knobs[k] for k, _ in row.knobs},
+                      teacher_from=g if row.teacher == "G" else None,
+                      forget_epochs=knobs.get("max_epochs"))
 
     def cost(self, job: Job) -> int:
         """Slices a job will push through the network (its cost, known before it runs), from
@@ -233,9 +243,15 @@ class Lab:
         if row.retain == "subset":  # Dr', drawn as the run will draw it
             n_retain = len(data_lib.retain_subset(slices["retain"], knobs["retain_fraction"],
                                                   self.seed))
-        plan = epoch_steps(n_forget, n_retain, self.seed, 0, self.train_config.batch_size,
-                           self.protocol.steps)
-        return knobs["epochs"] * sum(len(f) + len(r) for f, r in plan)
+
+        def epoch_cost(n_f):
+            plan = epoch_steps(n_f, n_retain, self.seed, 0, self.train_config.batch_size,
+                               self.protocol.steps)
+            return sum(len(f) + len(r) for f, r in plan)
+
+        with_forget = min(knobs["epochs"], knobs.get("max_epochs", knobs["epochs"]))
+        return (prepare_reads(row, slices["forget"], n_retain) + with_forget * epoch_cost(n_forget)
+                + (knobs["epochs"] - with_forget) * epoch_cost(0))
 
     def stored(self, job: Job) -> dict | None:
         record = self.store.get(self.config(job))
@@ -249,9 +265,10 @@ class Lab:
         return self.run(Job("train", which))
 
     def unlearn(self, method: str, retain_fraction=None, gamma=None, lam=None,
-                epochs=None) -> dict:
-        """Unlearn Df from G with ``method`` (Retrain gives the oracle), or reuse the result."""
-        return self.run(self.job(method, retain_fraction, gamma, lam, epochs))
+                epochs=None, **own) -> dict:
+        """Unlearn Df from G with ``method`` (Retrain gives the oracle), or reuse the result;
+        ``own``: the knobs of rows beyond the paper (see ``job``)."""
+        return self.run(self.job(method, retain_fraction, gamma, lam, epochs, **own))
 
     def run(self, job: Job) -> dict:
         """The record of a job: from the store, or run now (G first, when unlearning needs it)."""
@@ -306,7 +323,8 @@ class Lab:
                         checkpoint=run_dir / "checkpoint.ckpt", protocol=self.protocol,
                         gamma=inputs.gamma, lam=inputs.lam, start_from=inputs.start_from,
                         oracle_order_of=inputs.oracle_order_of, evaluate=evaluate,
-                        progress=self.progress)
+                        progress=self.progress, knobs=inputs.knobs,
+                        teacher_from=inputs.teacher_from, forget_epochs=inputs.forget_epochs)
             started = time.perf_counter()
             result = run_loop(loop, model, fabric)
             if fabric.is_global_zero:
@@ -329,6 +347,8 @@ class Lab:
             "timing": {"train_seconds": result["train_seconds"], "steps": result["steps"],
                        "samples": result["samples"],
                        "samples_per_second": result["samples"] / max(result["train_seconds"], 1e-9),
+                       **({"prepare_seconds": result["prepare_seconds"]}
+                          if result.get("prepare_seconds") else {}),
                        "eval_seconds": time.perf_counter() - eval_start,
                        "wall_seconds": time.perf_counter() - started},
             "environment": environment(), "finished": time.time(),
