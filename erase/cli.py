@@ -4,6 +4,7 @@
     erase manifest --data-root DIR [--out FILE]
     erase train    --model oracle|original
     erase unlearn  --method NL-FT [--retain-fraction F] [--gamma G] [--lambda L]
+                   [--saliency K] [--alpha A] [--dampening D] [--distance ssim|l1] [--max-epochs E]
     erase evaluate [--model oracle|original | --method NAME ... | --checkpoint FILE]
     erase export   --model oracle|original | --method NAME  --out FILE
     erase reconstruct --model oracle|original|zero-filled | --method NAME
@@ -30,6 +31,17 @@ from .runs.store import StoreError, check_writable
 
 
 SWITCH_FLAGS = {name: " or ".join(values) for name, values in SWITCHES.items() if values}
+# The knobs of the methods beyond the paper (methods.ROW_KNOBS): flag, help
+OWN_KNOBS = {
+    "saliency": ("--saliency", "SalUn: fraction of the weights it updates, those with the largest "
+                               "|grad J| summed over Df at G (default 0.5)"),
+    "alpha": ("--alpha", "SSD: dampen a weight where I_f > alpha * I_D (default 10); l1-sparse: "
+                         "the l1 weight at the first step, falling linearly to 0 (default 5e-4)"),
+    "dampening": ("--dampening", "SSD: lambda, theta *= min(lambda * I_D / I_f, 1) (default 1)"),
+    "distance": ("--distance", "SCRUB: distance to the teacher G, ssim (1 - SSIM, default) or l1"),
+    "max_epochs": ("--max-epochs", "SCRUB: epochs with max-steps on Df (default 2); later "
+                                   "epochs read no forget slice"),
+}
 TAKEAWAY_SPLITS = ("brain_test", "knee_test", "forget")
 # Filled in when help is shown (the method table imports torch, which `erase synth` need not).
 METHODS_HELP = "{methods}"
@@ -84,6 +96,19 @@ def _common(parser: argparse.ArgumentParser) -> None:
                             help=f"protocol switch: {choices}")
 
 
+def _own_knobs(parser: argparse.ArgumentParser) -> None:
+    for name, (flag, text) in OWN_KNOBS.items():
+        parser.add_argument(flag, dest=name, default=None, help=text)
+
+
+def _own(args) -> dict:
+    """The methods' own knobs given on the command line (numbers where they parse)."""
+    given = {name: getattr(args, name, None) for name in OWN_KNOBS}
+    given["max_epochs"] = _integer(given["max_epochs"])
+    return {k: v if k in ("distance", "max_epochs") else _number(v)
+            for k, v in given.items() if v is not None}
+
+
 def parser() -> argparse.ArgumentParser:
     top = _Parser(prog="erase", description=__doc__.split("\n\n")[0])
     sub = top.add_subparsers(dest="command", required=True, parser_class=_Parser)
@@ -113,6 +138,7 @@ def parser() -> argparse.ArgumentParser:
     _method_flags(p, required=True)
     p.add_argument("--unlearn-epochs", default=None,
                    help="unlearning epochs (default: the protocol's 5)")
+    _own_knobs(p)
     _common(p)
 
     p = sub.add_parser("evaluate", help="BTA / KTA / UA of a trained or unlearned model")
@@ -121,12 +147,14 @@ def parser() -> argparse.ArgumentParser:
     _method_flags(p)
     p.add_argument("--checkpoint", default=None,
                    help="a file written by `erase export`: evaluate it on the current split")
+    _own_knobs(p)
     _common(p)
 
     p = sub.add_parser("export", help="write a trained or unlearned model as a plain state "
                                       "dict for fastmri.models.VarNet, with FILE.json")
     p.add_argument("--model", default=None, help="oracle or original")
     _method_flags(p)
+    _own_knobs(p)
     p.add_argument("--out", required=True,
                    help="the weights file to write (its description goes to FILE.json)")
     _common(p)
@@ -135,6 +163,7 @@ def parser() -> argparse.ArgumentParser:
                                            "prediction format and score them with fastMRI")
     p.add_argument("--model", default=None, help="oracle, original or zero-filled")
     _method_flags(p)
+    _own_knobs(p)
     p.add_argument("--split", default="brain_test",
                    help="brain_test (default), knee_test or forget")
     p.add_argument("--out", required=True, help="directory for one .h5 file per volume")
@@ -178,7 +207,7 @@ def _check_run(args) -> None:
     """Refuse a bad model, method or knob before the Lab writes anything (data, manifest)."""
     from .config import check_choice, check_int
     from .runs.lab import DEFAULT_KNOBS, MODELS
-    from .runs.methods import validate_knobs
+    from .runs.methods import get_method, row_knobs, validate_knobs
 
     if args.command == "train":
         check_choice("model", args.model, MODELS)
@@ -194,6 +223,7 @@ def _check_run(args) -> None:
                  "lam": _number(args.lam)}
         knobs = {**DEFAULT_KNOBS, **{k: v for k, v in given.items() if v is not None}}
         validate_knobs(args.method, knobs["retain_fraction"], knobs["gamma"], knobs["lam"])
+        row_knobs(get_method(args.method), _own(args))
     if args.command in ("train", "unlearn", "evaluate", "export", "reconstruct"):
         get_protocol(args.protocol, **_switches(args))
 
@@ -317,11 +347,11 @@ def run(args) -> int:
         record = lab.train(args.model)
     elif args.command == "unlearn":
         record = lab.unlearn(args.method, _number(args.retain_fraction), _number(args.gamma),
-                             _number(args.lam), _integer(args.unlearn_epochs))
+                             _number(args.lam), _integer(args.unlearn_epochs), **_own(args))
     else:  # evaluate
         if args.method:
             record = lab.unlearn(args.method, _number(args.retain_fraction),
-                                 _number(args.gamma), _number(args.lam))
+                                 _number(args.gamma), _number(args.lam), **_own(args))
         elif args.model == "zero-filled":
             record = lab.zero_filled()
         else:
@@ -360,7 +390,7 @@ def _job(lab, args):
     if args.method:
         epochs = _integer(getattr(args, "unlearn_epochs", None))
         return lab.job(args.method, _number(args.retain_fraction), _number(args.gamma),
-                       _number(args.lam), epochs)
+                       _number(args.lam), epochs, **_own(args))
     return lab.job(args.model or "original")
 
 
