@@ -123,7 +123,7 @@ def test_train_without_json_prints_a_summary_line(results_dir, trained, capsys):
 
 
 @pytest.mark.parametrize("argv,words", [
-    (["unlearn", "--method", "SCRUB"], "unknown method 'SCRUB'"),
+    (["unlearn", "--method", "SISA"], "unknown method 'SISA'"),
     (["unlearn", "--method", "FT", "--retain-fraction", "2"], "retain fraction"),
     (["unlearn", "--method", "NL", "--lambda", "-1"], "lambda"),
     (["train", "--model", "teacher"], "unknown model 'teacher'"),

@@ -28,7 +28,7 @@ CASES = {
                      "unknown arch 'transformer': choose one of varnet, unet"),
     "unknown method": (["unlearn", "--scale", "smoke", "--method", "Bogus"],
                        "unknown method 'Bogus': choose one of Retrain, FT, Full FT, GA-l1, NL, "
-                       "GA-l1-FT, NL-FT"),
+                       "GA-l1-FT, NL-FT, SalUn, SSD, SCRUB, l1-sparse"),
     "unknown device": (["train", "--scale", "smoke", "--device", "tpu"],
                        "unknown device 'tpu': choose one of cpu, cuda"),
     "retain fraction 0": (["unlearn", "--scale", "smoke", "--method", "FT",
@@ -156,7 +156,8 @@ def test_cli_subprocess_exit_code_and_no_traceback(tmp_path):
                           env=env, timeout=120)
     assert proc.returncode == 2
     assert proc.stderr.strip() == ("erase: error: unknown method 'Bogus': choose one of "
-                                   "Retrain, FT, Full FT, GA-l1, NL, GA-l1-FT, NL-FT")
+                                   "Retrain, FT, Full FT, GA-l1, NL, GA-l1-FT, NL-FT, SalUn, SSD, "
+                                   "SCRUB, l1-sparse")
     assert "Traceback" not in proc.stderr and proc.stdout == ""
     assert list(tmp_path.iterdir()) == [], "nothing may be written (no _output either)"
 
