@@ -243,7 +243,7 @@ def test_toc_order_and_plain_pages(mini_root):
     assert book.select(docs, ["02"]) == ["book/02_fails"]
     with pytest.raises(book.BookError):
         book.select(docs, ["09"])
-    assert CHAPTERS[0] == "book/01_introduction" and len(CHAPTERS) == 7
+    assert CHAPTERS[0] == "book/01_introduction" and len(CHAPTERS) == 9
 
 
 def test_failing_chapter_stops_the_build_with_its_cell_and_error(mini_root, tmp_path,

@@ -62,8 +62,8 @@ def scheduler_acted(records: dict) -> bool:
 
 def run(lab: Lab, seeds, methods=ABLATED_METHODS, workers: int = 2, baseline: dict | None = None,
         **knobs) -> dict:
-    """{(switch, method, seed): record} for each flip, plus ("code", method, seed) runs, and
-    {"skipped": {switch: why}} for flips that cannot change anything here."""
+    """{"runs": {(switch, method, seed): record} for each flip and ("code", method, seed),
+    "skipped": {switch: why}} for flips that cannot change anything here."""
     labs = labs_for(lab, seeds)
     jobs = [(("code", m, l.seed), l, l.job(m, **knobs)) for l in labs for m in methods]
     code_records = dict(zip([k for k, _, _ in jobs],
@@ -83,28 +83,28 @@ def run(lab: Lab, seeds, methods=ABLATED_METHODS, workers: int = 2, baseline: di
             flipped += [((switch, m, l.seed), other, other.job(m, **knobs)) for m in methods]
     records = dict(zip([k for k, _, _ in flipped],
                        run_many([(l, j) for _, l, j in flipped], workers)))
-    return {**code_records, **records, "skipped": skipped}
+    return {"runs": {**code_records, **records}, "skipped": skipped}
 
 
 def table(results: dict, methods=ABLATED_METHODS) -> list[dict]:
     """Per flip and method: BTA, KTA, UA (mean over seeds) and their change from the code
     protocol, paired by seed, with 95% intervals."""
-    rows = []
+    rows, runs = [], results["runs"]
     switches = ["code"] + [s for s, _ in flips() if s not in results["skipped"]]
     for switch in switches:
         for m in methods:
-            seeds = sorted(s for (k, mm, s) in results if k == switch and mm == m)
+            seeds = sorted(s for (k, mm, s) in runs if k == switch and mm == m)
             if not seeds:
                 continue
             row = {"switch": switch, "method": m, "seeds": len(seeds)}
             for acc in ("bta", "kta", "ua"):
                 col = f"{acc}_psnr"
-                values = [results[(switch, m, s)]["summary"][col] for s in seeds]
+                values = [runs[(switch, m, s)]["summary"][col] for s in seeds]
                 row[acc.upper()] = interval(values)
                 if switch != "code":
                     row[f"{acc.upper()} change"] = interval(
-                        [results[(switch, m, s)]["summary"][col] -
-                         results[("code", m, s)]["summary"][col] for s in seeds])
+                        [runs[(switch, m, s)]["summary"][col] -
+                         runs[("code", m, s)]["summary"][col] for s in seeds])
             rows.append(row)
     return rows
 
