@@ -204,8 +204,8 @@ def prepare(loop: Loop, model, optimizer, loss_fn, fabric) -> Parts:
         parts.mask = saliency_mask(gradients, loop.knobs["saliency"])
         state = getattr(optimizer, "optimizer", optimizer).state
         for p, m in zip(trainable(net), parts.mask):
-            if "exp_avg" in state.get(p, {}):
-                state[p]["exp_avg"].masked_fill_(~m, 0)
+            if "exp_avg" in state.get(p, {}):  # (G's state may sit on another device)
+                state[p]["exp_avg"].masked_fill_(~m.to(state[p]["exp_avg"].device), 0)
     elif row.prepare == "dampen":
         i_f, n_f = fisher_importance(net, loss_fn, _in_order(loop.forget, 1, fabric))
         i_r, n_r = fisher_importance(net, loss_fn, _in_order(loop.retain, 1, fabric))
