@@ -12,7 +12,7 @@ import pandas as pd
 from scipy import stats
 
 from ..runs.lab import Lab, run_many
-from ..runs.methods import UNLEARNING, get_method
+from ..runs.methods import BEYOND, UNLEARNING, get_method
 
 ABLATION_METHODS = ("FT", "NL-FT", "GA-l1-FT")
 # One knob per method beyond the paper, and the values its sweep tries (on one seed, before the
@@ -81,6 +81,32 @@ def sweep(lab: Lab, method: str, knob: str | None = None, values=None, workers: 
     jobs = [(x, lab.job(method, **{**knobs, knob: x})) for x in values]
     records = run_many([(lab, job) for _, job in jobs], workers)
     return {x: r for (x, _), r in zip(jobs, records)}
+
+
+def closest_to_oracle(sweep_records: dict, oracle: dict) -> object:
+    """The knob value whose run ends closest to the oracle: smallest |BTA - BTA(G-hat)| +
+    |KTA - KTA(G-hat)| (the same rule as the lambda sweep's), the first on a tie."""
+    def distance(record):
+        s, o = record["summary"], oracle["summary"]
+        return abs(s["bta_psnr"] - o["bta_psnr"]) + abs(s["kta_psnr"] - o["kta_psnr"])
+    return min(sweep_records, key=lambda x: distance(sweep_records[x]))
+
+
+def beyond(labs: list[Lab], methods=BEYOND, workers: int = 2) -> tuple[dict, dict, dict]:
+    """The methods beyond the paper on every Lab, each at the knob value its sweep on the first
+    Lab's seed chose (``closest_to_oracle``), declared before the other seeds run.
+
+    Returns ({(method, seed): record}, {method: (knob, value)}, {method: sweep records})."""
+    first = labs[0]
+    oracle = first.run(first.job("oracle"))
+    sweeps, chosen = {}, {}
+    for m in methods:
+        knob, _ = SWEEPS[m]
+        sweeps[m] = sweep(first, m, workers=workers)
+        chosen[m] = (knob, closest_to_oracle(sweeps[m], oracle))
+    jobs = [(lab, m, lab.job(m, **{chosen[m][0]: chosen[m][1]})) for lab in labs for m in methods]
+    records = run_many([(lab, job) for lab, _, job in jobs], workers)
+    return {(m, lab.seed): r for (lab, m, _), r in zip(jobs, records)}, chosen, sweeps
 
 
 # ------------------------------------------------------------------ frames
