@@ -14,7 +14,7 @@ from dataclasses import fields
 import numpy as np
 
 from ..config import PROTOCOLS, Protocol
-from ..runs.lab import Lab, run_many
+from ..runs.lab import TRAINING_SWITCHES, Lab, run_many
 from .regime import rate_drops
 from .study import interval, labs_for
 
@@ -60,11 +60,15 @@ def scheduler_acted(records: dict) -> bool:
     return any(rate_drops(r["history"]) for r in records.values())
 
 
-def run(lab: Lab, seeds, methods=ABLATED_METHODS, workers: int = 2, baseline: dict | None = None,
+def run(lab: Lab, seeds, methods=ABLATED_METHODS, workers: int = 2, training_seeds=None,
         **knobs) -> dict:
     """{"runs": {(switch, method, seed): record} for each flip and ("code", method, seed),
-    "skipped": {switch: why}} for flips that cannot change anything here."""
+    "skipped": {switch: why}} for flips that cannot change anything here.
+
+    A flip of a switch that acts on training retrains G for every seed it runs on; it runs on
+    ``training_seeds`` (default: all ``seeds``), the others on ``seeds``."""
     labs = labs_for(lab, seeds)
+    training_seeds = set(seeds if training_seeds is None else training_seeds)
     jobs = [(("code", m, l.seed), l, l.job(m, **knobs)) for l in labs for m in methods]
     code_records = dict(zip([k for k, _, _ in jobs],
                             run_many([(l, j) for _, l, j in jobs], workers)))
@@ -79,6 +83,8 @@ def run(lab: Lab, seeds, methods=ABLATED_METHODS, workers: int = 2, baseline: di
                                "the same computation")
             continue
         for l in labs:
+            if switch in TRAINING_SWITCHES and l.seed not in training_seeds:
+                continue
             other = Lab(**{**l.settings(), "protocol": l.protocol, "switches": {switch: value}})
             flipped += [((switch, m, l.seed), other, other.job(m, **knobs)) for m in methods]
     records = dict(zip([k for k, _, _ in flipped],
