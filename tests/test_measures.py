@@ -84,7 +84,8 @@ def test_records_carry_per_slice_hallucination_scores(lab, trained):
 
 def test_figure_one_picks_the_slice_of_largest_excess(lab, trained):
     records = {"oracle": trained["oracle"], "original": trained["original"], "NL-FT": trained["original"]}
-    _, _, info = panels.figure_one(lab, records)
+    images, errors, zoom, info = panels.figure_one(lab, records)
+    assert [len(f.data) for f in (images, errors, zoom)] == [4, 3, 4]  # oracle in the first row
     excess = {f: np.asarray(s) - np.asarray(trained["oracle"]["metrics"]["bta"]["hallucination"][f])
               for f, s in trained["original"]["metrics"]["bta"]["hallucination"].items()}
     assert info["excess"] == pytest.approx(max(e.max() for e in excess.values()))

@@ -352,11 +352,21 @@ def test_text_and_code_protocols_give_different_unlearning_keys(labs):
     assert code.protocol == CODE and text.protocol == TEXT
     for method in ("FT", "NL-FT", "GA-l1-FT", "NL"):
         assert unlearn_key(code, method) != unlearn_key(text, method), method
-    assert code.config(code.job("NL-FT"))["protocol"] == to_dict(CODE)
-    assert text.config(text.job("NL-FT"))["protocol"] == to_dict(TEXT)
+    # every switch but the unlearning length, which the run's own "epochs" knob holds
+    without_length = lambda p: {k: v for k, v in to_dict(p).items() if k != "unlearn_epochs"}  # noqa: E731
+    assert code.config(code.job("NL-FT"))["protocol"] == without_length(CODE)
+    assert text.config(text.job("NL-FT"))["protocol"] == without_length(TEXT)
+    assert code.config(code.job("NL-FT"))["knobs"]["epochs"] == CODE.unlearn_epochs
     # the text trains its own G and G-hat (fixed masks, constant rate)
     assert train_key(code) != train_key(text) and train_key(code, "oracle") != \
         train_key(text, "oracle")
+
+
+def test_one_unlearning_length_is_one_key_however_it_is_asked_for(labs):
+    """--unlearn-epochs 3 and the protocol switch unlearn_epochs=3 are the same computation."""
+    code, switched = labs("code"), labs("code", unlearn_epochs=3)
+    assert unlearn_key(switched, "NL-FT") == config_hash(code.config(code.job("NL-FT", epochs=3)))
+    assert unlearn_key(switched, "NL-FT") != unlearn_key(code, "NL-FT")
 
 
 @pytest.mark.parametrize("switch", UNLEARNING_SWITCHES)
@@ -423,7 +433,10 @@ def test_the_command_line_runs_either_protocol_under_its_own_key(results_dir, tr
     assert text["key"] != code["key"]
     for name, record in records.items():
         assert record["key"] == config_hash(record["config"])
-        assert record["config"]["protocol"] == to_dict(PROTOCOLS[name])
+        # every switch but the length, which the run's "epochs" knob holds
+        assert record["config"]["protocol"] == {k: v for k, v in to_dict(PROTOCOLS[name]).items()
+                                                if k != "unlearn_epochs"}
+        assert record["config"]["knobs"]["epochs"] == PROTOCOLS[name].unlearn_epochs
         assert record["config"]["method"]["name"] == "NL-FT"
         assert all(math.isfinite(v) for v in record["summary"].values())
         assert len(record["history"]) == PROTOCOLS[name].unlearn_epochs

@@ -82,6 +82,10 @@ def run(lab: Lab, seeds, methods=ABLATED_METHODS, workers: int = 2, training_see
                                "(training or unlearning), so its schedule and a constant rate are "
                                "the same computation")
             continue
+        if switch in TRAINING_SWITCHES and not training_seeds & {l.seed for l in labs}:
+            skipped[switch] = ("not run in this build: it retrains G on every seed it runs on "
+                               "(pass the seeds as training_seeds)")
+            continue
         for l in labs:
             if switch in TRAINING_SWITCHES and l.seed not in training_seeds:
                 continue

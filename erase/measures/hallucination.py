@@ -12,6 +12,22 @@ from scipy import ndimage
 from ..runs.slice_scores import highpass
 
 
+def scores_of(record: dict) -> dict[str, np.ndarray]:
+    """{fname: per-slice hallucination scores} on the brain test set, from a run's record."""
+    return {f: np.asarray(v) for f, v in record["metrics"]["bta"]["hallucination"].items()}
+
+
+def excess_slices(record: dict, reference: dict) -> np.ndarray:
+    """Per brain test slice, a model's hallucination score minus the reference's (pp)."""
+    scores, ref = scores_of(record), scores_of(reference)
+    return np.concatenate([scores[f] - ref[f] for f in sorted(scores)])
+
+
+def excess_over(record: dict, reference: dict) -> float:
+    """A model's mean hallucination excess over the reference (the oracle), in pp."""
+    return float(excess_slices(record, reference).mean())
+
+
 def worst_slice(excess: dict[str, np.ndarray]) -> tuple[str, int, float]:
     """(fname, slice, value) where a model's excess over the oracle is largest."""
     fname = max(excess, key=lambda f: excess[f].max())

@@ -18,24 +18,30 @@ COLORS = {"Oracle (G-hat)": "#1b9e77", "oracle": "#1b9e77", "G": "#d95f02", "ori
 
 
 def image_row(images, titles, *, zmax=None, error_zmax=None, errors=(), height=300,
-              boxes=None, title=None) -> go.Figure:
+              boxes=None, title=None, each_scale: bool = False) -> go.Figure:
     """Images side by side; indices in ``errors`` use a shared error colour scale.
 
     ``boxes`` maps a column index to (row0, row1, col0, col1), drawn as a red rectangle
-    (where the paper circles hallucinations).
+    (where the paper circles hallucinations). ``each_scale``: every image on its own grey
+    scale (for images of different kinds or magnitudes, such as coil images beside k-space),
+    and no intensity bar, since the panels share none.
     """
     n = len(images)
     fig = make_subplots(rows=1, cols=n, subplot_titles=titles, horizontal_spacing=0.01)
-    zmax = zmax if zmax is not None else max(float(np.max(im)) for i, im in enumerate(images)
-                                             if i not in errors)
+    if each_scale:
+        zmax = None
+    else:
+        zmax = zmax if zmax is not None else max(
+            (float(np.max(im)) for i, im in enumerate(images) if i not in errors), default=None)
     if errors:
         error_zmax = error_zmax or max(float(np.max(images[i])) for i in errors)
     for i, image in enumerate(images):
         is_error = i in errors
+        top = error_zmax if is_error else (float(np.max(image)) or 1.0) if each_scale else zmax
         fig.add_trace(go.Heatmap(
             z=np.flipud(image), colorscale="Inferno" if is_error else "Gray",
-            zmin=0, zmax=error_zmax if is_error else zmax,
-            showscale=(i == n - 1 and is_error) or (i == 0 and not is_error),
+            zmin=0, zmax=top,
+            showscale=(i == n - 1 and is_error) or (i == 0 and not is_error and not each_scale),
             colorbar=dict(len=0.9, x=1.0 if is_error else -0.02, xanchor="left" if is_error else "right",
                           thickness=10,
                           title="|error|" if is_error else "intensity"),

@@ -12,22 +12,16 @@ from torch.utils.data import Subset
 
 from . import figures
 from ..runs.evaluate import reconstruct_volumes, slice_names
-from ..measures.hallucination import error_box, worst_slice
-
-
-def scores_of(record: dict) -> dict[str, np.ndarray]:
-    """{fname: per-slice hallucination scores} on the brain test set, from a run's record."""
-    return {f: np.asarray(v) for f, v in record["metrics"]["bta"]["hallucination"].items()}
+from ..measures.hallucination import error_box, excess_slices, scores_of, worst_slice
 
 
 def hallucination_table(records: dict, reference: str = "oracle") -> pd.DataFrame:
     """Mean and max per-slice score of each model, and its excess over the reference."""
-    scores = {name: scores_of(r) for name, r in records.items()}
-    ref = scores[reference]
     rows = {}
-    for name, per_volume in scores.items():
+    for name, record in records.items():
+        per_volume = scores_of(record)
         values = np.concatenate([per_volume[f] for f in sorted(per_volume)])
-        excess = np.concatenate([per_volume[f] - ref[f] for f in sorted(per_volume)])
+        excess = excess_slices(record, records[reference])
         rows[name] = {"mean score (%)": float(values.mean()), "max score (%)": float(values.max()),
                       "mean excess over oracle (pp)": float(excess.mean()),
                       "slices worse than oracle (%)": float(100 * (excess > 0).mean())}
@@ -54,10 +48,13 @@ def knee_example(lab, records: dict) -> dict:
 
 
 def figure_one(lab, records: dict, original="original", unlearned="NL-FT", reference="oracle"):
-    """Target, G, |G error|, G^U, |G^U error| on G's worst slice, with the region boxed.
+    """Figure 1 on G's worst slice: the images, then their errors, then a zoom.
 
+    Returns (images figure: target, G-hat, G, G^U; errors figure: |G-hat - target|,
+    |G - target|, |G^U - target| on one colour scale with the window where G's fine error
+    exceeds the oracle's most boxed; zoom figure: that window, half the image wide; info).
     The slice is picked from the scores stored with the runs; only its volume is
-    reconstructed. Returns (full figure, zoom figure, info) where info names the slice.
+    reconstructed.
     """
     scores = {name: scores_of(records[name]) for name in (original, unlearned, reference)}
     excess = {f: scores[original][f] - scores[reference][f] for f in scores[original]}
@@ -65,41 +62,65 @@ def figure_one(lab, records: dict, original="original", unlearned="NL-FT", refer
     volume = volume_reconstructions(lab, {n: records[n] for n in scores}, fname)
     target = volume[original][0][index]
     g, gu, ref = (volume[n][1][index] for n in (original, unlearned, reference))
-    box = error_box(target, g, ref, size=max(8, target.shape[0] // 5))
-    err_g, err_u = np.abs(g - target), np.abs(gu - target)
+    box = error_box(target, g, ref, size=max(8, target.shape[0] // 2))
+    errors = [np.abs(x - target) for x in (ref, g, gu)]
     zmax = float(target.max())
-    titles = ["target", "G", "|G - target|", f"G^U ({unlearned})", f"|G^U - target|"]
-    full = figures.image_row([target, g, err_g, gu, err_u], titles, zmax=zmax,
-                             errors=(2, 4), error_zmax=float(max(err_g.max(), err_u.max())),
-                             boxes={1: [box], 2: [box], 3: [box], 4: [box]}, height=320)
+    images = figures.image_row([target, ref, g, gu],
+                               ["target", "G-hat (oracle)", "G", f"G^U ({unlearned})"],
+                               zmax=zmax, boxes={2: [box]}, height=330)
+    error_row = figures.image_row(errors, ["|G-hat - target|", "|G - target|",
+                                           f"|G^U - target|"],
+                                  errors=(0, 1, 2), error_zmax=float(max(e.max() for e in errors)),
+                                  boxes={1: [box]}, height=330)
     r0, r1, c0, c1 = box
     crop = lambda im: im[r0:r1, c0:c1]  # noqa: E731
     zoom = figures.image_row([crop(target), crop(ref), crop(g), crop(gu)],
-                             ["target (zoom)", "G-hat (zoom)", "G (zoom)", f"G^U (zoom)"],
-                             zmax=zmax, height=280)
+                             ["target (zoom)", "G-hat (zoom)", "G (zoom)", "G^U (zoom)"],
+                             zmax=zmax, height=330)
     info = {"file": fname, "slice": index, "excess": value,
             "score_G": float(scores[original][fname][index]),
             "score_oracle": float(scores[reference][fname][index]),
             "score_unlearned": float(scores[unlearned][fname][index]), "box": box}
-    return full, zoom, info
+    return images, error_row, zoom, info
 
 
-def acquisition_views(sample) -> dict:
-    """What one slice looks like along the acquisition: coil images, k-space, mask, inputs.
+def acquisition_views(split, index: int) -> dict:
+    """What one slice looks like along the acquisition, for teaching: the fully sampled coil
+    images and k-space, the mask, what is measured, the zero-filled input and the target.
 
-    ``sample`` is a VarNetSample (from ``Lab.dataset(...)[i]``).
+    ``split`` is an ``erase.data.Split`` (``Lab.dataset(...)``); its raw k-space gives the
+    fully sampled views, its evaluation sample the measured ones.
     """
     import fastmri
-    import torch
 
+    from ..data.simulate import ifft2c
     from ..runs.models import zero_filled as zero_filled_image
 
+    kspace = split.raw[index][0]  # [coils, rows, cols], complex, fully sampled
+    sample = split[index]
     masked = sample.masked_kspace
-    coils = fastmri.complex_abs(fastmri.ifft2c(masked)).numpy()
     batch = sample._replace(masked_kspace=masked.unsqueeze(0), target=sample.target.unsqueeze(0))
-    zf = zero_filled_image(batch)[0].numpy()
-    kspace_log = np.log1p(fastmri.complex_abs(masked[0]).numpy() / (float(sample.max_value) * 1e-3))
-    mask = sample.mask.reshape(-1).numpy().astype(float)
-    return {"target": sample.target.numpy(), "zero_filled": zf, "kspace_log": kspace_log,
-            "mask_columns": mask, "coil_images": coils,
-            "sampled": int(mask.sum()), "columns": int(mask.size)}
+    scale = float(sample.max_value) * 1e-3  # log(1 + |k| / scale): k-space spans decades
+    columns = sample.mask.reshape(-1).numpy().astype(float)
+    return {"target": sample.target.numpy(),
+            "zero_filled": zero_filled_image(batch)[0].numpy(),
+            "coil_images": np.abs(ifft2c(kspace)),
+            "undersampled_coil_images": fastmri.complex_abs(fastmri.ifft2c(masked)).numpy(),
+            "kspace_log": np.log1p(np.abs(kspace[0]) / scale),
+            "masked_kspace_log": np.log1p(fastmri.complex_abs(masked[0]).numpy() / scale),
+            "mask": np.broadcast_to(columns, kspace.shape[-2:]).copy(),
+            "sampled": int(columns.sum()), "columns": int(columns.size)}
+
+
+def zero_filled_psnr(lab, split: str, acceleration: int, center_fraction: float | None = None) -> float:
+    """Mean PSNR (per volume, as everywhere) of the zero-filled input of a split, if it had been
+    acquired at another acceleration: the split's full k-space under that equispaced mask."""
+    from dataclasses import replace
+
+    from ..data.loading import Split
+    from ..runs.evaluate import evaluate_dataset
+
+    config = replace(lab.data_config, acceleration=acceleration,
+                     center_fraction=center_fraction or lab.data_config.center_fraction)
+    data = lab.dataset(split)
+    return evaluate_dataset(None, Split(data.raw, config, data.in_memory), baseline=True)["psnr"]

@@ -140,8 +140,13 @@ def epoch_steps(n_forget: int, n_retain: int, seed: int, epoch: int, batch_size:
                 for j in range(0, len(stream), batch_size)]
     else:
         raise ConfigError(f"unknown steps {steps!r}: choose 'alternating' or 'paired'")
-    per_rank = len(plan) // world
-    return plan[rank * per_rank:(rank + 1) * per_rank] if world > 1 else plan
+    if world == 1:
+        return plan
+    # equal steps per rank (or DDP waits forever), every slice trained: the plan is padded with
+    # its first steps, as torch's DistributedSampler pads its indices
+    per_rank = -(-len(plan) // world)
+    padded = plan + plan[:per_rank * world - len(plan)]
+    return padded[rank * per_rank:(rank + 1) * per_rank]
 
 
 def _insert_extra(base: np.ndarray, extra: np.ndarray, seed) -> np.ndarray:

@@ -158,12 +158,16 @@ class Lab:
         return model.to(self.device).eval()
 
     def _common(self) -> dict:
+        # Under torchrun, each of the processes takes its share of every epoch's steps and the
+        # gradients are averaged: a different computation, so a different key.
+        world = int(os.environ.get("WORLD_SIZE", "1"))
         return {"manifest": self.manifest_key, "seed": self.seed,
                 "loading": {"acceleration": self.data_config.acceleration,
                             "center_fraction": self.data_config.center_fraction,
                             "mask": self.data_config.mask},
                 "model": to_dict(self.model_config), "train": to_dict(self.train_config),
-                "engine": ENGINE_VERSION, "precision": self.precision}
+                "engine": ENGINE_VERSION, "precision": self.precision,
+                **({"processes": world} if world > 1 else {})}
 
     # ------------------------------------------------------------ jobs
 
@@ -203,7 +207,8 @@ class Lab:
                     **self._common()}
         return {"kind": "unlearn", "method": hashed(get_method(job.name)),
                 "methods_version": version_of(job.name), "knobs": job.knob,
-                "protocol": to_dict(self.protocol),
+                "protocol": {k: v for k, v in to_dict(self.protocol).items()
+                             if k != "unlearn_epochs"},  # the knob "epochs" holds its value
                 "start": config_hash(self.config(Job("train", "original"))), **self._common()}
 
     def inputs(self, job: Job) -> Inputs:
