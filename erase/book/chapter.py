@@ -34,6 +34,9 @@ def setup(namespace: dict, before: set, known=(), **lab_options):
         raise ConfigError(f"unknown parameter(s) {', '.join(extra)}: this chapter knows "
                           f"{', '.join(known)}")
     offline.enable()
+    import pandas as pd
+
+    pd.set_option("display.max_colwidth", None)  # the book's tables show whole sentences
     return Lab(scale=namespace["scale"], device=namespace["device"],
                data_root=namespace["data_root"], seed=namespace["seed"],
                results_dir=namespace["results_dir"], protocol=namespace.get("protocol", "code"),
