@@ -58,16 +58,22 @@ def table2(records: dict, methods, train_epochs: int) -> pd.DataFrame:
                                ("BTA SSIM", "bta_ssim"), ("KTA SSIM", "kta_ssim")):
                 values = np.array([h[k]["metrics"][key] for h in histories])
                 row[label] = pm(values.mean(), values.std(), key.split("_")[1])
-            paper_epoch = 50 + epoch
-            row["paper epoch"] = paper_epoch
-            for col, key in (("paper BTA PSNR", "bta_psnr"), ("paper KTA PSNR", "kta_psnr")):
-                try:
-                    row[col] = pm(paper.value(2, method, key, epoch=paper_epoch),
-                                  paper.value(2, method, f"{key}_std", epoch=paper_epoch), "psnr")
-                except KeyError:
-                    row[col] = "–"
+            row["paper epoch"] = 50 + epoch
+            row.update(paper_psnr(2, method, epoch=50 + epoch))
             rows.append(row)
     return pd.DataFrame(rows).set_index(["method", "epoch (ours)"])
+
+
+def paper_psnr(number: int, method: str, **where) -> dict:
+    """The paper's BTA and KTA PSNR (mean ± std) of one row of its Table 2 or 3, or dashes."""
+    out = {}
+    for col, key in (("paper BTA PSNR", "bta_psnr"), ("paper KTA PSNR", "kta_psnr")):
+        try:
+            out[col] = pm(paper.value(number, method, key, **where),
+                          paper.value(number, method, f"{key}_std", **where), "psnr")
+        except KeyError:
+            out[col] = "–"
+    return out
 
 
 def table3(records: dict) -> pd.DataFrame:
@@ -85,12 +91,7 @@ def table3(records: dict) -> pd.DataFrame:
             values = np.array([r["summary"][key] for r in runs])
             row[label] = pm(values.mean(), values.std(), key.split("_")[1])
         row["time (s)"] = round(float(np.mean([r["timing"]["train_seconds"] for r in runs])), 2)
-        for col, key in (("paper BTA PSNR", "bta_psnr"), ("paper KTA PSNR", "kta_psnr")):
-            try:
-                row[col] = pm(paper.value(3, method, key, retain_fraction=fraction),
-                              paper.value(3, method, f"{key}_std", retain_fraction=fraction), "psnr")
-            except KeyError:
-                row[col] = "–"
+        row.update(paper_psnr(3, method, retain_fraction=fraction))
         rows.append(row)
     return pd.DataFrame(rows).set_index(["retain %", "method"])
 
