@@ -125,3 +125,64 @@ def plain_sentences(findings: list[dict], noise: dict) -> list[str]:
 
 def verdict_words(verdict: str) -> str:
     return {HOLDS: "holds", FAILS: "does not hold", UNSURE: "undecided"}[verdict]
+
+
+# ------------------------------------------------------------------ sentences the chapters use
+
+def brain_cost_words(interval) -> str:
+    """Chapter 3: what the interval of BTA(G-hat) - BTA(G) says about mixing anatomies."""
+    mean, lo, hi = interval
+    if lo > 0:
+        return "mixing in knees cost brain quality, the price of sharing capacity with another anatomy"
+    if hi < 0:
+        return "here mixing in knees made brain images better, not worse"
+    return ("with this many seeds we cannot tell whether mixing in knees cost any brain quality "
+            "(the interval holds zero)")
+
+
+NOISE_DOMINANCE = 2.0  # between-seed spread this many times the within-seed error: training
+
+
+def noise_source_words(between: float, within: float) -> str:
+    """Chapter 8: whether training or the test set makes a paired difference move."""
+    if between > NOISE_DOMINANCE * within:
+        return ("training, not the test set, is what makes the numbers move (in a seed, one model "
+                "of the pair is ahead on nearly every test volume), so more test volumes would "
+                "not help; more seeds or longer training would")
+    return "the test volumes contribute a good part of it, so more test data would also help"
+
+
+BRAIN_MARGIN = 1.0  # dB of brain quality a method may give up against NL-FT and still "beat" it
+
+
+def compare_with(records: dict, seeds, methods, reference: str = "NL-FT") -> tuple[list, list]:
+    """Chapter 4's "beyond the paper" comparison: per method (the reference first), the brain
+    cost against the oracle, the share of the knowledge gap removed (95% intervals over seeds)
+    and the time over retraining; and the methods that remove more of the gap than the
+    reference (whole intervals apart) within BRAIN_MARGIN dB of its brain quality."""
+    from .scorecard import SeedView, gap_removed
+    from .study import difference_interval, interval
+
+    oracle_time = float(np.mean([SeedView(records, s)("oracle", "train_seconds") for s in seeds]))
+    rows = []
+    for m in (reference, *methods):
+        rows.append({"method": m,
+                     "BTA below the oracle (dB)": difference_interval(records, "oracle", m, "bta_psnr"),
+                     "share of the gap removed": interval([gap_removed(SeedView(records, s), m)
+                                                           for s in seeds]),
+                     "time / retraining": float(np.mean([SeedView(records, s)(m, "train_seconds")
+                                                         for s in seeds])) / oracle_time})
+    ref = rows[0]
+    better = [r["method"] for r in rows[1:]
+              if r["share of the gap removed"][1] > ref["share of the gap removed"][2]
+              and r["BTA below the oracle (dB)"][2] < ref["BTA below the oracle (dB)"][1] + BRAIN_MARGIN]
+    return rows, better
+
+
+def compare_words(better: list, reference: str = "NL-FT") -> str:
+    if better:
+        return (", ".join(better) + (" removes" if len(better) == 1 else " remove")
+                + f" more of the knowledge gap than {reference} (whole intervals apart) while "
+                f"staying within {BRAIN_MARGIN:g} dB of {reference}'s brain quality")
+    return (f"None of them removes more of the knowledge gap than {reference} with its brain "
+            f"quality within {BRAIN_MARGIN:g} dB of {reference}'s (whole intervals apart)")
