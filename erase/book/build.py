@@ -9,7 +9,9 @@ Steps, in ``_toc.yml`` order (a later chapter reuses what an earlier one trained
    ``_build/notebooks/book/NN_name.ipynb``. A failing chapter stops the build, with the cell
    and the error on stderr and the executed notebook (full traceback) kept for reading.
 2. ``_build/source/`` is assembled: ``_config.yml`` (its repository and launch buttons only
-   when ``repository.url`` is set, see ``book_config``), ``_toc.yml``, ``references.bib``, the
+   when ``repository.url`` is set, see ``book_config``; every page's footer names the commit
+   and date of the build, and a smoke build shows a warning banner on every page, see
+   ``stamp_config``), ``_toc.yml``, ``references.bib``, the
    rest of ``book/`` (``_static``, images, plain pages), the executed notebooks and the CSV
    files the chapters wrote (``erase.report.downloads``: ``_build/downloads/`` goes to
    ``book/_static/downloads/``, next to the HTML). The markdown sources never sit beside
@@ -38,6 +40,11 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent.parent
 CONFIG_FILES = ("_config.yml", "_toc.yml")
 KERNEL = "python3"
+# The chapters' timings so far, rewritten after each chapter, at the path this environment
+# variable names while the book executes (the kernels inherit it): the teaching guide shows them.
+TIMINGS_VARIABLE = "ERASE_BOOK_TIMINGS"
+SMOKE_BANNER = ("Smoke build: tiny models trained for seconds on tiny data; its numbers mean "
+                "nothing. Build the default scale to read the results.")
 _ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
 
 
@@ -270,6 +277,8 @@ def execute(scale: str = "default", device: str = "cpu", results_dir=None, chapt
     kernel = None
     before = os.environ.get(DOWNLOADS_VARIABLE)
     os.environ[DOWNLOADS_VARIABLE] = str(out / "_build" / "downloads")  # the kernels inherit it
+    before_timings = os.environ.get(TIMINGS_VARIABLE)
+    os.environ[TIMINGS_VARIABLE] = str(share_timings(out, scale, device, timings))
     try:
         for i, doc in enumerate(notebooks, 1):
             cwd = (root / doc).parent
@@ -293,6 +302,7 @@ def execute(scale: str = "default", device: str = "cpu", results_dir=None, chapt
             t["seconds"] = time.perf_counter() - started  # a shared kernel's start included
             t["kernel_seconds"] = max(0.0, t["seconds"] - t["cells_seconds"])
             timings[doc] = t
+            share_timings(out, scale, device, timings)
             if not quiet:
                 print(f" {t['seconds']:6.1f} s  (cells {t['cells_seconds']:.1f} s, kernel start "
                       f"and overhead {t['kernel_seconds']:.1f} s)", flush=True)
@@ -303,7 +313,20 @@ def execute(scale: str = "default", device: str = "cpu", results_dir=None, chapt
             os.environ.pop(DOWNLOADS_VARIABLE, None)
         else:
             os.environ[DOWNLOADS_VARIABLE] = before
+        if before_timings is None:
+            os.environ.pop(TIMINGS_VARIABLE, None)
+        else:
+            os.environ[TIMINGS_VARIABLE] = before_timings
     return timings
+
+
+def share_timings(out: Path, scale: str, device: str, timings: dict) -> Path:
+    """Write the chapters' timings so far to ``_build/timings-so-far.json``; return its path."""
+    path = Path(out) / "_build" / "timings-so-far.json"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps({"scale": scale, "device": device, "chapters": timings},
+                               indent=1))
+    return path
 
 
 # --------------------------------------------------------------------------- rendering
@@ -333,6 +356,72 @@ def book_config(config: dict) -> dict:
     return config
 
 
+def source_commit(root: Path) -> str:
+    """The project's commit: ``dd8b3d6``, ``dd8b3d6, modified`` when ``git status`` shows
+    changes (untracked files included), ``not a git checkout`` when ``root`` is not the top of
+    a git work tree (a copy, an archive, or a folder inside another repository)."""
+    def git(*args):
+        return subprocess.run(["git", "-C", str(root), *args], capture_output=True, text=True,
+                              timeout=60)
+
+    try:
+        top = git("rev-parse", "--show-toplevel")
+        if top.returncode != 0 or Path(top.stdout.strip()).resolve() != Path(root).resolve():
+            return "not a git checkout"
+        head = git("rev-parse", "--short", "HEAD")
+        if head.returncode != 0:  # a repository without a commit yet
+            return "not a git checkout"
+        status = git("status", "--porcelain")
+    except FileNotFoundError:
+        return "commit unknown (git is not installed)"
+    except (OSError, subprocess.SubprocessError):
+        return "not a git checkout"
+    commit = head.stdout.strip()
+    return f"{commit}, modified" if status.returncode != 0 or status.stdout.strip() else commit
+
+
+def build_stamp(root: Path, when=None) -> str:
+    """One line for every page's footer: when the book was built, and from which commit."""
+    import datetime as dt
+    import html
+
+    when = (when or dt.datetime.now(dt.timezone.utc)).astimezone(dt.timezone.utc)
+    commit = source_commit(root)
+    if commit.startswith(("not ", "commit unknown")):
+        source = f"({commit})"
+    else:
+        source = "from commit " + commit.replace(", modified", " (modified)")
+    return html.escape(f"Built {when:%Y-%m-%d %H:%M} UTC {source}.")
+
+
+def executed_scales(notebooks) -> set[str]:
+    """The ``scale`` parameters the executed notebooks ran with (papermill's metadata)."""
+    import nbformat
+
+    scales = set()
+    for path in notebooks:
+        parameters = nbformat.read(path, as_version=4).metadata.get("papermill", {}).get(
+            "parameters", {})
+        if parameters.get("scale"):
+            scales.add(str(parameters["scale"]))
+    return scales
+
+
+def stamp_config(config: dict, stamp: str, scales=()) -> dict:
+    """The rendered configuration with the build's stamp first in every page's footer and,
+    when any chapter ran at the ``smoke`` scale, a warning banner at the top of every page."""
+    config = copy.deepcopy(config or {})
+    html = config.setdefault("html", {}) or {}
+    config["html"] = html
+    footer = str(html.get("extra_footer") or "").strip()
+    html["extra_footer"] = f"{stamp} {footer}".strip()
+    if "smoke" in set(scales):
+        html["announcement"] = SMOKE_BANNER
+    else:
+        html.pop("announcement", None)
+    return config
+
+
 def assemble(root: Path | None = None, out: Path | None = None) -> Path:
     """Lay out ``_build/source``: configuration, ``book/`` assets, executed notebooks, and the
     chapters' CSV downloads."""
@@ -349,7 +438,6 @@ def assemble(root: Path | None = None, out: Path | None = None) -> Path:
     for name in CONFIG_FILES:
         shutil.copy2(root / name, source / name)
     config = yaml.safe_load((root / "_config.yml").read_text()) or {}
-    (source / "_config.yml").write_text(yaml.safe_dump(book_config(config), sort_keys=False))
     for bib in config.get("bibtex_bibfiles", []):
         (source / bib).parent.mkdir(parents=True, exist_ok=True)
         shutil.copy2(root / bib, source / bib)
@@ -359,7 +447,7 @@ def assemble(root: Path | None = None, out: Path | None = None) -> Path:
     for folder in folders:
         shutil.copytree(root / folder, source / folder, ignore=shutil.ignore_patterns(
             "*.md", "*.ipynb", "__pycache__", ".ipynb_checkpoints"))
-    missing = []
+    missing, notebooks = [], []
     for doc in documents:
         md = root / f"{doc}.md"
         target = source / doc
@@ -368,11 +456,14 @@ def assemble(root: Path | None = None, out: Path | None = None) -> Path:
             shutil.copy2(md, target.with_suffix(".md"))  # a plain page: rendered as it is
         elif (executed / f"{doc}.ipynb").is_file():
             shutil.copy2(executed / f"{doc}.ipynb", target.with_suffix(".ipynb"))
+            notebooks.append(target.with_suffix(".ipynb"))
         else:
             missing.append(doc)
     if missing:
         raise BookError(f"not executed yet: {', '.join(missing)} (build without `chapters` "
                         "to execute every chapter)")
+    rendered = stamp_config(book_config(config), build_stamp(root), executed_scales(notebooks))
+    (source / "_config.yml").write_text(yaml.safe_dump(rendered, sort_keys=False))
     downloads = out / "_build" / "downloads"
     static = [Path(p) for p in config.get("sphinx", {}).get("config", {}).get(
         "html_static_path", [])]
