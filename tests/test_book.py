@@ -7,8 +7,10 @@
   the build with its cell and error;
 * headless Chromium, with every host name unresolvable, opens every built page over a local
   HTTP server (and the small book's pages as file:// too): each plotly figure must draw,
-  each equation must be typeset by MathJax, no request may leave 127.0.0.1, and no script
-  may throw. Chromium is driven over the DevTools protocol on a pipe (no extra package).
+  each equation must be typeset by MathJax, no request may leave 127.0.0.1, no script may
+  throw, no link may point at a placeholder host or at localhost, and every page of a smoke
+  build must show its warning banner. Chromium is driven over the DevTools protocol on a pipe
+  (no extra package).
 """
 from __future__ import annotations
 
@@ -35,7 +37,8 @@ import pytest
 book = importlib.import_module("erase.book.build")
 
 ROOT = book.ROOT
-CHAPTERS = book.toc_documents(ROOT)
+DOCUMENTS = book.toc_documents(ROOT)  # the chapters, then the pages for readers
+CHAPTERS = [d for d in DOCUMENTS if book.is_notebook(ROOT / f"{d}.md")]  # what executes
 CHROMIUM = next((shutil.which(n) for n in ("chromium", "chromium-browser", "google-chrome")
                  if shutil.which(n)), None)
 # the real chapters train models (minutes at smoke scale): `-m "not slow"` leaves them out
@@ -92,7 +95,7 @@ def rendered(executed):
 
 @slow
 def test_book_renders_every_chapter(rendered):
-    for doc in CHAPTERS:
+    for doc in DOCUMENTS:
         page = rendered / f"{doc}.html"
         assert page.is_file(), f"no page for {doc}"
     assert (rendered / "index.html").is_file()
@@ -243,7 +246,8 @@ def test_toc_order_and_plain_pages(mini_root):
     assert book.select(docs, ["02"]) == ["book/02_fails"]
     with pytest.raises(book.BookError):
         book.select(docs, ["09"])
-    assert CHAPTERS[0] == "book/01_introduction" and len(CHAPTERS) == 9
+    assert [Path(d).name[:3] for d in DOCUMENTS[:9]] == [f"0{i}_" for i in range(1, 10)]
+    assert CHAPTERS[:9] == DOCUMENTS[:9] and CHAPTERS[0] == "book/01_introduction"
 
 
 def test_failing_chapter_stops_the_build_with_its_cell_and_error(mini_root, tmp_path,
@@ -405,6 +409,11 @@ PAGE_STATE = """(() => {
           math: math.length, typeset: math.filter(m => m.querySelector('mjx-container')).length,
           sidebar: !!document.querySelector('#pst-primary-sidebar, .bd-sidebar-primary'),
           search: !!document.querySelector('.search-button, form.bd-search, #search-input'),
+          banner: (document.querySelector('.bd-header-announcement') || {}).innerText || '',
+          footer: (document.querySelector('.extra_footer') || {}).innerText || '',
+          links: [...document.querySelectorAll('a[href], area[href], form[action], iframe[src]')]
+            .map(e => e.getAttribute('href') || e.getAttribute('action')
+                      || e.getAttribute('src')),
           ready: document.readyState, href: location.href};
 })()"""
 
@@ -474,6 +483,17 @@ class _QuietHandler(http.server.SimpleHTTPRequestHandler):
         pass
 
 
+# a link to one of these is a placeholder or a machine of the author's, not a page for readers
+PLACEHOLDER = re.compile(
+    r"^(?:[a-z+.-]+:)?//(?:[^/?#@]*@)?(?:localhost|127(?:\.\d+){3}|0\.0\.0\.0|\[::1?\]"
+    r"|(?:[\w-]+\.)*example(?:\.[a-z]+)?|(?:[\w-]+\.)*(?:invalid|test|localhost))(?:[:/?#]|$)"
+    r"|executablebooks/jupyter-book|your-?(?:org|user|name|repo)|placeholder", re.I)
+
+
+def _placeholder_links(links) -> list[str]:
+    return [u for u in links if u and (PLACEHOLDER.search(u) or "localhost" in u.lower())]
+
+
 def _check_pages(chrome, html: Path, base: str, allowed: str):
     browser, session = chrome
     pages = sorted(p.relative_to(html).as_posix() for p in html.rglob("*.html")
@@ -492,6 +512,9 @@ def _check_pages(chrome, html: Path, base: str, allowed: str):
         off = [u for u in requests if not u.startswith((allowed, "data:", "blob:", "about:"))]
         assert not off, f"{where} requested {off}"
         assert not exceptions, f"{where}: script errors {exceptions}"
+        bad = _placeholder_links(state["links"])
+        assert not bad, f"{where} links to a placeholder host or localhost: {bad}"
+        assert state["footer"].startswith("Built "), f"{where}: no build stamp in the footer"
         seen[rel] = state
     return seen
 
@@ -506,6 +529,9 @@ def test_every_page_of_the_book_works_offline(chrome, rendered):
         server.shutdown()
     assert all(s["sidebar"] and s["search"] for s in seen.values())
     assert sum(s["figures"] for s in seen.values()) >= 1, "the book shows no plotly figure"
+    # a smoke build: every page shows the banner at its top
+    assert all(s["banner"].strip() == book.SMOKE_BANNER for s in seen.values()), {
+        rel: s["banner"] for rel, s in seen.items() if s["banner"].strip() != book.SMOKE_BANNER}
 
 
 @needs_chromium
@@ -524,3 +550,18 @@ def test_small_book_figures_and_math_work_offline(chrome, mini_built, how):
     first = seen["book/01_figures.html"]
     assert first["figures"] == 1 and first["math"] >= 2 and first["typeset"] == first["math"]
     assert seen["book/02_fails.html"]["figures"] == 1  # the glued one
+    assert all(s["banner"].strip() == book.SMOKE_BANNER for s in seen.values())
+    assert "(not a git checkout)" in first["footer"]  # the small book's source is a tmp folder
+
+
+def test_placeholder_links_are_recognised():
+    bad = ["http://localhost:8000/tree", "https://127.0.0.1/x", "//localhost",
+           "https://example.org/x", "https://www.example.com/",
+           "https://github.com/executablebooks/jupyter-book",
+           "https://mybinder.org/v2/gh/your-org/erase/main", "http://[::1]:8888/",
+           "https://hub.test/x"]
+    good = ["../book/02_fails.html", "#section", "https://arxiv.org/abs/2405.15517",
+            "https://github.com/ABiiitH/CorrectiveMachineUnlearningForMRI", "_static/x.csv",
+            "https://doi.org/10.1148/ryai.2020190007", "mailto:someone@uni.ac.uk"]
+    assert _placeholder_links(bad) == bad
+    assert _placeholder_links(good) == []
