@@ -61,22 +61,25 @@ class Capture:
 # protocols. The full smoke-scale keys (seed 0, manifest 850e1a8cde7975be) were checked equal
 # before and after the change too. A deliberate change elsewhere that re-keys every run (a new
 # protocol switch) changes these: recompute them then, never for a change to the new rows.
+# Recomputed once since: the unlearning length left the hashed protocol for the run's own
+# "epochs" knob (one length, one key however it is asked for), which re-keyed every
+# unlearning run; the rows, knobs and METHODS_VERSION did not change.
 HEAD_KEYS = {
     "code": {
-        "default": {"FT": "b3f12fd337fe7757", "Full FT": "ee1a155dba41e4b6",
-                    "GA-l1": "9438ad1f9d2e57ad", "NL": "a0ff7ba59c936bc2",
-                    "GA-l1-FT": "62438513e6186b9d", "NL-FT": "c09faa1123e697bf"},
-        "knobbed": {"FT": "c3656e294ad711d7", "Full FT": "4e5a67b154656c9e",
-                    "GA-l1": "1690e5758ddde519", "NL": "7f7f9d84ccad29f5",
-                    "GA-l1-FT": "235d53eca5f58d1c", "NL-FT": "84178ef2d2f1b9f2"},
+        "default": {"FT": "9338b4b6cb564791", "Full FT": "e31adea25466c77c",
+                    "GA-l1": "3cac64c7e41cd37b", "NL": "07e61d4caf56a995",
+                    "GA-l1-FT": "db7b53fe4de0fa0e", "NL-FT": "2bb1cbb69b8d23ae"},
+        "knobbed": {"FT": "634dfd2bef511da9", "Full FT": "b438385e7f47c5a6",
+                    "GA-l1": "667f022c9008760e", "NL": "d365d86674360026",
+                    "GA-l1-FT": "0655c7c081b34b6d", "NL-FT": "648ae951ca3c6995"},
     },
     "text": {
-        "default": {"FT": "74621707469a616f", "Full FT": "b0edd0e834220930",
-                    "GA-l1": "f0e11a18fcb75743", "NL": "780dc58dbe3827a0",
-                    "GA-l1-FT": "9d146da6361a684d", "NL-FT": "c60156f85b866d6b"},
-        "knobbed": {"FT": "d067831bf1e31171", "Full FT": "7ab47e80cc71fe4b",
-                    "GA-l1": "d93a962a53f9378d", "NL": "af5a07b12505b0f7",
-                    "GA-l1-FT": "66542b29449e81a9", "NL-FT": "7629d3e99a6acd8f"},
+        "default": {"FT": "6da70b6b3df3eba1", "Full FT": "32cbe1cbb32b1a3e",
+                    "GA-l1": "fc60be73c952a4a0", "NL": "4e38205462ac5bce",
+                    "GA-l1-FT": "f79b69ae1662fbf9", "NL-FT": "4be8892583f2bb1e"},
+        "knobbed": {"FT": "9e7e972c81ccb106", "Full FT": "827f577c213c7155",
+                    "GA-l1": "8eedf168ec77510f", "NL": "4eb70df47182a519",
+                    "GA-l1-FT": "e78aeabc4cde2a19", "NL-FT": "e705ad0232465eeb"},
     },
 }
 HEAD_METHODS_VERSION = "732d6a41c4f9"  # erase.runs.methods.METHODS_VERSION at 84da2ec
