@@ -5,12 +5,15 @@ same results directory (which is also the concurrency test); meanwhile a second 
 directory gets the same run killed at several points and resumed. On CPU, with the same seed,
 the resumed run must end bit-identical to the reference: weights, optimizer state, history and
 metrics.
+
+The kill points are exact, not raced: the engine's test hooks make a run send itself SIGKILL
+right after a given optimizer step (ERASE_TEST_STOP_AFTER_STEP) or right after a given epoch's
+checkpoint (ERASE_TEST_STOP_AFTER_EPOCH), whatever the speed of the machine.
 """
 from __future__ import annotations
 
 import json
 import os
-import re
 import shutil
 import signal
 import subprocess
@@ -23,6 +26,7 @@ import torch
 
 from erase.config import get_scale
 from erase.data.synthetic import synthesize
+from erase.runs import engine
 
 pytestmark = pytest.mark.slow  # real processes: about a minute on 2 idle cores
 
@@ -38,18 +42,23 @@ def data_root(tmp_path_factory) -> Path:
     return root
 
 
-def erase(results: Path, data_root: Path, log: str, *command: str) -> subprocess.Popen:
-    """``python -m erase ...`` on its own, stdout and stderr to files in ``results``' parent."""
+def erase(results: Path, data_root: Path, log: str, *command: str,
+          stop: dict | None = None) -> subprocess.Popen:
+    """``python -m erase ...`` on its own, stdout and stderr to files in ``results``' parent;
+    ``stop``: {"step" or "epoch": N}, where the run kills itself (engine.STOP_AFTER_*)."""
+    hooks = {"step": engine.STOP_AFTER_STEP, "epoch": engine.STOP_AFTER_EPOCH}
+    env = {**ENV, **{hooks[k]: str(v) for k, v in (stop or {}).items()}}
     with open(results.parent / f"{log}.out", "w") as out, \
             open(results.parent / f"{log}.err", "w") as err:
         return subprocess.Popen(
             [sys.executable, "-m", "erase", *command, "--scale", "smoke", "--epochs",
              str(EPOCHS), "--data-root", str(data_root), "--results", str(results)],
-            stdout=out, stderr=err, env=ENV, cwd=results.parent)
+            stdout=out, stderr=err, env=env, cwd=results.parent)
 
 
-def train(results: Path, data_root: Path, log: str, *extra: str) -> subprocess.Popen:
-    return erase(results, data_root, log, "train", "--model", "original", *extra)
+def train(results: Path, data_root: Path, log: str, *extra: str,
+          stop: dict | None = None) -> subprocess.Popen:
+    return erase(results, data_root, log, "train", "--model", "original", *extra, stop=stop)
 
 
 UNLEARN = ("unlearn", "--method", "NL-FT", "--unlearn-epochs", "3")  # Df and 10% of Dr
@@ -63,12 +72,6 @@ def steps_per_epoch(data_root: Path) -> int:
     counts = data.split_counts(data.make_manifest(data.scan(data_root), smoke.data, 0))
     slices = counts["retain"]["slices"] + counts["forget"]["slices"]
     return -(-slices // smoke.train.batch_size)
-
-
-def in_the_middle_of(epoch: int, steps: int, text: str) -> bool:
-    """The progress bar of ``epoch`` shows a step strictly inside it (not its first or last)."""
-    bar = re.compile(rf"epoch {epoch}/{EPOCHS}:\s+\d+%\|[^|]*\|\s+(\d+)/{steps}\b")
-    return any(1 <= int(done) <= steps - 2 for done in bar.findall(text))
 
 
 def wait_for(condition, proc: subprocess.Popen, what: str, poll: float = 0.01):
@@ -98,6 +101,12 @@ def kill(proc: subprocess.Popen) -> None:
     proc.send_signal(signal.SIGKILL)
     proc.wait(timeout=30)
     assert proc.returncode == -signal.SIGKILL
+
+
+def killed_itself(proc: subprocess.Popen, log: Path) -> None:
+    """The run reached its stop point and sent itself SIGKILL (not an error, not the end)."""
+    proc.wait(timeout=TIMEOUT)
+    assert proc.returncode == -signal.SIGKILL, (proc.returncode, log.read_text()[-2000:])
 
 
 def record_of(results: Path, skip: str | None = None) -> dict:
@@ -147,34 +156,30 @@ def test_sigkill_at_several_points_then_resume_is_bit_identical(reference, data_
     results = tmp_path / "results"
     kills = []
 
-    # 1. right after the first checkpoint appears
-    proc = train(results, data_root, "run1")
-    ckpt = wait_for(lambda: checkpoint_of(results), proc, "the first checkpoint")
-    kill(proc)
+    # 1. right after the first checkpoint is written
+    proc = train(results, data_root, "run1", stop={"epoch": 1})
+    killed_itself(proc, tmp_path / "run1.err")
+    ckpt = checkpoint_of(results)
     kills.append(("after the first checkpoint", epoch_of(ckpt)))
-    assert epoch_of(ckpt) >= 1
+    assert epoch_of(ckpt) == 1
     assert not (ckpt.parent / "record.json").exists()
 
-    # 2. in the middle of epoch 3 (as soon as its progress bar shows a step inside it)
-    proc = train(results, data_root, "run2")
-    log = tmp_path / "run2.err"
+    # 2. in the middle of epoch 3: right after a step strictly inside it
     steps = steps_per_epoch(data_root)
     assert steps >= 4, steps
-    wait_for(lambda: in_the_middle_of(3, steps, log.read_text()), proc, "the middle of epoch 3",
-             poll=0.01)
-    kill(proc)
+    proc = train(results, data_root, "run2", stop={"step": 2 * steps + steps // 2})
+    killed_itself(proc, tmp_path / "run2.err")
     kills.append(("mid-epoch 3", epoch_of(ckpt)))
     assert epoch_of(ckpt) == 2, "the last complete checkpoint must survive the kill intact"
+    assert torch.load(ckpt, map_location="cpu", weights_only=True)["steps"] == 2 * steps
 
-    # 3. right after a later checkpoint: the final one, before the record is written
-    proc = train(results, data_root, "run3")
-    wait_for(lambda: epoch_of(ckpt) == 3, proc, "the epoch-3 checkpoint", poll=0.05)
-    inode = ckpt.stat().st_ino
-    wait_for(lambda: ckpt.stat().st_ino != inode, proc, "the epoch-4 checkpoint", poll=0.005)
-    kill(proc)
+    # 3. right after the last checkpoint, before the record is written
+    proc = train(results, data_root, "run3", stop={"epoch": EPOCHS})
+    killed_itself(proc, tmp_path / "run3.err")
     kills.append(("right after the last checkpoint", epoch_of(ckpt)))
     assert epoch_of(ckpt) == EPOCHS
     assert not (ckpt.parent / "record.json").exists(), "killed too late: record already written"
+    assert not list(results.glob("runs/*/.*.tmp")), "a temporary checkpoint was left behind"
 
     # 4. rerun to completion
     proc = train(results, data_root, "run4")
@@ -223,12 +228,11 @@ def test_sigkill_during_unlearning_then_resume_is_bit_identical(reference, data_
     results = tmp_path / "results"
     shutil.copytree(reference["results"], results)  # the same G, in a store of its own
 
-    proc = erase(results, data_root, "unlearn1", *UNLEARN)
-    ckpt = wait_for(lambda: checkpoint_of(results, skip=original), proc,
-                    "the first unlearning checkpoint", poll=0.005)
-    kill(proc)
+    proc = erase(results, data_root, "unlearn1", *UNLEARN, stop={"epoch": 1})
+    killed_itself(proc, tmp_path / "unlearn1.err")
+    ckpt = checkpoint_of(results, skip=original)
     killed_at = epoch_of(ckpt)
-    assert 1 <= killed_at < 3 and not (ckpt.parent / "record.json").exists()
+    assert killed_at == 1 and not (ckpt.parent / "record.json").exists()
     proc = erase(results, data_root, "unlearn2", *UNLEARN)
 
     threads = torch.get_num_threads()

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import copy
 import os
+import signal
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -38,6 +39,13 @@ if TYPE_CHECKING:  # Lightning is imported only when a run trains: reading resul
     from lightning_fabric import Fabric
 
 ENGINE_VERSION = 3  # bump when the loop's arithmetic changes what a config produces
+
+# Interruption tests kill a run at an exact point instead of watching its progress bar: with
+# ERASE_TEST_STOP_AFTER_STEP=N the process sends itself SIGKILL right after the N-th optimizer
+# step of the run (counted over the whole run, as its checkpoint counts them: a run resumed with
+# the same setting stops at the same step again); with ERASE_TEST_STOP_AFTER_EPOCH=E, right
+# after epoch E's checkpoint is written.
+STOP_AFTER_STEP, STOP_AFTER_EPOCH = "ERASE_TEST_STOP_AFTER_STEP", "ERASE_TEST_STOP_AFTER_EPOCH"
 
 # The public code's scheduler: ReduceLROnPlateau on the training loss, per epoch.
 PLATEAU = {"mode": "min", "factor": 0.1, "patience": 10}
@@ -296,6 +304,18 @@ def batch_of(dataset, indices, fabric, mask_seed=None):
     return fabric.to_device(default_collate(samples))
 
 
+def stop_point(name: str) -> int | None:
+    """The step or epoch at which a test wants this process killed (``STOP_AFTER_*``)."""
+    value = os.environ.get(name, "").strip()
+    return int(value) if value else None
+
+
+def stop_if(point: int | None, count: int) -> None:
+    """SIGKILL this process if ``count`` is the stop point a test asked for."""
+    if point is not None and count == point:
+        os.kill(os.getpid(), signal.SIGKILL)
+
+
 def save_atomic(fabric: Fabric, path: Path, state: dict) -> None:
     """Write a checkpoint next to ``path`` and rename it in place: a kill never leaves half."""
     path = Path(path)
@@ -343,6 +363,7 @@ def run_loop(loop: Loop, model: torch.nn.Module, fabric: Fabric) -> dict:
     elif loop.epochs == 0:  # nothing to train (SSD): the prepared model is the result
         save_atomic(fabric, loop.checkpoint, state)
     random_masks = loop.protocol.training_masks == "random"
+    stop_step, stop_epoch = stop_point(STOP_AFTER_STEP), stop_point(STOP_AFTER_EPOCH)
     total_steps = (sum(len(epoch_plan(loop, e, fabric.global_rank, fabric.world_size))
                    for e in range(loop.epochs)) if loop.method.penalty == "l1_decay" else 0)
 
@@ -365,6 +386,7 @@ def run_loop(loop: Loop, model: torch.nn.Module, fabric: Fabric) -> dict:
             losses.append(float(loss.detach()))
             state["steps"] += 1
             state["samples"] += len(f_indices) + len(r_indices)
+            stop_if(stop_step, state["steps"])
             bar.set_postfix(loss=f"{losses[-1]:.4f}")
         state["train_seconds"] += time.perf_counter() - start
         mean_loss = float(np.mean(losses)) if losses else None
@@ -376,6 +398,7 @@ def run_loop(loop: Loop, model: torch.nn.Module, fabric: Fabric) -> dict:
         state["history"] = state["history"] + [entry]
         state["epoch"] = epoch + 1
         save_atomic(fabric, loop.checkpoint, state)
+        stop_if(stop_epoch, state["epoch"])
     return {"history": state["history"], "train_seconds": state["train_seconds"],
             "steps": state["steps"] * fabric.world_size,
             "samples": state["samples"] * fabric.world_size + state.get("prepare_samples", 0),
