@@ -1,0 +1,344 @@
+"""The loop does what the protocol says, checked where a wrong loop would differ.
+
+Unlearning starts from exactly G's weights and Adam state; every step runs at the rate the
+schedule gives (a run where the plateau scheduler drops it); the gradient is clipped to the
+protocol's norm before the step; the test hooks stop a run at an exact step or epoch. Each
+test also runs its own negative control where that is cheap (the loop with the part removed
+must fail the same check), so none of them can pass by checking nothing. Small and fast: these
+are the tests ``make mutants`` runs against the engine.
+"""
+from __future__ import annotations
+
+import copy
+import math
+import os
+import signal
+
+import pytest
+import torch
+
+from erase.config import PROTOCOLS, replace
+from erase.runs import engine
+from erase.runs.engine import Loop, make_fabric, optimizer_step, run_loop
+from erase.runs.methods import METHODS, ReconstructionLoss
+from erase.runs.models import build_model, reconstruct
+
+CODE = PROTOCOLS["code"]  # the plateau scheduler, random training masks, alternating steps
+RETAIN = [3, 5, 7, 11]  # Dr' of the unlearning runs below
+
+
+def fresh_model(smoke, seed=0):
+    torch.manual_seed(seed)
+    return build_model(smoke.model)
+
+
+def same(a, b, where="state") -> None:
+    """Nested state dicts equal, tensors bit for bit (dtype included)."""
+    if isinstance(a, torch.Tensor):
+        assert isinstance(b, torch.Tensor) and a.dtype == b.dtype and torch.equal(a, b), where
+    elif isinstance(a, dict):
+        assert a.keys() == b.keys(), (where, sorted(a), sorted(b))
+        for k in a:
+            same(a[k], b[k], f"{where}.{k}")
+    elif isinstance(a, (list, tuple)):
+        assert len(a) == len(b), where
+        for i, (x, y) in enumerate(zip(a, b)):
+            same(x, y, f"{where}[{i}]")
+    else:
+        assert a == b, (where, a, b)
+
+
+def differs(a, b) -> bool:
+    try:
+        same(a, b)
+    except AssertionError:
+        return True
+    return False
+
+
+def impatient(monkeypatch) -> None:
+    """The plateau scheduler made to drop after every epoch but the first (no epoch improves
+    by 10, no bad epoch is tolerated)."""
+    for key, value in (("patience", 0), ("threshold", 10.0), ("threshold_mode", "abs")):
+        monkeypatch.setitem(engine.PLATEAU, key, value)
+
+
+@pytest.fixture(scope="module")
+def g(smoke, samples, tmp_path_factory):
+    """A small G: three epochs on four retain slices under the code's protocol, its rate
+    dropped twice by an impatient scheduler, so that its Adam state, step counts and rate all
+    differ from a fresh optimizer's."""
+    path = tmp_path_factory.mktemp("g") / "g.ckpt"
+    with pytest.MonkeyPatch.context() as patch:
+        impatient(patch)
+        loop = Loop(method=METHODS["Retrain"], forget=None,
+                    retain=samples["retain"].select(range(4)), epochs=3, train=smoke.train,
+                    seed=0, checkpoint=path, protocol=CODE, progress=False)
+        run_loop(loop, fresh_model(smoke), make_fabric("cpu"))
+    state = torch.load(path, map_location="cpu", weights_only=True)
+    assert state["optimizer"]["state"], "G's Adam state is empty"
+    assert state["optimizer"]["param_groups"][0]["lr"] < smoke.train.lr
+    return path, state
+
+
+def unlearning(smoke, samples, g_path, checkpoint, epochs=1, train=None, method="NL-FT"):
+    return Loop(method=METHODS[method], forget=samples["forget"],
+                retain=samples["retain"].select(RETAIN), epochs=epochs,
+                train=train or smoke.train, seed=0, checkpoint=checkpoint, protocol=CODE,
+                lam=1e-4, start_from=g_path, progress=False)
+
+
+def at_start(monkeypatch) -> dict:
+    """What the loop holds when it hands model and optimizer to the row's ``prepare``: right
+    after loading the start and setting up Fabric, before any step."""
+    seen = {}
+    real = engine.prepare
+
+    def spy(loop, model, optimizer, loss_fn, fabric):
+        net = getattr(model, "module", model)
+        seen["model"] = {k: v.detach().clone() for k, v in net.state_dict().items()}
+        seen["optimizer"] = copy.deepcopy(optimizer.state_dict())
+        return real(loop, model, optimizer, loss_fn, fabric)
+
+    monkeypatch.setattr(engine, "prepare", spy)
+    return seen
+
+
+# ------------------------------------------------------------------ the start is G, exactly
+
+
+@pytest.mark.parametrize("method", ["NL-FT", "FT", "GA-l1"])
+def test_unlearning_starts_from_gs_weights_and_adam_state(method, g, smoke, samples, tmp_path,
+                                                          monkeypatch):
+    g_path, g_state = g
+    seen = at_start(monkeypatch)
+    run_loop(unlearning(smoke, samples, g_path, tmp_path / "u.ckpt", method=method),
+             fresh_model(smoke, seed=7), make_fabric("cpu"))
+    same(seen["model"], g_state["model"], "model")
+    # every moment of every weight, the step counts, and the rate G ended at
+    same(seen["optimizer"], g_state["optimizer"], "optimizer")
+
+
+def test_without_loading_g_the_start_check_fails(g, smoke, samples, tmp_path, monkeypatch):
+    """The negative control: a loop that skips ``load_start`` starts from a fresh model and a
+    fresh Adam, and the comparison above tells."""
+    g_path, g_state = g
+    seen = at_start(monkeypatch)
+    monkeypatch.setattr(engine, "load_start", lambda *args: None)
+    run_loop(unlearning(smoke, samples, g_path, tmp_path / "u.ckpt"), fresh_model(smoke, seed=7),
+             make_fabric("cpu"))
+    assert differs(seen["model"], g_state["model"])
+    assert differs(seen["optimizer"], g_state["optimizer"])
+    assert seen["optimizer"]["state"] == {}
+
+
+def test_the_first_step_of_unlearning_is_adams_step_from_gs_state(g, smoke, samples, tmp_path):
+    """One step of FT on Dr' from G equals, bit for bit, one Adam step taken by hand from G's
+    weights and moments on the same batch (clipped as the loop clips)."""
+    g_path, g_state = g
+    train = replace(smoke.train, batch_size=len(RETAIN))  # one step: the whole of Dr'
+    loop = Loop(method=METHODS["FT"], forget=None, retain=samples["retain"].select(RETAIN),
+                epochs=1, train=train, seed=0, checkpoint=tmp_path / "u.ckpt",
+                protocol=replace(CODE, training_masks="fixed"), start_from=g_path,
+                progress=False)
+    model = fresh_model(smoke, seed=7)
+    result = run_loop(loop, model, make_fabric("cpu"))
+    assert result["steps"] == 1
+
+    by_hand = fresh_model(smoke, seed=3)
+    by_hand.load_state_dict(g_state["model"])
+    optimizer = engine.make_optimizer(by_hand, train)
+    optimizer.load_state_dict(g_state["optimizer"])
+    retain = samples["retain"].select(RETAIN)
+    batch = torch.utils.data.default_collate([retain[i] for i in range(len(RETAIN))])
+    loss_fn = ReconstructionLoss(train.loss, train.l1_weight)
+    by_hand.train()
+    out = reconstruct(by_hand, batch)
+    loss = loss_fn(out, batch.target, batch.max_value.to(out))
+    optimizer.zero_grad()
+    loss.backward()
+    torch.nn.utils.clip_grad_norm_(by_hand.parameters(), train.grad_clip)
+    optimizer.step()
+    for k, v in by_hand.state_dict().items():
+        torch.testing.assert_close(model.state_dict()[k], v, rtol=1e-5, atol=1e-7, msg=k)
+    g_model = g_state["model"]
+    assert any(not torch.equal(model.state_dict()[k], g_model[k]) for k in g_model)
+
+
+# ------------------------------------------------------------------ the rate of every step
+
+
+def recording_optimizer(monkeypatch) -> list:
+    """Every optimizer step of the loop, as (rate, total gradient norm) at that moment."""
+    steps = []
+    real = engine.make_optimizer
+
+    def make(model, train):
+        optimizer = real(model, train)
+        step = optimizer.step
+
+        def recorded(*args, **kwargs):
+            grads = [p.grad for group in optimizer.param_groups for p in group["params"]
+                     if p.grad is not None]
+            norm = float(torch.linalg.vector_norm(torch.stack(
+                [torch.linalg.vector_norm(g) for g in grads])))
+            steps.append((optimizer.param_groups[0]["lr"], norm))
+            return step(*args, **kwargs)
+
+        optimizer.step = recorded
+        return optimizer
+
+    monkeypatch.setattr(engine, "make_optimizer", make)
+    return steps
+
+
+def test_every_step_runs_at_the_rate_the_schedule_gives(smoke, samples, tmp_path, monkeypatch):
+    """An impatient plateau scheduler drops the rate after epochs 2 and 3: the history says so
+    and every step of epochs 3 and 4 ran at the dropped rate."""
+    impatient(monkeypatch)
+    steps = recording_optimizer(monkeypatch)
+    train = replace(smoke.train, batch_size=2)
+    loop = Loop(method=METHODS["Retrain"], forget=None, retain=samples["retain"].select(range(4)),
+                epochs=4, train=train, seed=0, checkpoint=tmp_path / "g.ckpt", protocol=CODE,
+                progress=False)
+    result = run_loop(loop, fresh_model(smoke), make_fabric("cpu"))
+    lr = train.lr
+    expected = [lr, lr, lr / 10, lr / 100]
+    assert [h["lr"] for h in result["history"]] == pytest.approx(expected)
+    per_epoch = 2  # four slices in batches of two
+    assert [rate for rate, _ in steps] == pytest.approx(
+        [rate for rate in expected for _ in range(per_epoch)])
+    state = torch.load(tmp_path / "g.ckpt", weights_only=True)
+    assert state["optimizer"]["param_groups"][0]["lr"] == pytest.approx(lr / 1000)
+
+
+def test_unlearning_steps_run_at_gs_rate_and_on_down_the_schedule(g, smoke, samples, tmp_path,
+                                                                 monkeypatch):
+    """Unlearning continues G's schedule: its steps run at G's last rate (not train.lr), and
+    a drop after its first epoch applies to the steps of the second."""
+    g_path, g_state = g
+    g_lr = g_state["optimizer"]["param_groups"][0]["lr"]
+    impatient(monkeypatch)
+    steps = recording_optimizer(monkeypatch)
+    result = run_loop(unlearning(smoke, samples, g_path, tmp_path / "u.ckpt", epochs=2),
+                      fresh_model(smoke, seed=7), make_fabric("cpu"))
+    assert [h["lr"] for h in result["history"]] == pytest.approx([g_lr, g_lr / 10])
+    per_epoch = result["steps"] // 2
+    assert per_epoch >= 1
+    assert [rate for rate, _ in steps] == pytest.approx([g_lr] * per_epoch +
+                                                        [g_lr / 10] * per_epoch)
+
+
+# ------------------------------------------------------------------ clipping
+
+
+@pytest.fixture
+def one_batch(samples):
+    retain = samples["retain"].select([0, 1])
+    return torch.utils.data.default_collate([retain[0], retain[1]])
+
+
+def raw_gradient(model, batch, scale):
+    """The unclipped gradient of ``scale`` J at the model, flattened, computed on a copy."""
+    twin = copy.deepcopy(model)
+    out = reconstruct(twin, batch)
+    loss = scale * ReconstructionLoss()(out, batch.target, batch.max_value.to(out))
+    grads = torch.autograd.grad(loss, list(twin.parameters()))
+    return torch.cat([g.reshape(-1) for g in grads])
+
+
+@pytest.mark.parametrize("length", [1e4, 0.5])
+def test_a_step_moves_the_weights_by_the_clipped_gradient(length, smoke, one_batch):
+    """Plain SGD at rate 1 makes the step visible: the weights move by minus the gradient,
+    scaled to norm grad_clip when it is longer (``length`` times grad_clip), untouched when it
+    is shorter."""
+    grad_clip = 0.5
+    model = fresh_model(smoke)
+    scale = length * grad_clip / float(raw_gradient(model, one_batch, 1.0).norm())
+    raw = raw_gradient(model, one_batch, scale)
+    assert float(raw.norm()) == pytest.approx(length * grad_clip, rel=1e-3)
+    before = torch.cat([p.detach().reshape(-1).clone() for p in model.parameters()])
+    optimizer = torch.optim.SGD(model.parameters(), lr=1.0)
+    out = reconstruct(model, one_batch)
+    loss = scale * ReconstructionLoss()(out, one_batch.target, one_batch.max_value.to(out))
+    optimizer_step(make_fabric("cpu"), model, optimizer, loss, grad_clip)
+    moved = torch.cat([p.detach().reshape(-1) for p in model.parameters()]) - before
+    expected = -raw * min(1.0, grad_clip / float(raw.norm()))
+    torch.testing.assert_close(moved, expected, rtol=1e-3, atol=1e-6)
+    assert float(moved.norm()) == pytest.approx(min(length, 1.0) * grad_clip, rel=1e-3)
+
+
+def test_the_loop_clips_every_step_to_the_protocols_norm(g, smoke, samples, tmp_path,
+                                                        monkeypatch):
+    """Through the loop (GA-l1-FT: the ascent term is unbounded): with a tiny grad_clip, the
+    gradient each Adam step sees is at most that norm, and was longer before clipping."""
+    g_path, _ = g
+    grad_clip = 1e-4
+    steps = recording_optimizer(monkeypatch)
+    train = replace(smoke.train, grad_clip=grad_clip)
+    result = run_loop(unlearning(smoke, samples, g_path, tmp_path / "u.ckpt", train=train,
+                                 method="GA-l1-FT"),
+                      fresh_model(smoke, seed=7), make_fabric("cpu"))
+    assert len(steps) == result["steps"] >= 1
+    for _, norm in steps:
+        assert norm <= grad_clip * (1 + 1e-4), norm
+        assert norm == pytest.approx(grad_clip, rel=1e-3)  # clipped: the raw norm is far larger
+
+
+# ------------------------------------------------------------------ the test hooks
+
+
+class Killed(Exception):
+    pass
+
+
+@pytest.fixture
+def no_kill(monkeypatch):
+    """``os.kill`` of the stop hooks raises instead (the process lives on); counts steps."""
+    calls = []
+
+    def kill(pid, sig):
+        calls.append((pid, sig))
+        raise Killed
+
+    monkeypatch.setattr(engine.os, "kill", kill)
+    steps = []
+    real = engine.optimizer_step
+    monkeypatch.setattr(engine, "optimizer_step",
+                        lambda *args, **kwargs: (steps.append(1), real(*args, **kwargs))[1])
+    return calls, steps
+
+
+def stop_run(smoke, samples, path):
+    train = replace(smoke.train, batch_size=2)  # two steps an epoch
+    loop = Loop(method=METHODS["Retrain"], forget=None, retain=samples["retain"].select(range(4)),
+                epochs=3, train=train, seed=0, checkpoint=path, protocol=CODE, progress=False)
+    return run_loop(loop, fresh_model(smoke), make_fabric("cpu"))
+
+
+def test_stop_after_step_kills_right_after_that_step(smoke, samples, tmp_path, no_kill,
+                                                     monkeypatch):
+    calls, steps = no_kill
+    monkeypatch.setenv(engine.STOP_AFTER_STEP, "3")  # the first step of epoch 2
+    with pytest.raises(Killed):
+        stop_run(smoke, samples, tmp_path / "run.ckpt")
+    assert calls == [(os.getpid(), signal.SIGKILL)] and len(steps) == 3
+    state = torch.load(tmp_path / "run.ckpt", weights_only=True)
+    assert (state["epoch"], state["steps"]) == (1, 2)  # the last checkpoint: epoch 1's
+
+
+def test_stop_after_epoch_kills_right_after_its_checkpoint(smoke, samples, tmp_path, no_kill,
+                                                           monkeypatch):
+    calls, steps = no_kill
+    monkeypatch.setenv(engine.STOP_AFTER_EPOCH, "2")
+    with pytest.raises(Killed):
+        stop_run(smoke, samples, tmp_path / "run.ckpt")
+    assert [sig for _, sig in calls] == [signal.SIGKILL] and len(steps) == 4
+    state = torch.load(tmp_path / "run.ckpt", weights_only=True)
+    assert (state["epoch"], state["steps"]) == (2, 4)
+    # unset (or empty), nothing stops: the run resumes from epoch 2 and ends
+    monkeypatch.setenv(engine.STOP_AFTER_EPOCH, "")
+    result = stop_run(smoke, samples, tmp_path / "run.ckpt")
+    assert len(steps) == 6 and result["steps"] == 6 and len(result["history"]) == 3
+    assert all(math.isfinite(h["loss"]) for h in result["history"])
+    assert len(calls) == 1
