@@ -3,16 +3,17 @@ from __future__ import annotations
 
 import json
 import shutil
+import sys
 import threading
-import time
+from dataclasses import replace
 
 import pytest
 
 from erase.runs import lab as lab_lib
-from erase.config import ConfigError, config_hash, to_dict
+from erase.config import ConfigError, config_hash
 from erase.data import write_json_atomic
 from erase.runs.engine import ENGINE_VERSION
-from erase.runs.methods import METHODS_VERSION
+from erase.runs.methods import METHODS, METHODS_VERSION
 from erase.runs.store import RECORD, Store, StoreError
 
 
@@ -105,14 +106,43 @@ def test_any_change_of_config_is_a_new_key(lab, tmp_path):
         key(variants["epochs"], "original")
 
 
-def test_a_split_with_one_file_changed_is_a_new_key(lab):
-    config = lab.config(lab.job("oracle"))
-    manifest = json.loads(json.dumps(lab.manifest))
-    manifest["splits"]["retain"][0]["fingerprint"] = "1:0"
-    from erase.data import manifest_hash
+def test_a_split_with_one_file_changed_is_a_new_key(smoke_data, tmp_path):
+    """The Lab's keys follow the data's content: a copy of the data gives the same keys, the
+    copy with one value of one retain volume changed gives new ones, for every kind of run."""
+    import h5py
 
-    assert manifest_hash(manifest) != lab.manifest_key
-    assert config_hash({**config, "manifest": manifest_hash(manifest)}) != config_hash(config)
+    copy = tmp_path / "data"
+    shutil.copytree(smoke_data, copy)
+    results = tmp_path / "results"
+    original = lab_lib.Lab(scale="smoke", data_root=smoke_data, results_dir=results)
+    same = lab_lib.Lab(scale="smoke", data_root=copy, results_dir=results)
+    names = ("oracle", "original", "NL-FT")
+    assert [key(same, n) for n in names] == [key(original, n) for n in names]
+    volume = copy / same.manifest["splits"]["retain"][0]["path"]
+    with h5py.File(volume, "r+") as f:
+        f["kspace"][0, 0, 0, 0] = f["kspace"][0, 0, 0, 0] * 2 + 1
+    changed = lab_lib.Lab(scale="smoke", data_root=copy, results_dir=results)
+    assert changed.manifest_key != same.manifest_key
+    for n in names:
+        assert key(changed, n) != key(same, n), n
+    assert zero_filled_config(changed) != zero_filled_config(same)
+
+
+def zero_filled_config(lab) -> dict:
+    """The config the Lab keys its zero-filled record by (read from the store's lookup)."""
+    seen = []
+    real = lab.store.get
+
+    def spy(config):
+        seen.append(config)
+        return {"summary": {}, "metrics": {}}
+
+    lab.store.get = spy
+    try:
+        lab.zero_filled()
+    finally:
+        lab.store.get = real
+    return seen[-1]
 
 
 @pytest.mark.parametrize("method,knob,a,b", [
@@ -149,17 +179,31 @@ def test_default_knobs_are_the_papers(lab):
     assert lab.job("original") == lab_lib.Job("train", "original")
 
 
-def test_versions_and_methods_are_part_of_the_key(lab):
-    config = lab.config(lab.job("NL-FT"))
-    assert config["methods_version"] == METHODS_VERSION and config["engine"] == ENGINE_VERSION
-    assert config["start"] == key(lab, "original")
-    assert config["protocol"] == to_dict(lab.protocol)
-    for change in ({"methods_version": "x"}, {"engine": ENGINE_VERSION + 1},
-                   {"precision": "bf16-mixed"},
-                   {"method": {**config["method"], "forget": "ascent"}},
-                   {"protocol": {**config["protocol"], "steps": "paired"}}):
-        assert config_hash({**config, **change}) != config_hash(config), change
-    assert key(lab, "NL-FT") != key(lab, "GA-l1-FT")
+def test_the_engine_version_and_the_method_row_are_part_of_the_key(lab, monkeypatch):
+    """Every kind of run, the zero-filled floor included, is keyed by ENGINE_VERSION (what the
+    Lab puts in its configs, not a dict built here); an unlearning run also by its row."""
+    names = ("oracle", "original", "NL-FT", "SalUn")
+    before = {n: key(lab, n) for n in names}
+    floor = config_hash(zero_filled_config(lab))
+    assert lab.config(lab.job("NL-FT"))["start"] == before["original"]
+    monkeypatch.setattr(lab_lib, "ENGINE_VERSION", ENGINE_VERSION + 1)
+    after = {n: key(lab, n) for n in names}
+    assert all(after[n] != before[n] for n in names), (before, after)
+    assert config_hash(zero_filled_config(lab)) != floor
+    monkeypatch.setattr(lab_lib, "ENGINE_VERSION", ENGINE_VERSION)
+    assert {n: key(lab, n) for n in names} == before
+    # a row changed in the table: a new key for its runs, and only for them
+    changed = replace(METHODS["NL-FT"], forget="ascent")
+    monkeypatch.setitem(METHODS, "NL-FT", changed)
+    assert key(lab, "NL-FT") != before["NL-FT"]
+    assert key(lab, "oracle") == before["oracle"] and key(lab, "SalUn") == before["SalUn"]
+    assert lab.config(lab.job("NL-FT"))["methods_version"] == METHODS_VERSION
+
+
+def test_precision_is_part_of_the_key(lab):
+    other = lab_lib.Lab(scale="smoke", results_dir=lab.results, precision="bf16-mixed")
+    for n in ("oracle", "original", "NL-FT"):
+        assert key(other, n) != key(lab, n), n
 
 
 # ------------------------------------------------------------------ foreign records
@@ -223,10 +267,25 @@ def test_an_unwritable_results_directory_is_refused(tmp_path):
 # ------------------------------------------------------------------ two processes, one run
 
 
-def test_a_second_holder_of_a_run_waits_for_the_first(tmp_path, capsys):
+def test_a_second_holder_of_a_run_waits_for_the_first(tmp_path, monkeypatch):
+    """No sleep: the first holder lets go only once the second has said it is waiting."""
     store = Store(tmp_path)
     config = {"kind": "train", "seed": 0}
-    order = []
+    order, said = [], threading.Event()
+
+    class Stderr:
+        text = ""
+
+        def write(self, text):
+            self.text += text
+            if "waiting" in self.text:
+                said.set()
+
+        def flush(self):
+            pass
+
+    err = Stderr()
+    monkeypatch.setattr(sys, "stderr", err)
 
     def second():
         with store.lock(config):
@@ -235,8 +294,9 @@ def test_a_second_holder_of_a_run_waits_for_the_first(tmp_path, capsys):
     with store.lock(config):
         thread = threading.Thread(target=second)
         thread.start()
-        time.sleep(0.3)
+        assert said.wait(30), "the second holder never said it waits"
         order.append("first done")
-    thread.join(5)
+    thread.join(30)
     assert order == ["first done", "second"]
-    assert "in use by another process; waiting" in capsys.readouterr().err
+    assert err.text == (f"run {config_hash(config)} is in use by another process; "
+                        "waiting for it\n")

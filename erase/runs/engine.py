@@ -38,7 +38,31 @@ from .store import checkpoint_errors
 if TYPE_CHECKING:  # Lightning is imported only when a run trains: reading results stays fast
     from lightning_fabric import Fabric
 
-ENGINE_VERSION = 3  # bump when the loop's arithmetic changes what a config produces
+ENGINE_VERSION = 3  # bump when a change to the code that computes a run's numbers changes them
+
+# No stale results: ENGINE_VERSION enters every run key, and ENGINE_CODE records what it was
+# last set (or confirmed) for: a hash of each piece of code that computes a run's numbers (the
+# order of an epoch, a step, a loss, a transform or mask, a metric; this record itself is left
+# out). tests/test_versions.py recomputes the hashes from the syntax trees (comments, docstrings
+# and layout do not count) and fails, naming the code that changed, until someone decides: bump
+# ENGINE_VERSION if the change can change a number (every stored run is then recomputed), and
+# write the new hashes here either way. (Chosen over keying every run by a hash of this code,
+# which would recompute the book's runs, about 15 minutes on two cores, in every developer's
+# store after any rename or refactor of these modules, and never ask whether numbers changed.)
+ENGINE_CODE = {
+    "erase.runs.engine": "067c5f4dbee0a900",  # the loop, a step, an epoch's order
+    "erase.runs.methods": "251a6756bc763f3d",  # the rows, their terms and losses
+    "erase.runs.models": "038afdaf334f6652",  # the networks and a reconstruction
+    "erase.runs.evaluate": "289161f789363f26",  # the metrics of a record
+    "erase.runs.slice_scores": "8c9c1b910e97f204",  # per-slice hallucination scores
+    "erase.data.loading": "1397c7e029596f0a",  # masks and fastMRI's transform
+    "erase.data.split:retain_subset": "47844e23e4596924",  # Dr'
+    "erase.runs.lab:Lab.inputs": "4b930edb4b7a311a",  # the data and start a run reads
+    "erase.runs.lab:Lab._evaluation": "2cf02449c3f2cf2b",  # what is evaluated after every epoch
+    "erase.runs.lab:Lab._record": "fd4e7be7384ee7db",  # a record's final metrics
+    "erase.runs.lab:Lab._by_anatomy": "d75158e407b04a4c",  # validation per anatomy
+    "erase.runs.lab:Lab.zero_filled": "5eb8060a8e24f111",  # the zero-filled floor
+}
 
 # Interruption tests kill a run at an exact point instead of watching its progress bar: with
 # ERASE_TEST_STOP_AFTER_STEP=N the process sends itself SIGKILL right after the N-th optimizer

@@ -372,8 +372,9 @@ class Lab:
 
     def zero_filled(self) -> dict:
         """BTA / KTA / UA of the zero-filled input: the floor every model must clear."""
+        # no training, but the masks, the transform and the metrics: ENGINE_VERSION covers them
         config = {"kind": "zero_filled", "manifest": self.manifest_key,
-                  "loading": self._common()["loading"]}
+                  "loading": self._common()["loading"], "engine": ENGINE_VERSION}
         record = self.store.get(config)
         if record is None:
             metrics = {name: evaluate_dataset(None, self.dataset(split), baseline=True)
