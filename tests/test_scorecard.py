@@ -5,6 +5,9 @@ on purpose; the book runs the same code on real runs.
 """
 from __future__ import annotations
 
+import math
+
+import numpy as np
 import pytest
 
 from erase import paper
@@ -204,3 +207,235 @@ def test_seeds_to_decide_grows_with_the_spread_and_never_decides_a_mean_on_the_t
     assert narrow is not None and wide is not None and narrow < wide
     assert seeds_to_decide([0.2, 0.3, 0.4], 0.0) <= 3  # already decided with three seeds
     assert seeds_to_decide([0.0, 0.01, 2.0], 0.0, limit=4) is None  # beyond the limit
+
+
+# ------------------------------------------------------------------ with seed-to-seed spread
+#
+# Above, every run wobbles by the same offsets, so a difference of two runs is the same on every
+# seed and its interval has no width. Here each run has its own wobble: differences spread from
+# seed to seed and every criterion is decided on a real 95% t-interval. Each finding is driven
+# to each of its verdicts.
+
+NAMES = tuple(PAPER_LIKE)
+PATTERNS = ((0.04, -0.03, -0.01), (-0.02, 0.05, -0.03), (0.01, -0.04, 0.03),
+            (-0.05, 0.02, 0.03), (0.03, 0.01, -0.04), (-0.01, -0.02, 0.03),
+            (0.02, -0.05, 0.03), (0.05, -0.01, -0.04))
+ABLATION = {0.01: 29.0, 0.2: 29.9, 1.0: 29.3}  # BTA per retain fraction: the peak at 20%
+
+
+def _per_seed(value) -> tuple:
+    return tuple(value) if isinstance(value, (tuple, list)) else (value,) * len(SEEDS)
+
+
+def spread_records(bta=None, kta=None, seconds=None, excess=EXCESS, ablation=None):
+    """{(name, seed): record}: PAPER_LIKE with each run's own wobble (BTA pattern i, KTA
+    pattern i + 3, training time +-10% by pattern i + 5); ``bta`` and ``kta`` add to a run's
+    values (a number, or one per seed), ``seconds`` replaces its training times, ``ablation``
+    adds to the ablation's BTA of ``(method, fraction)``."""
+    bta, kta, seconds, ablation = bta or {}, kta or {}, seconds or {}, ablation or {}
+    records = {}
+    for i, name in enumerate(NAMES):
+        b0, k0, t0 = PAPER_LIKE[name]
+        for j, s in enumerate(SEEDS):
+            b = b0 + PATTERNS[i][j] + _per_seed(bta.get(name, 0.0))[j]
+            k = k0 + PATTERNS[(i + 3) % 8][j] + _per_seed(kta.get(name, 0.0))[j]
+            t = _per_seed(seconds[name])[j] if name in seconds else \
+                t0 * (1 + 2 * PATTERNS[(i + 5) % 8][j])
+            records[(name, s)] = {"summary": {"bta_psnr": b, "kta_psnr": k},
+                                  "timing": {"train_seconds": t}}
+    for j, s in enumerate(SEEDS):
+        records[("excess", s)] = {"summary": {name: v[j] for name, v in excess.items()}}
+    for m_i, m in enumerate(("FT", "NL-FT", "GA-l1-FT")):
+        for f_i, (f, v) in enumerate(ABLATION.items()):
+            wobble = PATTERNS[(3 * m_i + f_i) % 8]
+            extra = _per_seed(ablation.get((m, f), 0.0))
+            for j, s in enumerate(SEEDS):
+                records[(("ablation", m, f), s)] = {"summary": {"bta_psnr": v + wobble[j] +
+                                                                extra[j]}}
+    return records
+
+
+def interval_checks(row) -> list:
+    return [c for c in row["checks"] if c["on"] == "interval"]
+
+
+def test_with_spread_every_finding_holds_on_a_real_interval():
+    found, rows = verdicts(spread_records())
+    assert found == {n: HOLDS for n in range(1, 9)}
+    for row in rows:
+        for c in interval_checks(row):
+            mean, lo, hi = c["interval"]
+            assert lo < mean < hi, (row["finding"], c["quantity"])  # decided with spread
+            assert c["verdict"] == HOLDS
+        assert " [" in row["ours"]  # printed as an interval, not "the same on every seed"
+
+
+# (finding, verdict, what changes): each finding to "does not hold" and to "inconclusive"
+SPREAD_CASES = [
+    (1, FAILS, dict(kta={"original": -3.0})),  # a 1 dB gap: its mean is below 2 dB
+    (1, UNSURE, dict(kta={"original": (-3.0, 0.0, 3.0)})),  # mean 4 dB, interval across 0
+    (2, FAILS, dict(bta={"original": 0.6})),  # G better on the brain than G-hat
+    (2, FAILS, dict(bta={"original": -2.7})),  # a brain cost of 3 dB: mean above 2 dB
+    (2, UNSURE, dict(excess={"original": (-1.0, 1.0, 3.0), "NL-FT": (0.1, 0.0, 0.2)})),
+    (3, FAILS, dict(kta={"Full FT": -3.0})),  # Full FT removes 80% of the gap
+    (3, UNSURE, dict(bta={"FT": (-0.5, 0.0, 0.5)})),  # FT's brain cost across 0.5 dB
+    (4, FAILS, dict(kta={"NL": 3.0})),  # NL's knee only 1 dB below the oracle
+    (4, UNSURE, dict(bta={"GA-l1": (-6.0, 0.0, 6.0)})),  # a collapse of 10 dB, across 5 dB
+    (5, FAILS, dict(bta={"GA-l1-FT": 5.0})),  # GA-l1-FT keeps a better brain than NL-FT
+    (5, FAILS, dict(kta={"NL-FT": 3.0})),  # NL-FT removes an eighth of the gap
+    (5, UNSURE, dict(kta={"NL-FT": (-4.0, 0.0, 4.0)})),  # NL-FT's share across one half
+    (6, FAILS, dict(seconds={"NL-FT": (50.0, 55.0, 45.0)})),  # half the oracle's time
+    (6, UNSURE, dict(seconds={"NL-FT": (2.0, 10.0, 30.0)})),  # a fifth, within the interval
+    (7, FAILS, dict(ablation={("NL-FT", 0.2): -0.7, ("GA-l1-FT", 0.2): -0.7})),  # no peak
+    (7, UNSURE, dict(ablation={("NL-FT", 0.2): (-1.0, 0.0, 1.0),
+                               ("GA-l1-FT", 0.2): (-1.0, 0.0, 1.0)})),
+    (7, HOLDS, dict(ablation={("GA-l1-FT", 0.2): -0.7})),  # "any": NL-FT's peak is enough
+    (7, UNSURE, dict(ablation={("NL-FT", 0.2): -0.7,  # one fails, the other undecided
+                               ("GA-l1-FT", 0.2): (-1.0, 0.0, 1.0)})),
+    (8, FAILS, dict(excess={"original": (1.0, 1.2, 0.9), "NL-FT": (1.5, 1.6, 1.4)})),
+    (8, UNSURE, dict(excess={"original": (1.0, 1.2, 0.9), "NL-FT": (0.0, 1.0, 2.0)})),
+]
+
+
+@pytest.mark.parametrize("finding,verdict,change", SPREAD_CASES,
+                         ids=[f"{n}-{v}-{i}" for i, (n, v, _) in enumerate(SPREAD_CASES)])
+def test_with_spread_each_finding_reaches_each_verdict(finding, verdict, change):
+    found, rows = verdicts(spread_records(**change))
+    assert found[finding] == verdict, rows[finding - 1]["checks"]
+    row = rows[finding - 1]
+    widths = [c["interval"][2] - c["interval"][1] for c in interval_checks(row)]
+    assert min(widths) > 0  # every criterion of it decided on a real interval
+    verdicts_here = [c["verdict"] for c in row["checks"]]
+    if verdict == FAILS:
+        assert FAILS in verdicts_here
+    elif verdict == UNSURE:
+        assert UNSURE in verdicts_here
+    # the other findings are untouched by a change aimed at this one... or at least decided
+    assert set(found.values()) <= {HOLDS, FAILS, UNSURE}
+
+
+def test_the_interval_is_the_95_percent_t_interval_over_seeds():
+    """check() on three spread values: mean +- t(0.975, 2) s / sqrt(3), computed here."""
+    from scipy import stats
+
+    values = {0: 0.9, 1: 0.2, 2: 0.4}
+    c = scorecard.check(scorecard.Criterion("q", None, 0.0), values)
+    v = np.array(list(values.values()))
+    half = stats.t.ppf(0.975, 2) * v.std(ddof=1) / np.sqrt(3)
+    assert c["interval"] == pytest.approx([v.mean(), v.mean() - half, v.mean() + half])
+    assert c["interval"][1] < 0.0 < v.min()  # every seed above 0, the interval is not
+    assert c["verdict"] == UNSURE
+    on_mean = scorecard.check(scorecard.Criterion("q", None, 0.0, on="mean"), values)
+    assert on_mean["verdict"] == HOLDS  # the mean alone is above 0
+    assert c["values"] == {"0": 0.9, "1": 0.2, "2": 0.4} and c["threshold"] == 0.0
+
+
+def crit(side, on="interval", threshold=1.0):
+    return scorecard.Criterion("q", None, threshold, side=side, on=on)
+
+
+@pytest.mark.parametrize("side,values,verdict", [
+    # above: holds when the whole interval is above, fails when none of it is; a bound on the
+    # threshold itself counts for the other side
+    ("above", (1.5, 1.6, 1.7), HOLDS), ("above", (0.2, 0.3, 0.4), FAILS),
+    ("above", (0.5, 1.5, 2.5), UNSURE), ("above", (1.0,), FAILS), ("above", (1.1,), HOLDS),
+    ("below", (0.2, 0.3, 0.4), HOLDS), ("below", (1.5, 1.6, 1.7), FAILS),
+    ("below", (0.5, 1.5, 2.5), UNSURE), ("below", (1.0,), FAILS), ("below", (0.9,), HOLDS),
+    # within: inside (-1, 1)
+    ("within", (-0.2, 0.1, 0.3), HOLDS), ("within", (1.5, 1.6, 1.7), FAILS),
+    ("within", (-1.7, -1.6, -1.5), FAILS), ("within", (0.5, 1.5, 2.5), UNSURE),
+    ("within", (-2.5, -1.5, -0.5), UNSURE), ("within", (1.0,), FAILS), ("within", (-1.0,), FAILS),
+    ("within", (0.99,), HOLDS), ("within", (-0.99,), HOLDS),
+])
+def test_a_criterion_on_the_interval(side, values, verdict):
+    assert scorecard.check(crit(side), dict(enumerate(values)))["verdict"] == verdict
+
+
+@pytest.mark.parametrize("side,values,verdict", [
+    ("above", (0.0, 3.0), HOLDS), ("above", (1.0, 1.0), FAILS), ("above", (0.0, 1.0), FAILS),
+    ("below", (0.0, 1.0), HOLDS), ("below", (1.0, 1.0), FAILS), ("below", (2.0, 3.0), FAILS),
+    ("within", (-0.5, 0.0), HOLDS), ("within", (-1.0, -1.0), FAILS),
+    ("within", (1.0, 1.0), FAILS), ("within", (-3.0, 0.0), FAILS), ("within", (0.5, 0.6), HOLDS),
+])
+def test_a_criterion_on_the_mean_is_never_inconclusive(side, values, verdict):
+    c = scorecard.check(crit(side, on="mean"), dict(enumerate(values)))
+    assert c["verdict"] == verdict and c["on"] == "mean" and c["side"] == side
+
+
+@pytest.mark.parametrize("combine,groups,verdict", [
+    ("all", [[HOLDS, HOLDS], [HOLDS]], HOLDS), ("all", [[HOLDS, UNSURE], [HOLDS]], UNSURE),
+    ("all", [[HOLDS, FAILS], [HOLDS]], FAILS), ("all", [[UNSURE, FAILS], [HOLDS]], FAILS),
+    ("all", [[HOLDS], [UNSURE]], UNSURE), ("all", [[HOLDS], [FAILS]], FAILS),
+    ("any", [[HOLDS, HOLDS], [FAILS]], HOLDS), ("any", [[HOLDS, UNSURE], [FAILS]], UNSURE),
+    ("any", [[FAILS], [FAILS, HOLDS]], FAILS), ("any", [[UNSURE], [UNSURE]], UNSURE),
+    ("any", [[FAILS, UNSURE], [UNSURE, HOLDS]], UNSURE), ("any", [[FAILS], [HOLDS]], HOLDS),
+])
+def test_groups_combine_into_a_verdict(combine, groups, verdict):
+    finding = scorecard.Finding("X", "", (), combine=combine)
+    assert scorecard.combine(finding, groups) == verdict
+
+
+def test_a_criterion_the_paper_cannot_be_read_for_is_left_out_of_the_paper_column():
+    def unreadable(get):
+        raise KeyError("not in the paper")
+
+    finding = scorecard.Finding("X", "c", ((
+        scorecard.Criterion("readable", lambda get: get("oracle", "kta_psnr"), 0.0),
+        scorecard.Criterion("unreadable", unreadable, 0.0),
+        scorecard.Criterion("on the mean", lambda get: get("oracle", "kta_psnr"), 0.0,
+                            on="mean")),), paper_note="a note")
+    text = scorecard._paper_text(finding)
+    assert text == f"readable: {paper.value(1, 'oracle', 'kta_psnr'):.2f} dB; a note"
+    hidden = scorecard.Finding("X", "c", finding.groups, paper_note="only the note",
+                               on_paper=False)
+    assert scorecard._paper_text(hidden) == "only the note"
+
+
+def test_ours_prints_an_interval_or_says_why_there_is_none():
+    finding = scorecard.Finding("X", "c", ((scorecard.Criterion(
+        "gap", difference_of("original", "oracle"), 0.0),),), statement="s")
+    one = scorecard._row(finding, make_gaps([4.0]), [0])
+    assert one["ours"] == "gap: 4.00 dB (one seed)"
+    same = scorecard._row(finding, make_gaps([4.0, 4.0, 4.0]), [0, 1, 2])
+    assert same["ours"] == "gap: 4.00 dB (the same on every seed)"
+    spread = scorecard._row(finding, make_gaps([3.0, 4.0, 5.0]), [0, 1, 2])
+    half = 4.302652729911275 * 1.0 / np.sqrt(3)  # t(0.975, 2) times sd 1 over sqrt(3)
+    assert spread["ours"] == f"gap: 4.00 dB [{4 - half:.2f}, {4 + half:.2f}]"
+    assert spread["statement"] == "s"  # a finding's own statement, not the paper's
+
+
+def difference_of(a, b):
+    return lambda get: get(a, "kta_psnr") - get(b, "kta_psnr")
+
+
+def make_gaps(gaps) -> dict:
+    records = {}
+    for s, gap in enumerate(gaps):
+        records[("oracle", s)] = {"summary": {"kta_psnr": 20.0}}
+        records[("original", s)] = {"summary": {"kta_psnr": 20.0 + gap}}
+    return records
+
+
+def test_undecided_within_checks_take_the_nearer_boundary():
+    row = {"finding": "X", "verdict": UNSURE, "checks": [
+        {"quantity": "q", "verdict": UNSURE, "values": {"0": -0.6, "1": -0.1, "2": 0.1},
+         "threshold": 0.3, "side": "within"},
+        {"quantity": "decided", "verdict": HOLDS, "values": {"0": 1.0}, "threshold": 0.0,
+         "side": "above"}]}
+    [pending] = undecided([row, {**row, "verdict": HOLDS}])
+    assert pending["quantity"] == "q" and pending["threshold"] == -0.3
+    assert pending["mean"] == pytest.approx(-0.2)
+    assert pending["seed sd"] == pytest.approx(np.std([-0.6, -0.1, 0.1], ddof=1))
+    one = {**row, "checks": [{**row["checks"][0], "values": {"0": 0.2}, "side": "above"}]}
+    [pending] = undecided([one])
+    assert math.isnan(pending["seed sd"]) and pending["threshold"] == 0.3
+    assert pending["seeds to decide"] is None
+
+
+def test_seeds_to_decide_without_spread_and_with():
+    assert seeds_to_decide([1.0, 1.0, 1.0], 0.0) == 3  # no spread: decided already
+    assert seeds_to_decide([0.0, 0.0], 0.0) is None  # on the threshold: never
+    # mean 1, sd sqrt(2): t(0.975, n - 1) sqrt(2) / sqrt(n) first drops below 1 at n = 11
+    assert seeds_to_decide([0.0, 2.0], 0.0) == 11
+    assert seeds_to_decide([0.0, 2.0], 0.0, limit=10) is None
+    assert seeds_to_decide([0.0, 2.0], 2.0) == 11  # the same distance from below
