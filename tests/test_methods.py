@@ -1,7 +1,6 @@
 """Methods as data: each term of a step does what it claims, each row gets the data it names."""
 from __future__ import annotations
 
-import hashlib
 import json
 from dataclasses import fields, replace
 
@@ -11,12 +10,13 @@ import torch
 from torch.utils.data import default_collate
 
 from erase.runs import lab as lab_lib
+from erase.runs import methods
 from erase.config import PROTOCOLS, ConfigError, Protocol, config_hash, get_protocol
 from erase.data import retain_subset
 from erase.runs.engine import Loop, epoch_steps, make_fabric, run_loop
 from erase.runs.methods import (BEYOND, FORGET_TERMS, METHODS, METHODS_VERSION, PAPER_ROWS,
                                 PENALTIES, RETAIN_DATA, UNLEARNING, Method, ReconstructionLoss,
-                                ascent_weights, get_method, hashed, l1_norm, noisy_target,
+                                ascent_weights, get_method, l1_norm, noisy_target,
                                 step_loss, step_terms, validate_knobs)
 from erase.runs.models import build_model, reconstruct
 
@@ -84,24 +84,37 @@ def test_rows_are_the_papers_methods():
             if n not in BEYOND} == expected  # the rows beyond the paper: tests/test_beyond.py
 
 
-def version_of(methods: dict) -> str:
-    return hashlib.sha256(json.dumps([hashed(m) for m in methods.values()],
-                                     sort_keys=True).encode()).hexdigest()[:12]
+def changed_value(value):
+    """Another value of a row's field, of its type."""
+    if isinstance(value, bool):
+        return not value
+    if isinstance(value, str):
+        return value + "x"
+    return value + (("knob", 1.0),)  # knobs
 
 
-def test_methods_version_tracks_every_field_of_every_row():
-    paper = {n: METHODS[n] for n in PAPER_ROWS}  # the rows beyond them: methods.TABLE_VERSION
-    assert version_of(paper) == METHODS_VERSION
+def test_the_table_version_changes_with_every_field_of_every_paper_row(monkeypatch):
+    """methods.table_version on a table with one field of one paper row changed (the Lab's
+    METHODS, patched) gives a version never seen before; the paper rows' version does not
+    move when a row beyond the paper changes, the whole table's does."""
+    assert methods.table_version(PAPER_ROWS) == METHODS_VERSION
     seen = {METHODS_VERSION}
-    for name in paper:
+    for name in PAPER_ROWS:
+        row = METHODS[name]
         for f in fields(Method):
-            if f.name == "name" or not isinstance(getattr(paper[name], f.name), str):
-                continue
-            copy = dict(paper)
-            copy[name] = replace(paper[name], **{f.name: getattr(paper[name], f.name) + "x"})
-            version = version_of(copy)
+            with monkeypatch.context() as patch:
+                patch.setitem(METHODS, name, replace(row, **{f.name: changed_value(
+                    getattr(row, f.name))}))
+                version = methods.table_version(PAPER_ROWS)
             assert version not in seen, (name, f.name)
             seen.add(version)
+    with monkeypatch.context() as patch:
+        patch.setitem(METHODS, "SalUn", replace(METHODS["SalUn"], knobs=(("saliency", 0.3),)))
+        assert methods.table_version(PAPER_ROWS) == METHODS_VERSION
+        assert methods.table_version(METHODS) != methods.TABLE_VERSION
+    assert methods.table_version(METHODS) == methods.TABLE_VERSION
+    assert methods.version_of("NL-FT") == METHODS_VERSION
+    assert methods.version_of("SalUn") == methods.TABLE_VERSION != METHODS_VERSION
 
 
 def test_unknown_method_and_bad_knobs_are_refused():
@@ -257,13 +270,18 @@ def test_a_paired_step_is_the_sum_of_its_mean_terms(model, samples):
                                                 rel=1e-5)
         assert terms["retain"] == pytest.approx(np.mean(J_each(model, r, loss_fn)), rel=1e-5)
         assert terms["penalty"] == pytest.approx(gamma * float(l1_norm(model).detach()), rel=1e-6)
-        assert float(loss.detach()) == pytest.approx(sum(terms.values()), abs=1e-6)  # float32
+        l1 = float(sum(p.detach().abs().sum() for p in model.parameters()))
+        assert float(loss.detach()) == pytest.approx(  # -a mean J(Df) + gamma |theta| + mean J(Dr')
+            -ascent * np.mean(J_each(model, f, loss_fn)) + gamma * l1
+            + np.mean(J_each(model, r, loss_fn)), rel=1e-5)
         loss, terms = step_loss(METHODS["NL-FT"], model, loss_fn, f, r, lam=lam, protocol=protocol,
                                 generator=torch.Generator().manual_seed(0))
         label = noisy_target(f.target, lam, torch.Generator().manual_seed(0), protocol.noisy_label)
         assert set(terms) == {"forget", "retain"}
         assert terms["forget"] == pytest.approx(np.mean(J_each(model, f, loss_fn, label)), rel=1e-5)
-        assert float(loss.detach()) == pytest.approx(terms["forget"] + terms["retain"], abs=1e-6)
+        assert float(loss.detach()) == pytest.approx(
+            np.mean(J_each(model, f, loss_fn, label)) + np.mean(J_each(model, r, loss_fn)),
+            rel=1e-5)
     # a row without a forget term ignores forget samples it is handed
     _, terms = step_loss(METHODS["FT"], model, loss_fn, f, r, protocol=PAIRED)
     assert set(terms) == {"retain"}
@@ -282,7 +300,10 @@ def test_an_alternating_step_gives_every_slice_its_own_term(model, samples):
     assert terms["retain"] == pytest.approx(sum(J_each(model, r, loss_fn)) / n, rel=1e-5)
     assert terms["penalty"] == pytest.approx(2 / n * gamma * float(l1_norm(model).detach()),
                                              rel=1e-6)
-    assert float(loss.detach()) == pytest.approx(sum(terms.values()), abs=1e-6)
+    l1 = float(sum(p.detach().abs().sum() for p in model.parameters()))
+    assert float(loss.detach()) == pytest.approx(  # every slice its own term, then the mean
+        (-ascent * sum(J_each(model, f, loss_fn)) + sum(J_each(model, r, loss_fn))
+         + 2 * gamma * l1) / n, rel=1e-5)
     loss, terms = step_loss(METHODS["NL-FT"], model, loss_fn, f, r, lam=lam, protocol=ALTERNATING,
                             generator=torch.Generator().manual_seed(0))
     label = noisy_target(f.target, lam, torch.Generator().manual_seed(0), "half_normal")
@@ -297,17 +318,28 @@ def test_an_alternating_step_gives_every_slice_its_own_term(model, samples):
     assert terms["retain"] == pytest.approx(np.mean(J_each(model, r, loss_fn)), rel=1e-5)
 
 
-def test_reconstruction_loss_is_ssim_plus_small_l1_or_l1():
-    from fastmri.losses import SSIMLoss
+def test_reconstruction_loss_is_one_minus_ssim_plus_small_l1_or_l1():
+    """J against independent references: scikit-image's SSIM with fastMRI's settings (7 x 7
+    uniform window, sample covariance, K1 0.01, K2 0.03, the target's maximum as data range)
+    and numpy's mean absolute error; J is 0 for a perfect reconstruction."""
+    from skimage.metrics import structural_similarity
 
-    torch.manual_seed(0)
-    out, target = torch.rand(1, 32, 32), torch.rand(1, 32, 32)
-    max_value = target.max().reshape(1)
-    l1 = torch.nn.functional.l1_loss(out, target)
-    assert float(ReconstructionLoss("l1")(out, target, max_value)) == pytest.approx(float(l1))
-    ssim = SSIMLoss()(out.unsqueeze(1), target.unsqueeze(1), data_range=max_value)
-    assert float(ReconstructionLoss("ssim+l1", 1e-5)(out, target, max_value)) == \
-        pytest.approx(float(ssim + 1e-5 * l1))
+    rng = np.random.default_rng(0)
+    target = rng.random((1, 32, 32)).astype(np.float32)
+    out = (target + rng.normal(0, 0.2, target.shape)).astype(np.float32)
+    max_value = torch.tensor([float(target.max())])
+    ssim = structural_similarity(target[0], out[0], win_size=7, data_range=float(target.max()),
+                                 K1=0.01, K2=0.03, gaussian_weights=False,
+                                 use_sample_covariance=True)
+    l1 = float(np.abs(out - target).mean())
+    o, t = torch.from_numpy(out), torch.from_numpy(target)
+    assert float(ReconstructionLoss("l1")(o, t, max_value)) == pytest.approx(l1, rel=1e-5)
+    assert float(ReconstructionLoss("ssim+l1", 1e-5)(o, t, max_value)) == \
+        pytest.approx(1 - ssim + 1e-5 * l1, rel=1e-4)
+    assert float(ReconstructionLoss("ssim+l1", 0.5)(o, t, max_value)) == \
+        pytest.approx(1 - ssim + 0.5 * l1, rel=1e-4)
+    for kind in ("ssim+l1", "l1"):
+        assert float(ReconstructionLoss(kind)(t, t, max_value)) == pytest.approx(0.0, abs=1e-6)
     with pytest.raises(ConfigError, match="unknown loss"):
         ReconstructionLoss("mse")
 
