@@ -43,9 +43,24 @@ CHROMIUM = next((shutil.which(n) for n in ("chromium", "chromium-browser", "goog
                  if shutil.which(n)), None)
 # the real chapters train models (minutes at smoke scale): `-m "not slow"` leaves them out
 slow = pytest.mark.slow
+# Where Chromium must be there (CI: .ci/run sets this, saying why), its absence fails the browser
+# tests instead of skipping them: a green CI must never mean "the book was not opened".
+REQUIRE_CHROMIUM = "ERASE_REQUIRE_CHROMIUM"
+REQUIRED = os.environ.get(REQUIRE_CHROMIUM, "").strip()
 needs_chromium = pytest.mark.skipif(
-    CHROMIUM is None, reason="Chromium is not installed (apt-get install chromium); "
-                             ".ci/run installs it")
+    CHROMIUM is None and not REQUIRED,
+    reason=f"Chromium is not installed (apt-get install chromium); set {REQUIRE_CHROMIUM} to make "
+           "its absence a failure, as .ci/run does under CI")
+
+
+def chromium_or_fail() -> str:
+    """The browser's path; where it is required and missing, a failure that says why."""
+    if CHROMIUM is None:
+        pytest.fail(f"Chromium is required ({REQUIRE_CHROMIUM}: {REQUIRED}) but none of "
+                    "chromium, chromium-browser, google-chrome is on PATH: the book's pages "
+                    "cannot be opened and checked. Install it (apt-get install chromium).",
+                    pytrace=False)
+    return CHROMIUM
 
 
 # --------------------------------------------------------------------------- the real book
@@ -459,6 +474,7 @@ def _visit(chrome, session, url, timeout=40):
 
 @pytest.fixture(scope="session")
 def chrome(tmp_path_factory):
+    chromium_or_fail()
     browser = Chromium(tmp_path_factory.mktemp("chromium-profile"))
     try:
         target = browser.send("Target.createTarget", url="about:blank")["targetId"]
