@@ -123,6 +123,40 @@ def test_book_renders_every_chapter(rendered):
 
 
 @slow
+def test_the_scorecard_chapter_writes_and_shows_every_finding_with_its_verdict(executed,
+                                                                              rendered):
+    """What the book says, not only that it ran: scorecard.json holds the regime (its criteria,
+    each passed or not) and the paper's eight findings, each with a verdict decided by checks
+    that carry per-seed values; the scorecard page shows each finding's verdict."""
+    from erase.measures.scorecard import FAILS, HOLDS, UNSURE
+
+    if executed["error"]:
+        pytest.fail(executed["error"])
+    card = json.loads((executed["out"] / "_output" / "scorecard.json").read_text())
+    assert {"seeds", "regime", "findings", "beyond_paper"} <= set(card)
+    regime = card["regime"]
+    assert regime["criteria"] and {"all_pass", "failed"} <= set(regime)
+    assert all(isinstance(c["passes"], bool) and c["values"] for c in regime["criteria"])
+    assert regime["failed"] == [c["criterion"] for c in regime["criteria"] if not c["passes"]]
+    findings = card["findings"]
+    assert [f["finding"] for f in findings] == list(range(1, 9))
+    seeds = [str(s) for s in card["seeds"]]
+    for f in findings:
+        assert f["verdict"] in (HOLDS, FAILS, UNSURE), f
+        assert f["statement"] and f["criterion"] and f["checks"], f["finding"]
+        for check in f["checks"]:
+            assert check["verdict"] in (HOLDS, FAILS, UNSURE)
+            assert all(isinstance(v, float) for v in check["values"].values())
+        if f["finding"] != 7:  # decided on the headline seeds (7: the ablation's)
+            assert f["seeds"] == seeds
+    doc = next(d for d in CHAPTERS if "scorecard" in d)
+    page = (rendered / f"{doc}.html").read_text()
+    text = re.sub(r"<[^>]+>", " ", page)
+    for f in findings:
+        assert f["verdict"] in text, (f["finding"], f["verdict"])
+
+
+@slow
 def test_plotly_js_is_linked_once_and_only_where_figures_are(rendered):
     for page in rendered.rglob("*.html"):
         text = page.read_text()
