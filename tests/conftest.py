@@ -12,6 +12,16 @@ import pytest
 
 def pytest_configure(config):
     config.addinivalue_line("markers", "slow: takes more than 30 s (deselect with -m 'not slow')")
+    config.addinivalue_line("markers", "trains: uses the shared Lab's trained G and G-hat "
+                                       "(deselect with -m 'not trains', as `make mutants` does)")
+
+
+def pytest_collection_modifyitems(config, items):
+    """Mark the tests that need the session's trained models: each run of them starts by
+    training G and G-hat, too slow to repeat for every mutant of a mutation run."""
+    for item in items:
+        if "trained" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.trains)
 
 
 @pytest.fixture(scope="session", autouse=True)
