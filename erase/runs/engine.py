@@ -50,7 +50,7 @@ ENGINE_VERSION = 3  # bump when a change to the code that computes a run's numbe
 # which would recompute the book's runs, about 15 minutes on two cores, in every developer's
 # store after any rename or refactor of these modules, and never ask whether numbers changed.)
 ENGINE_CODE = {
-    "erase.runs.engine": "067c5f4dbee0a900",  # the loop, a step, an epoch's order
+    "erase.runs.engine": "1be432d7dce7c744",  # the loop, a step, an epoch's order
     "erase.runs.methods": "251a6756bc763f3d",  # the rows, their terms and losses
     "erase.runs.models": "038afdaf334f6652",  # the networks and a reconstruction
     "erase.runs.evaluate": "289161f789363f26",  # the metrics of a record
@@ -340,6 +340,15 @@ def stop_if(point: int | None, count: int) -> None:
         os.kill(os.getpid(), signal.SIGKILL)
 
 
+def slices_read(plan, fabric) -> int:
+    """Slices an epoch's plan reads, summed over the processes (under torchrun each has its
+    share, the last one padded)."""
+    count = sum(len(f) + len(r) for f, r in plan)
+    if fabric.world_size > 1:
+        count = int(fabric.all_reduce(torch.tensor(count), reduce_op="sum"))
+    return count
+
+
 def save_atomic(fabric: Fabric, path: Path, state: dict) -> None:
     """Write a checkpoint next to ``path`` and rename it in place: a kill never leaves half."""
     path = Path(path)
@@ -409,10 +418,10 @@ def run_loop(loop: Loop, model: torch.nn.Module, fabric: Fabric) -> dict:
             optimizer_step(fabric, model, optimizer, loss, loop.train.grad_clip, parts.mask)
             losses.append(float(loss.detach()))
             state["steps"] += 1
-            state["samples"] += len(f_indices) + len(r_indices)
             stop_if(stop_step, state["steps"])
             bar.set_postfix(loss=f"{losses[-1]:.4f}")
         state["train_seconds"] += time.perf_counter() - start
+        state["samples"] += slices_read(plan, fabric)
         mean_loss = float(np.mean(losses)) if losses else None
         if scheduler is not None and mean_loss is not None:
             scheduler.step(mean_loss)
@@ -425,5 +434,5 @@ def run_loop(loop: Loop, model: torch.nn.Module, fabric: Fabric) -> dict:
         stop_if(stop_epoch, state["epoch"])
     return {"history": state["history"], "train_seconds": state["train_seconds"],
             "steps": state["steps"] * fabric.world_size,
-            "samples": state["samples"] * fabric.world_size + state.get("prepare_samples", 0),
+            "samples": state["samples"] + state.get("prepare_samples", 0),
             "prepare_seconds": state.get("prepare_seconds", 0.0), "parts": parts}
