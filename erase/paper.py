@@ -15,6 +15,17 @@ PROTOCOL = {"retain_slices": 5898, "retain_volumes": 1000, "forget_slices": 536,
             "cascades": 12, "parameters_million": 29.9, "epochs": 50, "unlearn_epochs": 5,
             "lambda_raw": 1e-5}
 
+def unlearning_share(method: str) -> float:
+    """Slices an unlearning run reads over the slices training G read, in the paper: 5 passes
+    over Df and Dr' (10% of Dr) for the forgetting methods, over Dr for Full FT, after 50 epochs
+    over Dr and Df."""
+    p = PROTOCOL
+    training = p["epochs"] * (p["retain_slices"] + p["forget_slices"])
+    per_epoch = {"Full FT": p["retain_slices"], "FT": 0.1 * p["retain_slices"]}.get(
+        method, p["forget_slices"] + 0.1 * p["retain_slices"])
+    return p["unlearn_epochs"] * per_epoch / training
+
+
 # Our record names -> the paper's row names.
 PAPER_NAME = {"original": "G", "oracle": "Oracle"}
 

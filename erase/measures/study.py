@@ -86,6 +86,13 @@ def sweep(lab: Lab, method: str, knob: str | None = None, values=None, workers: 
     return {x: r for (x, _), r in zip(jobs, records)}
 
 
+def unlearning_share(lab: Lab, methods) -> dict:
+    """{method: slices its unlearning run reads / slices G's training read}, from the plans
+    (``Lab.cost``), so no run is needed."""
+    training = lab.cost(lab.job("original"))
+    return {m: lab.cost(lab.job(m)) / training for m in methods}
+
+
 def closest_to_oracle(sweep_records: dict, oracle: dict) -> object:
     """The knob value whose run ends closest to the oracle: smallest |BTA - BTA(G-hat)| +
     |KTA - KTA(G-hat)| (the same rule as the lambda sweep's), the first on a tie."""
