@@ -1,11 +1,13 @@
 """Results store: reuse without retraining, a new key for any change, refusal of foreign records."""
 from __future__ import annotations
 
+import hashlib
 import json
 import shutil
 import sys
 import threading
 from dataclasses import replace
+from pathlib import Path
 
 import pytest
 
@@ -14,7 +16,8 @@ from erase.config import ConfigError, config_hash
 from erase.data import write_json_atomic
 from erase.runs.engine import ENGINE_VERSION
 from erase.runs.methods import METHODS, METHODS_VERSION
-from erase.runs.store import RECORD, Store, StoreError
+from erase.runs.store import (HASH, RECORD, Store, StoreError, _first_line, check_record,
+                              check_writable, content_hash)
 
 
 class Trained(Exception):
@@ -300,3 +303,89 @@ def test_a_second_holder_of_a_run_waits_for_the_first(tmp_path, monkeypatch):
     assert order == ["first done", "second"]
     assert err.text == (f"run {config_hash(config)} is in use by another process; "
                         "waiting for it\n")
+
+
+# ------------------------------------------------------------------ the store's parts, exactly
+
+
+def test_content_hash_is_sha256_of_the_canonical_json_without_itself():
+    """Keys sorted, no spaces, as the record reads back from JSON (tuples as lists, keys as
+    strings); its own hash left out."""
+    record = {"b": (1, 2.5), "a": {"z": 1, "y": None}, 3: "x", HASH: "whatever was there"}
+    canonical = '{"3":"x","a":{"y":null,"z":1},"b":[1,2.5]}'
+    assert content_hash(record) == hashlib.sha256(canonical.encode()).hexdigest()
+
+
+def test_a_record_is_checked_against_its_key_and_its_content(tmp_path):
+    path = tmp_path / "runs" / "k" / RECORD
+    config = {"kind": "train", "seed": 0}
+    record = {"key": config_hash(config), "config": config, "metrics": {"x": 1.0}}
+    remedy = f"delete {path.parent} to recompute it"
+    assert check_record(record, path) is record  # no hash yet: read as it is
+    hashed = {**record, HASH: content_hash(record)}
+    assert check_record(hashed, path, config_hash(config)) is hashed
+    with pytest.raises(StoreError) as err:
+        check_record({**hashed, "metrics": {"x": 2.0}}, path)
+    assert str(err.value) == (f"{path} is damaged or was edited by hand (its content no longer "
+                              f"matches its hash); {remedy}")
+    with pytest.raises(StoreError) as err:
+        check_record(["not", "a record"], path)
+    assert str(err.value) == f"{path} is damaged (not a record); {remedy}"
+    with pytest.raises(StoreError) as err:
+        check_record(record, path, key="0" * 16)
+    assert str(err.value) == (f"{path} does not match its config hash {'0' * 16} (edited or "
+                              f"moved?); {remedy}")
+
+
+def test_the_first_line_of_an_error_is_one_line_of_at_most_240_characters():
+    assert _first_line(ValueError("  bad\n\n  thing  \n")) == "ValueError: bad thing"
+    assert _first_line(KeyError()) == "KeyError"  # no text: the type alone
+    assert _first_line(RuntimeError("x" * 240)) == "RuntimeError: " + "x" * 240
+    assert _first_line(RuntimeError("y" * 241)) == "RuntimeError: " + "y" * 237 + "..."
+
+
+def test_check_writable_names_the_file_in_the_way_or_the_reason(tmp_path):
+    blocker = tmp_path / "a-file"
+    blocker.write_text("")
+    target = blocker / "results" / "deeper"
+    with pytest.raises(ConfigError) as err:
+        check_writable(target)
+    assert str(err.value) == (f"results directory {target} is not writable ({blocker} is a "
+                              "file, not a directory); pass a writable results_dir / --results")
+    # where no file can be made even by root (/proc): the system's reason, in words
+    with pytest.raises(ConfigError) as err:
+        check_writable(Path("/proc/erase-test/results"), what="store", advice="try another")
+    text = str(err.value)
+    assert text.startswith("store /proc/erase-test/results is not writable (") and \
+        text.endswith("); try another") and "[Errno" not in text, text
+    check_writable(tmp_path / "new" / "results")  # writable: nothing is left behind
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a-file"]
+
+
+def test_a_new_store_holds_only_its_runs_folder_and_says_why_it_cannot_be_made(tmp_path):
+    Store(tmp_path / "results")
+    assert [p.name for p in (tmp_path / "results").iterdir()] == ["runs"]
+    blocker = tmp_path / "a-file"
+    blocker.write_text("")
+    with pytest.raises(ConfigError) as err:
+        Store(blocker / "results")
+    assert str(err.value) == (f"results directory {blocker / 'results'} is not writable (Not a "
+                              "directory); pass a writable results_dir / --results")
+
+
+def test_put_keeps_the_content_and_writes_its_own_hash(tmp_path):
+    store = Store(tmp_path)
+    config = {"kind": "train", "seed": 3}
+    record = store.put(config, {"metrics": {"x": (1, 2)}, HASH: "stale"})
+    assert record["metrics"] == {"x": [1, 2]} and record[HASH] == content_hash(record)
+    assert json.loads((store.run_dir(config_hash(config)) / RECORD).read_text()) == record
+
+
+def test_records_skip_unreadable_files_and_come_in_the_order_they_finished(tmp_path):
+    store = Store(tmp_path)
+    for seed, finished in ((1, 2.0), (2, None), (3, 0.5)):
+        store.put({"seed": seed}, {} if finished is None else {"finished": finished})
+    broken = store.run_dir("0000000000000000") / RECORD  # sorts first by its path
+    broken.parent.mkdir(parents=True)
+    broken.write_text("{half a record")
+    assert [r["config"]["seed"] for r in store.records()] == [2, 3, 1]  # unfinished (0) first
