@@ -156,8 +156,10 @@ def test_a_missing_run_is_an_error_not_a_gap():
 
 def test_a_zero_knowledge_gap_is_refused_rather_than_divided_by():
     flat = {s: (29.7, 20.0 + WOBBLE[s]) for s in SEEDS}  # G's KTA equals the oracle's
-    with pytest.raises(ValueError, match="knowledge gap .* is exactly 0"):
+    with pytest.raises(ValueError) as err:
         verdicts(make_records(original=flat))
+    assert str(err.value) == ("the knowledge gap KTA(G) - KTA(G-hat) is exactly 0: no share of "
+                              "it can be removed")
 
 
 def test_a_verdict_that_one_seed_carries_is_fragile():
@@ -172,8 +174,19 @@ def test_a_verdict_that_one_seed_carries_is_fragile():
     assert row["verdict"] == HOLDS
     assert row["robustness"] == FRAGILE
     assert row["flipped_by"] == {"0": UNSURE, "1": UNSURE, "2": UNSURE}
-    assert robustness_text(row).startswith("fragile: without seed 0 it is inconclusive")
+    assert robustness_text(row) == ("fragile: without seed 0 it is inconclusive; without seed 1 "
+                                    "it is inconclusive; without seed 2 it is inconclusive")
     assert robustness_text({"flipped_by": {}}) == STABLE
+
+
+def test_robustness_is_decided_from_three_seeds_on():
+    """Left out in turn, a seed of three can flip a verdict; of two seeds, none is left out
+    (one seed is no interval)."""
+    three = scorecard._row(scorecard.CRITERIA[0], make_gaps([4.0, 4.2, -1.0]), [0, 1, 2])
+    assert three["verdict"] == UNSURE  # the mean 2.4 dB holds, the interval straddles 0
+    assert three["flipped_by"] == {"0": FAILS, "1": FAILS, "2": HOLDS}
+    two = scorecard._row(scorecard.CRITERIA[0], make_gaps([4.0, -1.0]), [0, 1])
+    assert two["verdict"] == FAILS and two["flipped_by"] == {} and two["robustness"] == STABLE
 
 
 def test_the_paper_column_reads_the_papers_tables():
@@ -354,6 +367,7 @@ def test_a_criterion_on_the_interval(side, values, verdict):
 @pytest.mark.parametrize("side,values,verdict", [
     ("above", (0.0, 3.0), HOLDS), ("above", (1.0, 1.0), FAILS), ("above", (0.0, 1.0), FAILS),
     ("below", (0.0, 1.0), HOLDS), ("below", (1.0, 1.0), FAILS), ("below", (2.0, 3.0), FAILS),
+    ("below", (-3.0, -2.0), HOLDS),  # far below: holds (its size is not |mean|)
     ("within", (-0.5, 0.0), HOLDS), ("within", (-1.0, -1.0), FAILS),
     ("within", (1.0, 1.0), FAILS), ("within", (-3.0, 0.0), FAILS), ("within", (0.5, 0.6), HOLDS),
 ])
@@ -380,15 +394,32 @@ def test_a_criterion_the_paper_cannot_be_read_for_is_left_out_of_the_paper_colum
         raise KeyError("not in the paper")
 
     finding = scorecard.Finding("X", "c", ((
-        scorecard.Criterion("readable", lambda get: get("oracle", "kta_psnr"), 0.0),
-        scorecard.Criterion("unreadable", unreadable, 0.0),
         scorecard.Criterion("on the mean", lambda get: get("oracle", "kta_psnr"), 0.0,
-                            on="mean")),), paper_note="a note")
+                            on="mean"),
+        scorecard.Criterion("unreadable", unreadable, 0.0),
+        scorecard.Criterion("readable", lambda get: get("oracle", "kta_psnr"), 0.0),), (
+        scorecard.Criterion("also readable", lambda get: get("NL-FT", "bta_psnr"), 0.0,
+                            unit=" x"),)), paper_note="a note")
     text = scorecard._paper_text(finding)
-    assert text == f"readable: {paper.value(1, 'oracle', 'kta_psnr'):.2f} dB; a note"
+    assert text == (f"readable: {paper.value(1, 'oracle', 'kta_psnr'):.2f} dB; also readable: "
+                    f"{paper.value(1, 'NL-FT', 'bta_psnr'):.2f} x; a note")
     hidden = scorecard.Finding("X", "c", finding.groups, paper_note="only the note",
                                on_paper=False)
     assert scorecard._paper_text(hidden) == "only the note"
+
+
+def test_the_paper_view_reads_table_1_and_table_3_for_the_ablation():
+    assert scorecard.paper_view("NL-FT", "bta_psnr") == paper.value(1, "NL-FT", "bta_psnr")
+    assert scorecard.paper_view(("ablation", "NL-FT", 0.2), "bta_psnr") == \
+        paper.value(3, "NL-FT", "bta_psnr", retain_fraction=0.2)
+
+
+def test_a_difference_and_a_criterion_per_method():
+    values = {("a", "kta_psnr"): 24.0, ("b", "kta_psnr"): 20.5, ("a", "bta_psnr"): 1.0}
+    get = lambda name, column: values[(name, column)]  # noqa: E731
+    assert scorecard.difference("a", "b", "kta_psnr")(get) == 3.5
+    assert scorecard._per_method(("A", "B"), lambda m: (m, m + "!")) == (("A", "A!"),
+                                                                         ("B", "B!"))
 
 
 def test_ours_prints_an_interval_or_says_why_there_is_none():
@@ -402,6 +433,13 @@ def test_ours_prints_an_interval_or_says_why_there_is_none():
     half = 4.302652729911275 * 1.0 / np.sqrt(3)  # t(0.975, 2) times sd 1 over sqrt(3)
     assert spread["ours"] == f"gap: 4.00 dB [{4 - half:.2f}, {4 + half:.2f}]"
     assert spread["statement"] == "s"  # a finding's own statement, not the paper's
+    two = scorecard.Finding("X", "c", ((
+        scorecard.Criterion("gap", difference_of("original", "oracle"), 0.0),
+        scorecard.Criterion("gap, mean", difference_of("original", "oracle"), 0.0, on="mean"),
+        scorecard.Criterion("half", lambda get: get("original", "kta_psnr") / 12, 0.0,
+                            unit="")),), statement="s")
+    row = scorecard._row(two, make_gaps([4.0]), [0])
+    assert row["ours"] == "gap: 4.00 dB (one seed); half: 2.00 (one seed)"  # not the mean
 
 
 def difference_of(a, b):
@@ -426,6 +464,8 @@ def test_undecided_within_checks_take_the_nearer_boundary():
     assert pending["quantity"] == "q" and pending["threshold"] == -0.3
     assert pending["mean"] == pytest.approx(-0.2)
     assert pending["seed sd"] == pytest.approx(np.std([-0.6, -0.1, 0.1], ddof=1))
+    pair = {**row, "checks": [{**row["checks"][0], "values": {"0": 0.2, "1": 0.6}}]}
+    assert undecided([pair])[0]["seed sd"] == pytest.approx(np.std([0.2, 0.6], ddof=1))
     one = {**row, "checks": [{**row["checks"][0], "values": {"0": 0.2}, "side": "above"}]}
     [pending] = undecided([one])
     assert math.isnan(pending["seed sd"]) and pending["threshold"] == 0.3
@@ -439,3 +479,11 @@ def test_seeds_to_decide_without_spread_and_with():
     assert seeds_to_decide([0.0, 2.0], 0.0) == 11
     assert seeds_to_decide([0.0, 2.0], 0.0, limit=10) is None
     assert seeds_to_decide([0.0, 2.0], 2.0) == 11  # the same distance from below
+    assert seeds_to_decide([10.0, 10.1], 0.0) == 2  # far from the threshold: two seeds do
+    # a margin that n = 201 seeds decide and 200 do not: beyond the default limit of 200
+    from scipy import stats
+
+    edge = [stats.t.ppf(0.975, n - 1) * np.sqrt(2) / np.sqrt(n) for n in (200, 201)]
+    threshold = 1.0 - sum(edge) / 2
+    assert seeds_to_decide([0.0, 2.0], threshold) is None
+    assert seeds_to_decide([0.0, 2.0], threshold, limit=201) == 201
