@@ -389,3 +389,24 @@ def test_records_skip_unreadable_files_and_come_in_the_order_they_finished(tmp_p
     broken.parent.mkdir(parents=True)
     broken.write_text("{half a record")
     assert [r["config"]["seed"] for r in store.records()] == [2, 3, 1]  # unfinished (0) first
+
+
+def test_a_records_environment_tells_two_machines_apart():
+    import os
+    import platform
+    import re
+
+    import fastmri
+    import torch
+
+    from erase.runs.store import environment
+
+    env = environment()
+    assert env == {"python": platform.python_version(), "torch": torch.__version__,
+                   "fastmri": getattr(fastmri, "__version__", "?"),
+                   "machine": platform.machine(),
+                   "processor": platform.processor() or platform.machine(),
+                   "cpus": os.cpu_count(), "threads": torch.get_num_threads(),
+                   "gpu": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
+                   "time": env["time"]}
+    assert re.fullmatch(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d", env["time"])
