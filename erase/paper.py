@@ -26,8 +26,18 @@ def unlearning_share(method: str) -> float:
     return p["unlearn_epochs"] * per_epoch / training
 
 
-# Our record names -> the paper's row names.
+# Our record names -> the paper's row names (its tables' data, not what readers see).
 PAPER_NAME = {"original": "G", "oracle": "Oracle"}
+
+# What readers see: the names of the models every method is compared with, in tables, figures
+# and panels. Records, run keys and code keep "oracle" and "original".
+ORACLE = "G-hat (oracle)"
+DISPLAY_NAMES = {"oracle": ORACLE, "original": "G", "zero-filled": "zero-filled input"}
+
+
+def display_name(name: str) -> str:
+    """What the book calls the record ``name``: G-hat (oracle), G, or a method's own name."""
+    return DISPLAY_NAMES.get(name, name)
 
 
 @lru_cache(maxsize=None)

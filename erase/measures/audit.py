@@ -24,6 +24,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
+from ..paper import display_name
 from ..runs.methods import UNLEARNING
 from .scorecard import FAILS, HOLDS, UNSURE, Criterion, Finding, findings
 from .study import interval
@@ -268,7 +269,6 @@ def summarise(rows: list[dict], measures=tuple(MEASURES)) -> pd.DataFrame:
     return pd.DataFrame(out)
 
 
-LABELS = {"oracle": "Ĝ (oracle)", "original": "G"}
 
 
 def table(summary: pd.DataFrame, measures=None, digits: int = 2) -> pd.DataFrame:
@@ -284,7 +284,7 @@ def table(summary: pd.DataFrame, measures=None, digits: int = 2) -> pd.DataFrame
     wide = rows.pivot(index="name", columns="measure", values="cell")
     order = list(dict.fromkeys(summary["name"]))
     wide = wide.loc[order, measures]
-    wide.index = [LABELS.get(n, n) for n in wide.index]
+    wide.index = [display_name(n) for n in wide.index]
     wide.columns = [MEASURES.get(m, m) for m in measures]
     return wide
 

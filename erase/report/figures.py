@@ -10,9 +10,11 @@ import numpy as np
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
+from ..paper import ORACLE, display_name
+
 TITLE_ROOM = 64  # px above subplots: their titles sit below plotly's mode bar, not under it
 
-COLORS = {"Oracle (G-hat)": "#1b9e77", "oracle": "#1b9e77", "G": "#d95f02", "original": "#d95f02",
+COLORS = {ORACLE: "#1b9e77", "oracle": "#1b9e77", "G": "#d95f02", "original": "#d95f02",
           "FT": "#7570b3", "Full FT": "#e7298a", "GA-l1": "#66a61e", "NL": "#e6ab02",
           "GA-l1-FT": "#a6761d", "NL-FT": "#1f78b4", "Retrain": "#1b9e77"}
 
@@ -97,21 +99,23 @@ def epoch_lines(table: dict, metrics=("bta_psnr", "kta_psnr"), train_epochs: int
 
 
 def radar(rows: dict, axes=("UA", "BTA", "KTA", "1/RTE")) -> go.Figure:
-    """Figure 3: one radar per method against the oracle; axes already scaled to [0, 1]."""
-    names = [n for n in rows if n != "Oracle (G-hat)"]
+    """Figure 3: one radar per method against the oracle; axes already scaled to [0, 1]. Rows
+    are named by record ("oracle") or as readers see them (``paper.ORACLE``)."""
+    rows = {display_name(n): values for n, values in rows.items()}
+    names = [n for n in rows if n != ORACLE]
     cols = min(3, len(names))
     fig = make_subplots(rows=int(np.ceil(len(names) / cols)), cols=cols,
                         specs=[[{"type": "polar"}] * cols] * int(np.ceil(len(names) / cols)),
                         subplot_titles=names, vertical_spacing=0.12)
     for i, name in enumerate(names):
         r, c = i // cols + 1, i % cols + 1
-        for label, values, color in (("Oracle (G-hat)", rows.get("Oracle (G-hat)"), COLORS["oracle"]),
+        for label, values, color in ((ORACLE, rows.get(ORACLE), COLORS["oracle"]),
                                      (name, rows[name], COLORS.get(name, "#333"))):
             if values is None:
                 continue
             v = [values[a] for a in axes]
             fig.add_trace(go.Scatterpolar(r=v + v[:1], theta=list(axes) + [axes[0]], fill="toself",
-                                          name=label, legendgroup=label, showlegend=i == 0 or label != "Oracle (G-hat)",
+                                          name=label, legendgroup=label, showlegend=i == 0 or label != ORACLE,
                                           line=dict(color=color), opacity=0.6), r, c)
     fig.update_polars(radialaxis=dict(range=[0, 1], showticklabels=False))
     fig.update_layout(height=330 * int(np.ceil(len(names) / cols)), margin=dict(t=TITLE_ROOM, b=20))
@@ -164,7 +168,7 @@ def overview() -> go.Figure:
     boxes = {
         "retain set D_r<br>(brain AXT2)": (0.02, 0.62, 0.2, 0.9, "#cfe8dc"),
         "forget set D_f<br>(knee)": (0.02, 0.12, 0.2, 0.4, "#f6d5c1"),
-        "oracle G-hat<br>trained on D_r": (0.4, 0.72, 0.6, 0.95, "#1b9e77"),
+        f"{ORACLE}<br>trained on D_r": (0.4, 0.72, 0.6, 0.95, "#1b9e77"),
         "original G<br>trained on D_r + D_f": (0.4, 0.32, 0.6, 0.58, "#d95f02"),
         "unlearned G^U<br>from G, with D_f and D_r'": (0.78, 0.32, 0.98, 0.58, "#1f78b4"),
     }

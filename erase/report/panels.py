@@ -11,6 +11,7 @@ import pandas as pd
 from torch.utils.data import Subset
 
 from . import figures
+from ..paper import ORACLE
 from ..runs.evaluate import reconstruct_volumes, slice_names
 from ..measures.hallucination import error_box, excess_slices, scores_of, worst_slice
 
@@ -66,10 +67,10 @@ def figure_one(lab, records: dict, original="original", unlearned="NL-FT", refer
     errors = [np.abs(x - target) for x in (ref, g, gu)]
     zmax = float(target.max())
     images = figures.image_row([target, ref, g, gu],
-                               ["target", "G-hat (oracle)", "G", f"G^U ({unlearned})"],
+                               ["target", ORACLE, "G", f"G^U ({unlearned})"],
                                zmax=zmax, boxes={2: [box]}, height=330)
     error_row = figures.image_row(errors, ["|G-hat - target|", "|G - target|",
-                                           f"|G^U - target|"],
+                                           "|G^U - target|"],
                                   errors=(0, 1, 2), error_zmax=float(max(e.max() for e in errors)),
                                   boxes={1: [box]}, height=330)
     r0, r1, c0, c1 = box

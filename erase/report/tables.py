@@ -8,7 +8,6 @@ from .. import paper
 from ..measures.study import pooled_volumes
 
 ACCURACIES = (("bta", "BTA (brain test)"), ("kta", "KTA (knee test)"), ("ua", "UA (forget set)"))
-DISPLAY = {"oracle": "Oracle (G-hat)", "original": "G", "zero-filled": "zero-filled input"}
 
 
 def pm(mean: float, std: float, metric: str) -> str:
@@ -35,7 +34,7 @@ def table1(records: dict, names, accuracies=ACCURACIES, metrics=("psnr", "ssim")
                         paper.value(1, name, f"{acc}_{metric}_std"), metric)
                 except KeyError:
                     row[(label, metric.upper(), "paper")] = "–"
-        rows[DISPLAY.get(name, name)] = row
+        rows[paper.display_name(name)] = row
     frame = pd.DataFrame.from_dict(rows, orient="index")
     frame.columns = pd.MultiIndex.from_tuples(frame.columns)
     return frame
@@ -109,7 +108,7 @@ def cross_anatomy(records: dict) -> pd.DataFrame:
             row[(label, "this run")] = pm(values.mean(), values.std(), "psnr")
             row[(label, "paper")] = "–" if name == "zero-filled" else pm(
                 paper.value(1, name, f"{acc}_psnr"), paper.value(1, name, f"{acc}_psnr_std"), "psnr")
-        rows[DISPLAY[name]] = row
+        rows[paper.display_name(name)] = row
     frame = pd.DataFrame.from_dict(rows, orient="index")
     frame.columns = pd.MultiIndex.from_tuples(frame.columns)
     return frame
