@@ -87,7 +87,7 @@ HEAD_METHODS_VERSION = "732d6a41c4f9"  # erase.runs.methods.METHODS_VERSION at 8
 
 def test_the_papers_six_keep_their_run_keys(lab, monkeypatch):
     assert METHODS_VERSION == HEAD_METHODS_VERSION
-    monkeypatch.setattr(lab, "_common", lambda: {"common": "fixed"})
+    monkeypatch.setattr(lab, "_shared_config", lambda: {"common": "fixed"})
     for protocol, keys in HEAD_KEYS.items():
         monkeypatch.setattr(lab, "protocol", get_protocol(protocol))
         for m in UNLEARNING:

@@ -24,7 +24,11 @@ def unknown_parameters(namespace: dict, before: set, known) -> list[str]:
 
 
 def setup(namespace: dict, before: set, known=(), **lab_options):
-    """Validate the chapter's parameters, switch plotly to the offline renderer, return a Lab."""
+    """Validate the chapter's parameters, switch plotly to the offline renderer, return a Lab.
+
+    ``known``: the names of the chapter's own parameters, beyond the ones every chapter has
+    (``COMMON``). The Lab writes nothing until the chapter first uses it (``Lab.prepare_data``).
+    """
     from . import offline
     from ..runs.lab import Lab
 

@@ -7,7 +7,6 @@ fastMRI's evaluation script computes them (data range = the volume's maximum).
 from __future__ import annotations
 
 from collections import defaultdict
-from pathlib import Path
 
 import numpy as np
 import torch
@@ -129,7 +128,8 @@ def evaluate_model(model, datasets: dict, device="cpu", which=ACCURACY) -> dict:
     return {name: evaluate_dataset(model, datasets[split], device) for name, split in which.items()}
 
 
-def brief(metrics: dict) -> dict[str, float]:
-    """Just the means and stds, for tables and progress lines."""
+def summary_of(metrics: dict) -> dict[str, float]:
+    """A record's ``summary``: just the means and stds of its metrics, for tables and progress
+    lines."""
     return {f"{name}_{m}{s}": round(v[f"{m}{s}"], 4) for name, v in metrics.items()
             for m in ("psnr", "ssim") for s in ("", "_std")}

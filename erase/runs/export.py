@@ -27,7 +27,7 @@ import torch
 
 from .. import data as data_lib
 from ..config import ConfigError, ModelConfig
-from .evaluate import ACCURACY, brief, evaluate_model, reconstruct_volumes
+from .evaluate import ACCURACY, evaluate_model, reconstruct_volumes, summary_of
 from .store import StoreError, checkpoint_errors
 
 EXPORT_FORMAT = 1
@@ -154,7 +154,7 @@ def evaluate_exported(lab, path: Path) -> dict:
     model = model.to(lab.device)
     metrics = evaluate_model(model, {s: lab.dataset(s) for s in ACCURACY.values()},
                              lab.device, ACCURACY)
-    return {"name": Path(path).name, "summary": brief(metrics), "metrics": metrics,
+    return {"name": Path(path).name, "summary": summary_of(metrics), "metrics": metrics,
             "export": info, "manifest": lab.manifest_key}
 
 

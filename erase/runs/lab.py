@@ -31,7 +31,7 @@ from ..config import (ConfigError, check_choice, check_int, config_hash, get_pro
                       get_scale, to_dict)
 from ..data.synthetic import stamp_of, synthesize
 from .engine import ENGINE_VERSION, Loop, epoch_steps, make_fabric, prepare_reads, run_loop
-from .evaluate import ACCURACY, brief, evaluate_dataset, evaluate_model
+from .evaluate import ACCURACY, evaluate_dataset, evaluate_model, summary_of
 from .methods import Method, get_method, hashed, row_knobs, validate_knobs, version_of
 from .models import build_model, count_parameters
 from .store import Store, check_writable, checkpoint_errors, environment
@@ -80,7 +80,13 @@ class Inputs:
 
 
 class Lab:
-    """One protocol set-up: scale, device, data (embedded or real), split seed, store."""
+    """One protocol set-up: scale, device, data (embedded or real), split seed, store.
+
+    Constructing a Lab checks its settings and writes nothing. The data it reads is prepared
+    on first use (``prepare_data``: the embedded synthetic set written, the split made and
+    checked against the files, the manifest kept in the store), so a Lab that is refused, or
+    never used, leaves nothing behind.
+    """
 
     def __init__(self, scale: str = "default", device: str = "cpu", data_root=None, seed=0,
                  results_dir=None, manifest=None, epochs=None, arch=None, progress=False,
@@ -103,30 +109,68 @@ class Lab:
         self.data_config = self.profile.data
         self.precision, self.progress = precision, progress
         self.results = Path(results_dir) if results_dir is not None else DEFAULT_RESULTS
-        # Check everything before writing anything: a refused Lab leaves no results behind.
-        check_writable(self.results)
-        user_manifest = None if manifest is None else data_lib.load_manifest(manifest)
-        if data_root is None:  # complete or absent: synthesize writes aside and renames
+        check_writable(self.results)  # probes without leaving anything
+        self._user_manifest = None if manifest is None else data_lib.load_manifest(manifest)
+        if data_root is None:  # the embedded synthetic set, kept in the store by its stamp
             stamp_key = config_hash(stamp_of(self.data_config, data_seed))
-            self.data_root = self.results / "data" / f"synthetic-{scale}-{stamp_key}"
-            synthesize(self.data_root, self.data_config, data_seed)
+            self._data_root = self.results / "data" / f"synthetic-{scale}-{stamp_key}"
+            self._data_seed: int | None = data_seed
         else:
-            self.data_root = Path(data_root)
-        if user_manifest is not None:
-            self.manifest = user_manifest
-        else:
-            volumes = data_lib.scan(self.data_root)
-            self.manifest = data_lib.make_manifest(volumes, self.data_config, self.seed,
-                                                   self.data_root)
-        data_lib.verify_manifest(self.manifest, self.data_root)
-        self.store = Store(self.results)
-        self.manifest_key = data_lib.manifest_hash(self.manifest)
-        data_lib.write_json_atomic(self.results / "manifests" / f"{self.manifest_key}.json",
-                                   self.manifest)
+            self._data_root, self._data_seed = Path(data_root), None
+        self._manifest: dict | None = None
+        self._manifest_key: str | None = None
+        self._store: Store | None = None
         self._datasets: dict = {}
         self._fabric = None
 
     # ------------------------------------------------------------ data and models
+
+    def prepare_data(self) -> "Lab":
+        """Make the data ready to read, once (later calls return at once): write the embedded
+        synthetic set unless a data root was given (``synthesize`` reuses a complete one and
+        writes a new one aside, then renames it), make the split (or take the given manifest),
+        check it against the files and keep the manifest in the store. Everything that reads
+        the data, the split or the store calls it first."""
+        if self._manifest is None:
+            if self._data_seed is not None:
+                synthesize(self._data_root, self.data_config, self._data_seed)
+            if self._user_manifest is not None:
+                manifest = self._user_manifest
+            else:
+                volumes = data_lib.scan(self._data_root)
+                manifest = data_lib.make_manifest(volumes, self.data_config, self.seed,
+                                                  self._data_root)
+            data_lib.verify_manifest(manifest, self._data_root)
+            key = data_lib.manifest_hash(manifest)
+            data_lib.write_json_atomic(self.results / "manifests" / f"{key}.json", manifest)
+            self._manifest, self._manifest_key = manifest, key
+        return self
+
+    @property
+    def data_root(self) -> Path:
+        """The folder of fastMRI files the Lab reads (prepared on first use)."""
+        self.prepare_data()
+        return self._data_root
+
+    @property
+    def manifest(self) -> dict:
+        """The split: which files are retain, forget, validation and test (prepared on first
+        use)."""
+        return self.prepare_data()._manifest
+
+    @property
+    def manifest_key(self) -> str:
+        """The split's hash, part of every run key (prepared on first use)."""
+        return self.prepare_data()._manifest_key
+
+    @property
+    def store(self) -> Store:
+        """The results store under ``results``, created on first use, after the data is
+        prepared (data that cannot be read leaves no empty store behind)."""
+        if self._store is None:
+            self.prepare_data()
+            self._store = Store(self.results)
+        return self._store
 
     @property
     def fabric(self):
@@ -157,7 +201,9 @@ class Lab:
             model.load_state_dict(state["model"])
         return model.to(self.device).eval()
 
-    def _common(self) -> dict:
+    def _shared_config(self) -> dict:
+        """The part of every run's config that all its kinds share: the split and seed, the
+        loading, the network, the training settings, the engine and the precision."""
         # Under torchrun, each of the processes takes its share of every epoch's steps and the
         # gradients are averaged: a different computation, so a different key.
         world = int(os.environ.get("WORLD_SIZE", "1"))
@@ -204,12 +250,12 @@ class Lab:
                      if job.name == "original" else {})
             protocol = {k: getattr(self.protocol, k) for k in TRAINING_SWITCHES}
             return {"kind": "train", "which": job.name, **order, "protocol": protocol,
-                    **self._common()}
+                    **self._shared_config()}
         return {"kind": "unlearn", "method": hashed(get_method(job.name)),
                 "methods_version": version_of(job.name), "knobs": job.knob,
                 "protocol": {k: v for k, v in to_dict(self.protocol).items()
                              if k != "unlearn_epochs"},  # the knob "epochs" holds its value
-                "start": config_hash(self.config(Job("train", "original"))), **self._common()}
+                "start": config_hash(self.config(Job("train", "original"))), **self._shared_config()}
 
     def inputs(self, job: Job) -> Inputs:
         """Which data a job's loop reads and where it starts: decided here and only here."""
@@ -259,7 +305,9 @@ class Lab:
                 + (knobs["epochs"] - with_forget) * epoch_cost(0))
 
     def stored(self, job: Job) -> dict | None:
-        record = self.store.get(self.config(job))
+        """The job's record if the store holds it (``from_store`` set), else None."""
+        config = self.config(job)
+        record = self.store.get(config)
         return None if record is None else {**record, "from_store": True}
 
     # ------------------------------------------------------------ running
@@ -298,7 +346,7 @@ class Lab:
             latest.clear()
             latest.update(evaluate_model(model, tests, self.fabric.device,
                                          {k: k for k in tests}))
-            return brief(latest)
+            return summary_of(latest)
 
         return test, latest
 
@@ -317,7 +365,7 @@ class Lab:
             if fabric.broadcast(record is not None, src=0):  # another job finished it meanwhile
                 return {**self.store.get(config), "from_store": True}
             inputs = self.inputs(job)
-            evaluate, known = self._evaluation(job)
+            evaluate, last_tests = self._evaluation(job)
             model = self.new_model()
             params = count_parameters(model)
             if self.progress and fabric.is_global_zero:
@@ -333,22 +381,24 @@ class Lab:
             started = time.perf_counter()
             result = run_loop(loop, model, fabric)
             if fabric.is_global_zero:
-                self.store.put(config, self._record(job, model, params, result, known, started))
+                self.store.put(config, self._record(job, model, params, result, last_tests,
+                                                    started))
             fabric.barrier()  # the record is on disk before any rank reads it
             return {**self.store.get(config), "from_store": False}
 
-    def _record(self, job: Job, model, params: int, result: dict, known: dict,
+    def _record(self, job: Job, model, params: int, result: dict, last_tests: dict,
                 started: float) -> dict:
         """A finished run's record: final metrics on every test split, history, timing."""
         eval_start = time.perf_counter()
-        known = dict(known or {})  # empty when a resumed run trained nothing now
-        missing = {a: s for a, s in ACCURACY.items() if a not in known}
-        metrics = {**known, **evaluate_model(model, {s: self.dataset(s) for s in missing.values()},
-                                             self.fabric.device, missing)}
+        last_tests = dict(last_tests or {})  # empty when a resumed run trained nothing now
+        missing = {a: s for a, s in ACCURACY.items() if a not in last_tests}
+        metrics = {**last_tests,
+                   **evaluate_model(model, {s: self.dataset(s) for s in missing.values()},
+                                    self.fabric.device, missing)}
         metrics = {a: metrics[a] for a in ACCURACY}
         return {
             "name": job.name, "parameters": params,
-            "metrics": metrics, "summary": brief(metrics), "history": result["history"],
+            "metrics": metrics, "summary": summary_of(metrics), "history": result["history"],
             "timing": {"train_seconds": result["train_seconds"], "steps": result["steps"],
                        "samples": result["samples"],
                        "samples_per_second": result["samples"] / max(result["train_seconds"], 1e-9),
@@ -374,21 +424,23 @@ class Lab:
         """BTA / KTA / UA of the zero-filled input: the floor every model must clear."""
         # no training, but the masks, the transform and the metrics: ENGINE_VERSION covers them
         config = {"kind": "zero_filled", "manifest": self.manifest_key,
-                  "loading": self._common()["loading"], "engine": ENGINE_VERSION}
+                  "loading": self._shared_config()["loading"], "engine": ENGINE_VERSION}
         record = self.store.get(config)
         if record is None:
             metrics = {name: evaluate_dataset(None, self.dataset(split), baseline=True)
                        for name, split in ACCURACY.items()}
             record = self.store.put(config, {"name": "zero-filled", "metrics": metrics,
-                                             "summary": brief(metrics), "finished": time.time()})
+                                             "summary": summary_of(metrics),
+                                             "finished": time.time()})
         return record
 
     # ------------------------------------------------------------ many runs at once
 
     def settings(self) -> dict:
         """What it takes to rebuild this Lab in another process."""
-        return {"scale": self.profile.name, "device": self.device, "data_root": None
-                if self.data_root.is_relative_to(self.results / "data") else str(self.data_root),
+        embedded = self._data_root.is_relative_to(self.results / "data")
+        return {"scale": self.profile.name, "device": self.device,
+                "data_root": None if embedded else str(self._data_root),
                 "seed": self.seed, "results_dir": str(self.results),
                 "epochs": self.train_config.epochs, "arch": self.model_config.arch,
                 "precision": self.precision, "protocol": self.protocol}
