@@ -11,11 +11,13 @@
                    --split brain_test|knee_test|forget --out DIR
     erase results  --csv FILE [--results DIR]
     erase check-gpu [--bf16]
-    erase book     [--scale default]
+    erase book     [--scale default] [--results DIR] [--root DIR] [--out DIR]
 
 Every bad input ends with one line ``erase: error: ...`` that says what to fix, exit code 2,
 and nothing written. A long run says what it will take (disk, time) on stderr before it
-starts. ``check-gpu`` exits 0 with one line saying so when no GPU is visible.
+starts. ``check-gpu`` exits 0 with one line saying so when no GPU is visible. Ctrl-C (or
+SIGTERM, for ``book``) stops a command with one line on stderr and exit code 130 (143); the
+same command run again continues from what the results store holds.
 """
 from __future__ import annotations
 
@@ -26,6 +28,7 @@ import sys
 from pathlib import Path
 
 from .config import SWITCHES, ConfigError, get_protocol, get_scale
+from .book.build import Interrupted
 from .data import DataError
 from .runs.store import StoreError, check_writable
 
@@ -77,7 +80,8 @@ def _method_flags(parser: argparse.ArgumentParser, required: bool = False) -> No
                         help="noisy-label scale of NL rows, on the raw target scale (default 1e-5)")
 
 
-def _common(parser: argparse.ArgumentParser) -> None:
+def _run_flags(parser: argparse.ArgumentParser) -> None:
+    """The flags of every command that runs a job: the Lab's set-up and the protocol."""
     parser.add_argument("--scale", default="default", help="smoke, default or paper")
     parser.add_argument("--data-root", default=None,
                         help="directory of fastMRI multi-coil files (default: embedded synthetic)")
@@ -132,14 +136,14 @@ def parser() -> argparse.ArgumentParser:
     p = sub.add_parser("train", help="train the oracle G-hat (Dr) or the original G (Dr + Df)")
     p.add_argument("--model", default="oracle",
                    help="oracle (G-hat, on Dr; the default) or original (G, on Dr + Df)")
-    _common(p)
+    _run_flags(p)
 
     p = sub.add_parser("unlearn", help="unlearn Df from G with one method")
     _method_flags(p, required=True)
     p.add_argument("--unlearn-epochs", default=None,
                    help="unlearning epochs (default: the protocol's 5)")
     _own_knobs(p)
-    _common(p)
+    _run_flags(p)
 
     p = sub.add_parser("evaluate", help="BTA / KTA / UA of a trained or unlearned model")
     p.add_argument("--model", default=None,
@@ -148,7 +152,7 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--checkpoint", default=None,
                    help="a file written by `erase export`: evaluate it on the current split")
     _own_knobs(p)
-    _common(p)
+    _run_flags(p)
 
     p = sub.add_parser("export", help="write a trained or unlearned model as a plain state "
                                       "dict for fastmri.models.VarNet, with FILE.json")
@@ -157,7 +161,7 @@ def parser() -> argparse.ArgumentParser:
     _own_knobs(p)
     p.add_argument("--out", required=True,
                    help="the weights file to write (its description goes to FILE.json)")
-    _common(p)
+    _run_flags(p)
 
     p = sub.add_parser("reconstruct", help="write one split's reconstructions in fastMRI's "
                                            "prediction format and score them with fastMRI")
@@ -167,7 +171,7 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--split", default="brain_test",
                    help="brain_test (default), knee_test or forget")
     p.add_argument("--out", required=True, help="directory for one .h5 file per volume")
-    _common(p)
+    _run_flags(p)
 
     p = sub.add_parser("results", help="write every record of a results store as one tidy CSV")
     p.add_argument("--csv", required=True,
@@ -181,7 +185,12 @@ def parser() -> argparse.ArgumentParser:
     p = sub.add_parser("book", help="execute every chapter with papermill and build the book")
     p.add_argument("--scale", default="default", help="smoke, default or paper")
     p.add_argument("--device", default="cpu", help="cpu or cuda")
-    p.add_argument("--results", default=None, help="results directory (default _output)")
+    p.add_argument("--results", default=None,
+                   help="results directory (default: ROOT/_output)")
+    p.add_argument("--root", default=None,
+                   help="the project whose book to build, the folder with _toc.yml (default: "
+                        "the current directory if it holds one, else this package's repository)")
+    p.add_argument("--out", default=None, help="where _build goes (default: ROOT)")
     return top
 
 
@@ -280,87 +289,115 @@ def _print_record(record: dict, as_json: bool) -> None:
              f"{', from the store' if record.get('from_store') else ''})" if "timing" in record else ""))
 
 
-def run(args) -> int:
-    if args.command == "synth":
-        from .config import check_int
-        from .data.synthetic import synthesize
+def _synth(args) -> int:
+    from .config import check_int
+    from .data.synthetic import synthesize
 
-        seed = check_int("seed", _integer(args.seed))
-        config = get_scale(args.scale).data
+    seed = check_int("seed", _integer(args.seed))
+    config = get_scale(args.scale).data
+    check_writable(Path(args.out), "--out directory", "choose a writable --out directory")
+    info = synthesize(Path(args.out), config, seed)
+    params = info["stamp"]["params"]
+    print(f"{'reused' if info['reused'] else 'wrote'} {len(info['files'])} volumes in "
+          f"{args.out}: {params['brain_volumes']} brain (AXT2), {params['knee_volumes']} knee "
+          f"(CORPD_FBK), {params['slices_per_volume']} slices of {params['image_size']}^2, "
+          f"{params['coils']} coils ({info['seconds']} s to generate)")
+    return 0
+
+
+def _manifest(args) -> int:
+    from . import data
+    from .config import check_int
+
+    seed = check_int("seed", _integer(args.seed))
+    config = get_scale(args.scale).data
+    out = Path(args.out) if args.out else Path(args.data_root) / "erase-manifest.json"
+    if args.out or Path(args.data_root).is_dir():  # before a long scan; else scan says why
+        check_writable(out.parent, "manifest directory", "choose a writable --out FILE")
+    volumes = data.scan(Path(args.data_root))
+    manifest = data.make_manifest(volumes, config, seed, Path(args.data_root))
+    manifest["data_root"] = str(Path(args.data_root).resolve())
+    data.write_json_atomic(out, manifest)
+    _print_manifest(manifest, Path(args.data_root))
+    print(f"manifest written to {out}")
+    return 0
+
+
+def _check_gpu(args) -> int:
+    from .runs.gpu_check import check
+
+    check(device="cuda", bf16=args.bf16)
+    return 0
+
+
+def _book(args) -> int:
+    from .book import BookError, build_book, find_root
+    from .book.build import book_root
+
+    get_scale(args.scale)
+    if args.device == "cuda":
+        import torch
+        if not torch.cuda.is_available():
+            raise ConfigError("device 'cuda' was asked for but no GPU is visible; "
+                              "use --device cpu")
+    try:
+        root = find_root() if args.root is None else book_root(Path(args.root))
+    except BookError as err:
+        raise ConfigError(str(err)) from None
+    if args.results is not None:
+        check_writable(Path(args.results))
+    if args.out is not None:
         check_writable(Path(args.out), "--out directory", "choose a writable --out directory")
-        info = synthesize(Path(args.out), config, seed)
-        params = info["stamp"]["params"]
-        print(f"{'reused' if info['reused'] else 'wrote'} {len(info['files'])} volumes in "
-              f"{args.out}: {params['brain_volumes']} brain (AXT2), {params['knee_volumes']} knee "
-              f"(CORPD_FBK), {params['slices_per_volume']} slices of {params['image_size']}^2, "
-              f"{params['coils']} coils ({info['seconds']} s to generate)")
-        return 0
-    if args.command == "manifest":
-        from . import data
+    return build_book(root, scale=args.scale, device=args.device, results_dir=args.results,
+                      out=args.out)
 
-        from .config import check_int
-        seed = check_int("seed", _integer(args.seed))
-        config = get_scale(args.scale).data
-        out = Path(args.out) if args.out else Path(args.data_root) / "erase-manifest.json"
-        if args.out or Path(args.data_root).is_dir():  # before a long scan; else scan says why
-            check_writable(out.parent, "manifest directory", "choose a writable --out FILE")
-        volumes = data.scan(Path(args.data_root))
-        manifest = data.make_manifest(volumes, config, seed, Path(args.data_root))
-        manifest["data_root"] = str(Path(args.data_root).resolve())
-        data.write_json_atomic(out, manifest)
-        _print_manifest(manifest, Path(args.data_root))
-        print(f"manifest written to {out}")
-        return 0
-    if args.command == "results":
-        return _results(args)
-    if args.command == "check-gpu":
-        from .runs.gpu_check import check
 
-        check(device="cuda", bf16=args.bf16)
-        return 0
-    if args.command == "book":
-        from .book import build
-
-        get_scale(args.scale)
-        if args.device == "cuda":
-            import torch
-            if not torch.cuda.is_available():
-                raise ConfigError("device 'cuda' was asked for but no GPU is visible; "
-                                  "use --device cpu")
-        if args.results is not None:
-            check_writable(Path(args.results))
-        return build(scale=args.scale, device=args.device, results_dir=args.results)
-    _check_run(args)
+def _open_lab(args):
+    """The Lab a run command works in, once its flags are checked (nothing written before),
+    with a warning first when the profile is too big for a CPU."""
     from .runs.plan import cpu_warning
 
+    _check_run(args)
     warning = cpu_warning(args.scale, args.device)
     if warning:
         print(warning, file=sys.stderr)
-    lab = _lab(args)
-    if args.command == "evaluate" and args.checkpoint:
-        return _evaluate_checkpoint(lab, args)
-    if args.command in ("export", "reconstruct"):
-        return _takeaway(lab, args)
-    if not (args.command == "evaluate" and args.model == "zero-filled"):
-        _announce(lab, _job(lab, args), args.command == "evaluate")
-    if args.command == "train":
-        record = lab.train(args.model)
-    elif args.command == "unlearn":
-        record = lab.unlearn(args.method, _number(args.retain_fraction), _number(args.gamma),
-                             _number(args.lam), _integer(args.unlearn_epochs), **_own(args))
-    else:  # evaluate
-        if args.method:
-            record = lab.unlearn(args.method, _number(args.retain_fraction),
-                                 _number(args.gamma), _number(args.lam), **_own(args))
-        elif args.model == "zero-filled":
-            record = lab.zero_filled()
-        else:
-            record = lab.train(args.model or "original")
-        if args.model != "zero-filled":
-            record = _with_audit(lab, record)
+    return _lab(args)
+
+
+def _print_for_rank_zero(record: dict, as_json: bool) -> None:
     if int(os.environ.get("RANK", "0")) == 0:  # under torchrun, one rank prints
-        _print_record(record, args.json)
+        _print_record(record, as_json)
+
+
+def _run_job(args) -> int:
+    """train and unlearn: the record of the job the flags name, run now if not stored."""
+    lab = _open_lab(args)
+    _print_for_rank_zero(_record_of(lab, args, notice=False), args.json)
     return 0
+
+
+def _evaluate(args) -> int:
+    """BTA / KTA / UA of a stored model (trained now if missing, said on stderr), with its
+    forgetting audit; of an exported file (--checkpoint); or of the zero-filled input."""
+    lab = _open_lab(args)
+    if args.checkpoint:
+        return _evaluate_checkpoint(lab, args)
+    zero_filled = args.model == "zero-filled"
+    if zero_filled and not args.method:
+        record = lab.zero_filled()
+    else:
+        job = _job(lab, args)
+        if not zero_filled:
+            _announce(lab, job, notice=True)
+        record = lab.run(job)
+        if not zero_filled:
+            record = _with_audit(lab, record)
+    _print_for_rank_zero(record, args.json)
+    return 0
+
+
+def _export(args) -> int:
+    return _takeaway(_open_lab(args), args)
 
 
 def _print_manifest(manifest: dict, data_root: Path) -> None:
@@ -409,9 +446,11 @@ def _announce(lab, job, notice: bool) -> None:
         print(estimate.line(), file=sys.stderr)
 
 
-def _record_of(lab, args) -> dict:
+def _record_of(lab, args, notice: bool = True) -> dict:
+    """The record of the job the flags name, run now if the store lacks it (after saying so
+    when ``notice``, and what it will take when it is long)."""
     job = _job(lab, args)
-    _announce(lab, job, True)
+    _announce(lab, job, notice)
     return lab.run(job)
 
 
@@ -502,6 +541,17 @@ def _results(args) -> int:
     return 0
 
 
+# One function per command (train and unlearn differ only in the job their flags name).
+COMMANDS = {"synth": _synth, "manifest": _manifest, "train": _run_job, "unlearn": _run_job,
+            "evaluate": _evaluate, "export": _export, "reconstruct": _export,
+            "results": _results, "check-gpu": _check_gpu, "book": _book}
+
+
+def run(args) -> int:
+    """Run the command ``args`` names; its exit code."""
+    return COMMANDS[args.command](args)
+
+
 def main(argv=None) -> int:
     args = parser().parse_args(argv)
     try:
@@ -513,6 +563,10 @@ def main(argv=None) -> int:
         where = f" ({err.filename})" if getattr(err, "filename", None) else ""
         print(f"erase: error: {err.strerror or err}{where}", file=sys.stderr)
         return 2
+    except Interrupted as stop:  # the book, stopped by SIGINT or SIGTERM: all of it ended
+        print("erase: interrupted; rerun the same command to continue from the stored runs",
+              file=sys.stderr, flush=True)
+        return stop.exit_code
     except KeyboardInterrupt:
         print("erase: interrupted; rerun the same command to continue from the last "
               "checkpoint", file=sys.stderr)

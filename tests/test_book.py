@@ -17,7 +17,6 @@ from __future__ import annotations
 import fcntl
 import functools
 import http.server
-import importlib
 import json
 import os
 import queue
@@ -25,7 +24,6 @@ import re
 import shutil
 import subprocess
 import sys
-import textwrap
 import threading
 import time
 from html.parser import HTMLParser
@@ -33,10 +31,9 @@ from pathlib import Path
 
 import pytest
 
-# the module; the package erase.book re-exports its function build() under the same name
-book = importlib.import_module("erase.book.build")
+from erase.book import build as book
 
-ROOT = book.ROOT
+ROOT = Path(__file__).resolve().parents[1]  # the project: its _toc.yml and book/
 DOCUMENTS = book.toc_documents(ROOT)  # the chapters, then the pages for readers
 CHAPTERS = [d for d in DOCUMENTS if book.is_notebook(ROOT / f"{d}.md")]  # what executes
 CHROMIUM = next((shutil.which(n) for n in ("chromium", "chromium-browser", "google-chrome")
@@ -71,7 +68,8 @@ def executed(tmp_path_factory):
     out = tmp_path_factory.mktemp("book")
     error = None
     try:
-        timings = book.execute(scale="smoke", results_dir=out / "_output", out=out, quiet=True)
+        timings = book.execute(ROOT, scale="smoke", results_dir=out / "_output", out=out,
+                               quiet=True)
     except book.BookError as err:
         timings, error = {}, str(err)
     return {"out": out, "timings": timings, "error": error}
@@ -105,7 +103,7 @@ def rendered(executed):
     """The real book rendered from the executed notebooks (Sphinx warnings fail it)."""
     if executed["error"]:
         pytest.fail(f"chapters failed, nothing to render: {executed['error']}")
-    return book.render(ROOT, executed["out"], quiet=True)
+    return book.render(ROOT, executed["out"])
 
 
 @slow
@@ -302,8 +300,8 @@ def test_toc_order_and_plain_pages(mini_root):
 def test_failing_chapter_stops_the_build_with_its_cell_and_error(mini_root, tmp_path,
                                                                  capsys, monkeypatch):
     monkeypatch.setenv("ERASE_TEST_FAIL", "1")
-    code = book.build(scale="smoke", results_dir=tmp_path / "results", root=mini_root,
-                      out=tmp_path)
+    code = book.build_book(mini_root, scale="smoke", results_dir=tmp_path / "results",
+                           out=tmp_path)
     err = capsys.readouterr().err
     assert code == 1
     assert "book/02_fails" in err and "1 / 0" in err
@@ -323,8 +321,8 @@ def test_fresh_kernel_is_this_environment_python(mini_root, tmp_path):
 @pytest.fixture(scope="session")
 def mini_built(mini_root, tmp_path_factory):
     out = tmp_path_factory.mktemp("mini-out")
-    code = book.build(scale="smoke", results_dir=out / "results", root=mini_root, out=out,
-                      quiet=True)
+    code = book.build_book(mini_root, scale="smoke", results_dir=out / "results", out=out,
+                           quiet=True)
     assert code == 0, (out / "_build" / "book.log").read_text()[-3000:]
     return out / "_build" / "html"
 

@@ -16,7 +16,6 @@ The browser checks (banner and footer on every page, no placeholder or localhost
 from __future__ import annotations
 
 import datetime as dt
-import importlib
 import json
 import re
 import shutil
@@ -27,10 +26,10 @@ import nbformat
 import pytest
 import yaml
 
+from erase.book import build as book
 from erase.book.chapter import COMMON
 
-book = importlib.import_module("erase.book.build")  # the module (erase.book re-exports build())
-ROOT = book.ROOT
+ROOT = Path(__file__).resolve().parents[1]  # the project: its _toc.yml and book/
 READERS = ["book/mri_in_one_page", "book/glossary", "book/teaching_guide", "book/real_data",
            "book/how_to_cite"]
 NOTEBOOKS = {"book/mri_in_one_page", "book/teaching_guide", "book/real_data"}

@@ -11,7 +11,6 @@ a help line for every flag, and a citation file.
 from __future__ import annotations
 
 import argparse
-import importlib
 import os
 import re
 import shutil
@@ -22,11 +21,11 @@ import pandas as pd
 import pytest
 import yaml
 
+from erase.book import build as book
 from erase.cli import parser
 from erase.report import downloads
 
 ROOT = Path(__file__).resolve().parents[1]
-book = importlib.import_module("erase.book.build")  # the module (erase.book re-exports build())
 
 
 # ------------------------------------------------------------------ downloads
@@ -142,8 +141,8 @@ def small_book(tmp_path_factory):
     (root / "book" / "01_tables.md").write_text(CHAPTER)
     (root / "book" / "02_plain.md").write_text("# A plain page\n\nNothing to run.\n")
     out = tmp_path_factory.mktemp("takeaway-out")
-    code = book.build(scale="smoke", results_dir=out / "results", root=root, out=out,
-                      quiet=True)
+    code = book.build_book(root, scale="smoke", results_dir=out / "results", out=out,
+                           quiet=True)
     assert code == 0, (out / "_build" / "book.log").read_text()[-3000:]
     return out / "_build" / "html"
 

@@ -1,11 +1,10 @@
-"""The book: executing the chapters and rendering them (``build``), the offline assets for plotly
-and MathJax (``offline``, also the Sphinx extension ``erase.book.offline``) and the chapters'
-shared setup (``chapter``).
+"""The book: executing the chapters and rendering them (``build``: ``build_book``, ``find_root``),
+the offline assets for plotly and MathJax (``offline``, also the Sphinx extension
+``erase.book.offline``) and the chapters' shared setup (``chapter``).
 
-``build`` and ``BookError`` are re-exported for the command line. Note that the re-exported
-function ``build`` hides the module of the same name as an attribute of this package: reach
-the module with ``from erase.book.build import ...`` or ``importlib.import_module``.
+``build_book``, ``find_root``, ``BookError`` and ``Interrupted`` are re-exported for the
+command line; ``erase.book.build`` is the module.
 """
-from .build import BookError, build
+from .build import BookError, Interrupted, build_book, find_root
 
-__all__ = ["BookError", "build"]
+__all__ = ["BookError", "Interrupted", "build_book", "find_root"]

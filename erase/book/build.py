@@ -1,8 +1,12 @@
 """Build the book: execute every chapter with papermill, then let Jupyter Book render them.
 
     python -m erase book --scale smoke|default|paper --device cpu|cuda [--results DIR]
+                         [--root DIR] [--out DIR]
 
-Steps, in ``_toc.yml`` order (a later chapter reuses what an earlier one trained):
+The project whose book is built (``_toc.yml``, ``_config.yml``, ``book/``) is always passed in
+as ``root``; the command line finds it with ``find_root`` (the current directory, else the
+repository this package sits in). Steps, in ``_toc.yml`` order (a later chapter reuses what an
+earlier one trained):
 
 1. each chapter ``book/NN_name.md`` (jupytext MyST) is converted in memory and executed by
    papermill in ``book/`` with the venv's Python kernel; the executed notebook is written to
@@ -16,12 +20,19 @@ Steps, in ``_toc.yml`` order (a later chapter reuses what an earlier one trained
    files the chapters wrote (``erase.report.downloads``: ``_build/downloads/`` goes to
    ``book/_static/downloads/``, next to the HTML). The markdown sources never sit beside
    their notebooks, so Sphinx sees one file per document.
-3. ``jupyter-book build _build/source --path-output . --all -W --keep-going`` renders it
-   into ``_build/html`` without executing anything (``execute_notebooks: "off"``); every
-   Sphinx warning (a glue key not found, an output myst-nb cannot show, a bad citation...)
-   fails the build. The log is ``_build/book.log``.
+3. ``jupyter-book build _build/source --all -W --keep-going`` renders it without executing
+   anything (``execute_notebooks: "off"``) into ``_build/rendering/``, whose HTML then
+   replaces ``_build/html`` whole; every Sphinx warning (a glue key not found, an output
+   myst-nb cannot show, a bad citation...) fails the build. The log is ``_build/book.log``.
 4. ``<results>/scorecard.json``, if a chapter wrote one, is copied to
    ``_build/html/scorecard.json``.
+
+SIGINT (Ctrl-C) or SIGTERM stops ``build_book`` within seconds: the Jupyter kernel (it runs in
+a session of its own, out of reach of the terminal's Ctrl-C) and every process it started
+(``run_many``'s workers) are killed, so is Jupyter Book, the notebook of the chapter that was
+running is removed, and ``Interrupted`` is raised. Nothing half-written stays: a run's record
+and checkpoints are written aside and renamed, and an interrupted rendering never replaces
+``_build/html``. Rerunning the same command continues from the runs in the results store.
 """
 from __future__ import annotations
 
@@ -30,19 +41,19 @@ import json
 import os
 import re
 import shutil
+import signal
 import subprocess
 import sys
+import threading
 import time
+from contextlib import contextmanager
 from pathlib import Path
 
-# The repository root, three levels up from erase/book/build.py (it was two before the package
-# grew wings); a later change passes the root explicitly instead of deriving it from here.
-ROOT = Path(__file__).resolve().parent.parent.parent
 CONFIG_FILES = ("_config.yml", "_toc.yml")
+# The folder this package sits in: the project's checkout when it runs from one (an editable
+# install or PYTHONPATH), site-packages when it was installed. Only ``find_root`` looks here.
+PACKAGE_CHECKOUT = Path(__file__).resolve().parents[2]
 KERNEL = "python3"
-# The chapters' timings so far, rewritten after each chapter, at the path this environment
-# variable names while the book executes (the kernels inherit it): the teaching guide shows them.
-TIMINGS_VARIABLE = "ERASE_BOOK_TIMINGS"
 SMOKE_BANNER = ("Smoke build: tiny models trained for seconds on tiny data; its numbers mean "
                 "nothing. Build the default scale to read the results.")
 _ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
@@ -52,13 +63,133 @@ class BookError(RuntimeError):
     """A chapter or the rendering failed; the message says where and why."""
 
 
+class Interrupted(KeyboardInterrupt):
+    """SIGINT or SIGTERM stopped the build; its kernel, workers and renderer are ended."""
+
+    def __init__(self, signum: int):
+        super().__init__(signum)
+        self.signum = signum
+
+    @property
+    def exit_code(self) -> int:
+        """The shell's code for a process ended by this signal: 130 (SIGINT), 143 (SIGTERM)."""
+        return 128 + self.signum
+
+
+# --------------------------------------------------------------------------- the project
+
+def find_root(start: Path | None = None) -> Path:
+    """The project whose book to build: ``start`` (default: the current directory) when it
+    holds ``_toc.yml``, else the repository this package sits in (a checkout, or an editable
+    install of one); BookError when neither holds a book (a package installed without its
+    repository has none)."""
+    here = Path(start if start is not None else Path.cwd()).resolve()
+    if (here / "_toc.yml").is_file():
+        return here
+    repository = PACKAGE_CHECKOUT
+    if (repository / "_toc.yml").is_file():
+        return repository
+    raise BookError(f"no book to build: neither {here} nor {repository} holds _toc.yml; run "
+                    "from the project's root (the folder with _toc.yml) or pass --root DIR")
+
+
+def book_root(root: Path) -> Path:
+    """``root`` resolved, or BookError when it holds no ``_toc.yml``."""
+    root = Path(root).resolve()
+    if not (root / "_toc.yml").is_file():
+        raise BookError(f"{root} holds no book (no _toc.yml): pass the project's root, the "
+                        "folder with _toc.yml, _config.yml and book/")
+    return root
+
+
+def _write_atomic(path: Path, text: str) -> None:
+    """Write ``text`` next to ``path`` and rename it in place: a kill never leaves half."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(text)
+    os.replace(tmp, path)
+
+
+# --------------------------------------------------------------------------- stopping
+
+# Processes the build started and must end when it is stopped: the kernels (each leads a
+# process group of its own, with the run_many workers it spawned) and Jupyter Book.
+_STARTED: set[int] = set()
+_SIGNALLED: list[int] = []  # the signal that is stopping the build, while it stops
+
+
+def end_processes(pids) -> None:
+    """SIGKILL each process in ``pids`` with every process below it (its process group, when
+    it leads one of its own, and its descendants), and wait until they are gone.
+
+    SIGKILL, not SIGTERM: a worker's half-done epoch is worth nothing (runs resume from their
+    last checkpoint), and a process that gets time to clean up prints on the way out
+    (multiprocessing's resource tracker warns about the semaphores its dead parent left).
+    """
+    import psutil
+
+    doomed = []
+    for pid in pids:
+        try:
+            leader = psutil.Process(pid)
+            doomed += [leader, *leader.children(recursive=True)]
+        except psutil.Error:
+            continue
+        try:
+            if os.getpgid(pid) == pid != os.getpgrp():  # a group of its own, never ours
+                os.killpg(pid, signal.SIGKILL)
+        except OSError:
+            pass
+    for proc in doomed:
+        try:
+            proc.kill()
+        except psutil.Error:
+            pass
+    psutil.wait_procs(doomed, timeout=5)
+
+
+@contextmanager
+def stop_on_signals():
+    """While the book builds, SIGINT and SIGTERM end it at once: every process the build
+    started is killed (``end_processes``) and ``Interrupted`` is raised where the build is.
+    A second signal while it stops is ignored (one stop, one message). Only the main thread
+    can receive signals: elsewhere this does nothing."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def stop(signum, frame):
+        if _SIGNALLED:
+            return
+        _SIGNALLED.append(signum)
+        end_processes(sorted(_STARTED))
+        raise Interrupted(signum)
+
+    _SIGNALLED.clear()
+    previous = {s: signal.signal(s, stop) for s in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        for s, handler in previous.items():
+            signal.signal(s, handler)
+        _SIGNALLED.clear()
+
+
+def _interrupted() -> Interrupted | None:
+    """The stop a signal asked for, if one did (a chapter that fails because its kernel was
+    killed was stopped, not broken)."""
+    return Interrupted(_SIGNALLED[0]) if _SIGNALLED else None
+
+
 # --------------------------------------------------------------------------- table of contents
 
-def toc_documents(root: Path | None = None) -> list[str]:
-    """Document names of ``_toc.yml`` in reading order (``book/01_introduction``, ...)."""
+def toc_documents(root: Path) -> list[str]:
+    """Document names of ``root``'s ``_toc.yml`` in reading order (``book/01_introduction``,
+    ...)."""
     import yaml
 
-    toc = yaml.safe_load((Path(root or ROOT) / "_toc.yml").read_text())
+    toc = yaml.safe_load((Path(root) / "_toc.yml").read_text())
     names = [toc["root"]]
 
     def walk(entries):
@@ -172,18 +303,27 @@ def _tidy(path: Path) -> None:
         if "injected-parameters" in tags and not any(t.startswith(("hide-", "remove-"))
                                                      for t in tags):
             cell.metadata["tags"] = tags + ["hide-input"]
-    nbformat.write(nb, path)
+    tmp = path.with_name(f".{path.name}.tmp")
+    nbformat.write(nb, tmp)
+    os.replace(tmp, path)  # a stop while it writes leaves the notebook as papermill wrote it
 
 
-class SharedKernel:
-    """One kernel for several chapters: start-up and imports (torch, fastmri, Lightning) are
-    paid once. Each chapter starts with ``%reset -f`` (names of the previous chapter are gone;
-    imported modules stay cached) and execution counts restart at 1."""
+class Kernel:
+    """A Jupyter kernel the build starts and ends itself, for one chapter or, shared, for
+    several: start-up and imports (torch, fastmri, Lightning) are then paid once. In a shared
+    kernel each chapter starts with ``%reset -f`` (names of the previous chapter are gone;
+    imported modules stay cached) and execution counts restart at 1.
 
-    def __init__(self, cwd: Path):
+    The kernel runs in a session of its own (jupyter_client starts it so), out of reach of a
+    terminal's Ctrl-C; while it lives, its process id is in ``_STARTED`` so that a signal to
+    the build ends it and everything it started (``end_processes``).
+    """
+
+    def __init__(self, cwd: Path, shared: bool = True):
         from jupyter_client.manager import AsyncKernelManager
         from jupyter_core.utils import run_sync
 
+        self.shared, self.killed = shared, False
         clients = self.clients = []
 
         class Manager(AsyncKernelManager):
@@ -193,31 +333,62 @@ class SharedKernel:
                 return kc
 
         self.km = Manager(kernel_name=KERNEL)
-        run_sync(self.km.start_kernel)(cwd=str(cwd), extra_arguments=KERNEL_ARGUMENTS)
+        try:
+            run_sync(self.km.start_kernel)(cwd=str(cwd), extra_arguments=KERNEL_ARGUMENTS)
+        except BaseException:
+            self.kill()
+            raise
+        self.pid = self._pid()
+        if self.pid is not None:
+            _STARTED.add(self.pid)
+
+    def _pid(self) -> int | None:
+        process = getattr(getattr(self.km, "provisioner", None), "process", None)
+        return getattr(process, "pid", None)
 
     def release_clients(self) -> None:
         while self.clients:
             self.clients.pop().stop_channels()
 
     def close(self) -> None:
+        """Shut the kernel down (its workers exit with it)."""
         from jupyter_core.utils import run_sync
 
+        if self.killed:
+            return
         self.release_clients()
         if self.km.has_kernel:
             run_sync(self.km.shutdown_kernel)(now=True)
+        _STARTED.discard(self.pid)
+
+    def kill(self) -> None:
+        """End the kernel and every process it started now, without asking it."""
+        self.killed = True
+        pid = self._pid()
+        if pid is not None:
+            end_processes([pid])
+            _STARTED.discard(pid)
+        try:
+            self.release_clients()
+        except Exception:  # noqa: BLE001 - the channels of a killed kernel may be gone
+            pass
 
 
 # quieter kernel log: ipykernel 7 warns at every start that it talks TCP on loopback, and
-# logs an ERROR for the interrupt that comes with every shutdown
-KERNEL_ARGUMENTS = ["--IPKernelApp.log_level=CRITICAL"]
+# logs an ERROR for the interrupt that comes with every shutdown. The history in memory, as
+# papermill keeps it when it starts a kernel itself, not in the user's IPython profile.
+KERNEL_ARGUMENTS = ["--IPKernelApp.log_level=CRITICAL", "--HistoryManager.hist_file=:memory:"]
 
 
 def execute_chapter(source: Path, out_ipynb: Path, parameters: dict, cwd: Path,
-                    timeout: int | None = None, kernel: SharedKernel | None = None) -> dict:
+                    timeout: int | None = None, kernel: Kernel | None = None) -> dict:
     """Execute one jupytext chapter with papermill; return its timings.
 
-    ``kernel_seconds`` is the wall time not spent inside the chapter's cells: kernel start-up
-    (none in a shared kernel), the namespace reset, parameter injection and saving.
+    ``kernel``: a shared kernel to run it in; without one, a kernel of its own is started and
+    shut down. ``kernel_seconds`` is the wall time not spent inside the chapter's cells:
+    kernel start-up (none in a shared kernel), the namespace reset, parameter injection and
+    saving. Stopped (``Interrupted``, or any other exception that is not the chapter's own
+    error), it ends a kernel of its own and leaves no notebook behind.
     """
     import jupytext
     import papermill
@@ -227,21 +398,34 @@ def execute_chapter(source: Path, out_ipynb: Path, parameters: dict, cwd: Path,
     notebook = jupytext.read(source, fmt="md:myst")
     notebook.metadata["kernelspec"] = {"name": KERNEL, "display_name": "Python 3",
                                        "language": "python"}
-    extra = {"extra_arguments": KERNEL_ARGUMENTS}
-    if kernel is not None:
-        notebook.cells.insert(0, _reset_cell(cwd))
-        extra = {"km": kernel.km}
     start = time.perf_counter()
+    own = None
+    if kernel is None:
+        kernel = own = Kernel(cwd, shared=False)
+    if kernel.shared:
+        notebook.cells.insert(0, _reset_cell(cwd))
     try:
         executed = papermill.execute_notebook(
             notebook, str(out_ipynb), parameters=parameters, cwd=str(cwd),
             kernel_name=KERNEL, language="python", progress_bar=False,
-            execution_timeout=timeout, **extra)
-    except Exception as err:
-        raise BookError(_failure(str(source), err, out_ipynb,
-                                 time.perf_counter() - start)) from err
+            execution_timeout=timeout, km=kernel.km)
+    except BaseException as err:
+        # A signal stopped it (Interrupted, or the error of a cell whose kernel it killed):
+        # stopped, not failed, and no half-executed notebook stays.
+        stopped = _interrupted()
+        if isinstance(err, Exception) and stopped is None:  # the chapter's own error
+            raise BookError(_failure(str(source), err, out_ipynb,
+                                     time.perf_counter() - start)) from err
+        if own is not None:
+            own.kill()
+        out_ipynb.unlink(missing_ok=True)
+        if stopped is not None and not isinstance(err, Interrupted):
+            raise stopped from None
+        raise
     finally:
-        if kernel is not None:
+        if own is not None:
+            own.close()
+        else:
             kernel.release_clients()
         if out_ipynb.is_file():
             _tidy(out_ipynb)
@@ -253,17 +437,19 @@ def execute_chapter(source: Path, out_ipynb: Path, parameters: dict, cwd: Path,
             "kernel_seconds": max(0.0, seconds - in_cells)}
 
 
-def execute(scale: str = "default", device: str = "cpu", results_dir=None, chapters=None,
-            quiet: bool = False, root: Path | None = None, out: Path | None = None,
+def execute(root: Path, scale: str = "default", device: str = "cpu", results_dir=None,
+            chapters=None, quiet: bool = False, out: Path | None = None,
             timeout: int | None = None, shared_kernel: bool | None = None) -> dict:
-    """Execute the (chosen) chapters in toc order; return {document: timings}.
+    """Execute the (chosen) chapters of the book in ``root`` in toc order; return {document:
+    timings}. ``out``: where ``_build`` goes (default: ``root``).
 
     ``shared_kernel``: run every chapter in one kernel (default: yes, unless the environment
     variable ERASE_BOOK_KERNEL is ``fresh``, which starts a new kernel per chapter).
     """
     from ..report.downloads import DOWNLOADS_VARIABLE
+    from ..report.teaching import TIMINGS_VARIABLE  # the teaching guide shows the timings
 
-    root = Path(root or ROOT).resolve()
+    root = book_root(root)
     out = Path(out).resolve() if out is not None else root
     results = Path(results_dir).resolve() if results_dir is not None else root / "_output"
     if shared_kernel is None:
@@ -288,7 +474,7 @@ def execute(scale: str = "default", device: str = "cpu", results_dir=None, chapt
             try:
                 if shared_kernel and kernel is None:
                     try:
-                        kernel = SharedKernel(cwd)
+                        kernel = Kernel(cwd)
                     except Exception as err:
                         raise BookError(f"the Jupyter kernel {KERNEL!r} did not start: "
                                         f"{type(err).__name__}: {err}") from err
@@ -299,6 +485,10 @@ def execute(scale: str = "default", device: str = "cpu", results_dir=None, chapt
                 if not quiet:
                     print(" FAILED", flush=True)
                 raise
+            except KeyboardInterrupt:  # Interrupted too
+                if not quiet:
+                    print(" interrupted", flush=True)
+                raise
             t["seconds"] = time.perf_counter() - started  # a shared kernel's start included
             t["kernel_seconds"] = max(0.0, t["seconds"] - t["cells_seconds"])
             timings[doc] = t
@@ -306,6 +496,10 @@ def execute(scale: str = "default", device: str = "cpu", results_dir=None, chapt
             if not quiet:
                 print(f" {t['seconds']:6.1f} s  (cells {t['cells_seconds']:.1f} s, kernel start "
                       f"and overhead {t['kernel_seconds']:.1f} s)", flush=True)
+    except BaseException:
+        if kernel is not None:  # stopped or failed: end the kernel and its workers now
+            kernel.kill()
+        raise
     finally:
         if kernel is not None:
             kernel.close()
@@ -323,9 +517,8 @@ def execute(scale: str = "default", device: str = "cpu", results_dir=None, chapt
 def share_timings(out: Path, scale: str, device: str, timings: dict) -> Path:
     """Write the chapters' timings so far to ``_build/timings-so-far.json``; return its path."""
     path = Path(out) / "_build" / "timings-so-far.json"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps({"scale": scale, "device": device, "chapters": timings},
-                               indent=1))
+    _write_atomic(path, json.dumps({"scale": scale, "device": device, "chapters": timings},
+                                   indent=1))
     return path
 
 
@@ -422,14 +615,14 @@ def stamp_config(config: dict, stamp: str, scales=()) -> dict:
     return config
 
 
-def assemble(root: Path | None = None, out: Path | None = None) -> Path:
-    """Lay out ``_build/source``: configuration, ``book/`` assets, executed notebooks, and the
-    chapters' CSV downloads."""
+def assemble(root: Path, out: Path | None = None) -> Path:
+    """Lay out ``_build/source`` for the book in ``root``: configuration, ``book/`` assets,
+    executed notebooks, and the chapters' CSV downloads."""
     import yaml
 
     from ..report.downloads import STATIC_FOLDER
 
-    root = Path(root or ROOT).resolve()
+    root = book_root(root)
     out = Path(out).resolve() if out is not None else root
     source = out / "_build" / "source"
     if source.exists():
@@ -482,59 +675,99 @@ def _jupyter_book() -> list[str]:
     return [sys.executable, "-c", "from jupyter_book.cli.main import main; main()"]
 
 
-def render(root: Path | None = None, out: Path | None = None, quiet: bool = False) -> Path:
-    """Assemble and render the book; return ``_build/html``. Any Sphinx warning fails."""
-    root = Path(root or ROOT).resolve()
+def render(root: Path, out: Path | None = None) -> Path:
+    """Assemble and render the book in ``root``; return ``_build/html``. Any Sphinx warning
+    fails. Jupyter Book writes into ``_build/rendering``; its HTML replaces ``_build/html``
+    once Jupyter Book has finished (warnings or not, as it would have written it in place), so
+    a stopped rendering leaves the previous book whole."""
+    root = book_root(root)
     out = Path(out).resolve() if out is not None else root
     source = assemble(root, out)
     log = out / "_build" / "book.log"
-    cmd = _jupyter_book() + ["build", str(source), "--path-output", str(out), "--all",
+    staging = out / "_build" / "rendering"
+    if staging.exists():
+        shutil.rmtree(staging)
+    cmd = _jupyter_book() + ["build", str(source), "--path-output", str(staging), "--all",
                              "-W", "--keep-going"]
     env = dict(os.environ, PYDEVD_DISABLE_FILE_VALIDATION="1")
-    done = subprocess.run(cmd, capture_output=True, text=True, cwd=str(out), env=env)
-    text = _ANSI.sub("", done.stdout + done.stderr)
-    log.write_text(text)
+    with subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                          cwd=str(out), env=env) as proc:
+        _STARTED.add(proc.pid)
+        try:
+            stdout, stderr = proc.communicate()
+        except BaseException:  # stopped: Jupyter Book goes with the build
+            end_processes([proc.pid])
+            raise
+        finally:
+            _STARTED.discard(proc.pid)
+    text = _ANSI.sub("", stdout + stderr)
+    _write_atomic(log, text)
+    html = out / "_build" / "html"
+    if (staging / "_build" / "html").is_dir():
+        _replace_tree(staging / "_build" / "html", html)
+    shutil.rmtree(staging, ignore_errors=True)  # Sphinx's caches: every build is --all
     problems = [line for line in text.splitlines()
                 if re.search(r"\b(WARNING|ERROR|CRITICAL)\b|Traceback|Exception occurred", line)]
-    html = out / "_build" / "html"
-    if done.returncode != 0 or problems or not (html / "index.html").is_file():
+    if proc.returncode != 0 or problems or not (html / "index.html").is_file():
         shown = "\n".join("    " + p for p in problems[:40]) or "\n".join(
             "    " + line for line in text.splitlines()[-30:])
-        raise BookError(f"Jupyter Book failed (exit {done.returncode}, {len(problems)} warning "
+        raise BookError(f"Jupyter Book failed (exit {proc.returncode}, {len(problems)} warning "
                         f"or error lines):\n{shown}\nfull log: {log}")
     return html
 
 
+def _replace_tree(new: Path, old: Path) -> None:
+    """Put the folder ``new`` where ``old`` is, by renames (the previous one is set aside and
+    then deleted)."""
+    aside = old.with_name(f".{old.name}-previous")
+    if aside.exists():
+        shutil.rmtree(aside)
+    if old.exists():
+        os.replace(old, aside)
+    os.replace(new, old)
+    shutil.rmtree(aside, ignore_errors=True)
+
+
 # --------------------------------------------------------------------------- all of it
 
-def build(scale="default", device="cpu", results_dir=None, chapters=None, quiet=False,
-          root: Path | None = None, out: Path | None = None) -> int:
-    """Execute every chapter (or the chosen ones) and render the book. 0 if all went well."""
+def build_book(root: Path, scale="default", device="cpu", results_dir=None, chapters=None,
+               quiet=False, out: Path | None = None) -> int:
+    """Execute every chapter (or the chosen ones) of the book in ``root`` and render it; 0 if
+    all went well, 1 (with the reason on stderr) if a chapter or the rendering failed.
+
+    ``out``: where ``_build`` goes (default: ``root``); ``results_dir``: the results store
+    (default: ``root/_output``). SIGINT or SIGTERM stops it within seconds, with the kernel,
+    its workers and Jupyter Book ended: ``Interrupted`` is raised (``stop_on_signals``).
+    """
     from ..config import check_choice, get_scale
 
     get_scale(scale)  # ConfigError -> `erase: error: ...`, exit 2, nothing run
     check_choice("device", device, ("cpu", "cuda"))
-    root = Path(root or ROOT).resolve()
+    root = book_root(root)
     out = Path(out).resolve() if out is not None else root
     results = Path(results_dir).resolve() if results_dir is not None else root / "_output"
     started = time.perf_counter()
     say = (lambda *a: None) if quiet else (lambda *a: print(*a, flush=True))
     say(f"book: executing chapters at scale {scale!r} on {device}, results in {results}")
-    try:
-        timings = execute(scale, device, results, chapters, quiet, root, out)
-        executed_at = time.perf_counter()
-        say("book: rendering with Jupyter Book ...")
-        html = render(root, out, quiet)
-    except BookError as err:
-        print(f"book: {err}", file=sys.stderr, flush=True)
-        return 1
-    rendered = time.perf_counter() - executed_at
-    scorecard = results / "scorecard.json"
-    if scorecard.is_file():
-        shutil.copy2(scorecard, html / "scorecard.json")
-    (out / "_build" / "timings.json").write_text(json.dumps(
-        {"scale": scale, "device": device, "chapters": timings, "render_seconds": rendered,
-         "total_seconds": time.perf_counter() - started}, indent=1))
+    with stop_on_signals():
+        try:
+            timings = execute(root, scale, device, results, chapters, quiet, out)
+            executed_at = time.perf_counter()
+            say("book: rendering with Jupyter Book ...")
+            html = render(root, out)
+        except BookError as err:
+            stopped = _interrupted()
+            if stopped is not None:
+                raise stopped from None
+            print(f"book: {err}", file=sys.stderr, flush=True)
+            return 1
+        rendered = time.perf_counter() - executed_at
+        scorecard = results / "scorecard.json"
+        if scorecard.is_file():
+            shutil.copy2(scorecard, html / "scorecard.json")
+        _write_atomic(out / "_build" / "timings.json", json.dumps(
+            {"scale": scale, "device": device, "chapters": timings, "render_seconds": rendered,
+             "total_seconds": time.perf_counter() - started}, indent=1))
     total = time.perf_counter() - started
     kernels = sum(t["kernel_seconds"] for t in timings.values())
     say(f"book: {len(timings)} chapters executed in {executed_at - started:.1f} s "
