@@ -5,12 +5,14 @@ G and record, at every step, the cosine between the gradient of the forget term 
 gradient of the retain term (do the two objectives fight or cooperate?), and where the
 weights are on the way from G to the oracle G-hat: the share of the G -> G-hat direction
 travelled and the distance off that line. The replay uses the same terms as the loop
-(``methods.step_terms``) and the same optimizer state as the run it mirrors.
+(``methods.step_terms``) and the same optimizer state as the run it mirrors. ``takeaway``
+says what the traces show in one sentence.
 """
 from __future__ import annotations
 
 import time
 
+import numpy as np
 import torch
 
 from ..runs.engine import (Loop, batch_of, epoch_plan, load_start, make_optimizer,
@@ -45,6 +47,32 @@ def trace(lab, method: str, steps: int | None = None, **knobs) -> list[dict]:
                     "name": f"Figure 4 replay of {method}", "rows": rows, "finished": time.time(),
                     "timing": {"train_seconds": time.perf_counter() - started, "steps": len(rows)}})
     return record["rows"]
+
+
+def takeaway(traces: dict) -> str:
+    """Figure 4 in one sentence (without its full stop), from ``{method: trace(...)}``: how far
+    each method has moved towards the oracle after the replayed epoch and how far off the
+    straight line to it; the mean cosine between its forget and retain gradients (methods with
+    both terms) and whether the terms pull against each other (all cosines negative), do not
+    (all positive) or differ by method; and, when every method ends further off the line than
+    along it, that unlearning leaves G sideways."""
+    ends = {m: tr[-1] for m, tr in traces.items()}
+    cosines = {m: np.mean([t["cosine"] for t in tr if "cosine" in t]) for m, tr in traces.items()
+               if any("cosine" in t for t in tr)}
+    if all(c < 0 for c in cosines.values()):
+        pull = ": the two terms pull against each other"
+    elif all(c > 0 for c in cosines.values()):
+        pull = ": the two terms do not oppose each other on average"
+    else:
+        pull = ": they oppose each other for some methods and not others"
+    sideways = all(e["off_axis"] > abs(e["toward_oracle"]) for e in ends.values())
+    return ("After one epoch, " + "; ".join(
+        f"{m} has moved {e['toward_oracle']:.3f} of the way towards the oracle and "
+        f"{e['off_axis']:.3f} off that line" for m, e in ends.items())
+        + ". The mean cosine between the forget and retain gradients is "
+        + ", ".join(f"{c:+.2f} for {m}" for m, c in cosines.items()) + pull
+        + (". None of them travels along the straight line to the oracle: unlearning leaves G "
+           "sideways, not backwards" if sideways else ""))
 
 
 def _replay(lab, job, steps: int | None) -> list[dict]:

@@ -1,0 +1,40 @@
+"""Small formats the chapters share: an estimate with its interval, the sets' names in HTML,
+a list of the methods in one category."""
+from __future__ import annotations
+
+import re
+
+import numpy as np
+
+
+def interval_text(mean: float, lo: float, hi: float, digits: int = 2) -> str:
+    """'0.52 [0.31, 0.74]': a mean and its interval."""
+    return f"{mean:.{digits}f} [{lo:.{digits}f}, {hi:.{digits}f}]"
+
+
+def estimate_text(mean: float, lo: float, hi: float, digits: int = 2,
+                  exact_width: bool = False) -> str:
+    """A mean with its interval, or the mean alone when the interval has no width (one seed,
+    or no spread): ``lo`` and ``hi`` equal within ``np.isclose``, or exactly equal when
+    ``exact_width``."""
+    flat = lo == hi if exact_width else np.isclose(lo, hi)
+    return f"{mean:.{digits}f}" if flat else interval_text(mean, lo, hi, digits)
+
+
+def summary_estimate(summary, name: str, measure: str, digits: int = 2) -> str:
+    """``estimate_text`` of one model's measure in a summary frame (one row per name and
+    measure, with its mean, lo and hi: ``measures.audit.summarise``)."""
+    r = summary[(summary["name"] == name) & (summary["measure"] == measure)].iloc[0]
+    return estimate_text(r["mean"], r["lo"], r["hi"], digits)
+
+
+def sets_html(text: str) -> str:
+    """The sets' names D_f, D_ft and D_rt typeset in HTML (a code cell's Markdown output
+    renders no math)."""
+    return re.sub(r"\bD_(ft|rt|f)\b", lambda m: f"<i>D</i><sub>{m.group(1)}</sub>", text)
+
+
+def listed(categories: dict, category: str) -> str:
+    """The names whose category is ``category``, comma-separated, or "none"."""
+    found = [name for name, c in categories.items() if c == category]
+    return ", ".join(found) if found else "none"
