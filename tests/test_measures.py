@@ -126,7 +126,6 @@ def test_the_replay_is_the_loop(lab, trained):
     """Replaying all of the first epoch lands where the real run's first epoch ended."""
     rows = geometry.trace(lab, "NL-FT", steps=None)
     record = lab.unlearn("NL-FT", epochs=1)
-    flat = lambda state: torch.cat([v.reshape(-1) for v in state.values()])  # noqa: E731
     weights = {}
     for name, key in (("G", trained["original"]["key"]), ("oracle", trained["oracle"]["key"]),
                       ("run", record["key"])):

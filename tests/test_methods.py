@@ -11,7 +11,7 @@ from torch.utils.data import default_collate
 
 from erase.runs import lab as lab_lib
 from erase.runs import methods
-from erase.config import PROTOCOLS, ConfigError, Protocol, config_hash, get_protocol
+from erase.config import PROTOCOLS, ConfigError, config_hash
 from erase.data import retain_subset
 from erase.runs.engine import Loop, epoch_steps, make_fabric, run_loop
 from erase.runs.methods import (BEYOND, FORGET_TERMS, METHODS, METHODS_VERSION, PAPER_ROWS,

@@ -41,7 +41,7 @@ def noise_ratio(noise: dict) -> float:
 
 def cause(row: dict, noise: dict) -> str:
     """One sentence: what decided this finding on this run."""
-    n, verdict = row["finding"], row["verdict"]
+    n = row["finding"]
     ratio = noise_ratio(noise)
     if n == 1:
         return f"G is {_iv(row, 'KTA(G) - KTA(G-hat)')} better than the oracle on knees."

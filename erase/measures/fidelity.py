@@ -11,8 +11,6 @@ from __future__ import annotations
 
 from dataclasses import fields
 
-import numpy as np
-
 from ..config import PROTOCOLS, Protocol
 from ..runs.lab import TRAINING_SWITCHES, Lab, run_many
 from .regime import rate_drops
@@ -131,8 +129,3 @@ def carries(rows: list[dict], threshold: float = 0.5) -> dict:
             if lo > threshold or hi < -threshold:
                 out.setdefault(r["switch"], []).append((r["method"], metric.split()[0], mean))
     return out
-
-
-def mean_change(rows: list[dict], switch: str, metric: str) -> float:
-    values = [r[f"{metric} change"][0] for r in rows if r["switch"] == switch]
-    return float(np.mean(values)) if values else float("nan")

@@ -1,9 +1,9 @@
 """The paper's experiments as batches of runs over seeds, and their results as DataFrames.
 
-A chapter asks for a set of runs (the headline runs over three seeds, the retain-fraction
-ablation, the lambda sweep); missing runs are computed in parallel worker processes and
-everything is then read back from the results store, so a rebuild with a warm store only
-reads JSON.
+A chapter asks for a set of runs (the headline runs over the profile's seeds, the
+retain-fraction ablation, the lambda sweep); missing runs are computed in parallel worker
+processes and everything is then read back from the results store, so a rebuild with a warm
+store only reads JSON.
 """
 from __future__ import annotations
 
@@ -150,11 +150,6 @@ def interval(values) -> tuple[float, float, float]:
         return mean, mean, mean
     half = float(stats.t.ppf(0.975, len(values) - 1) * values.std(ddof=1) / np.sqrt(len(values)))
     return mean, mean - half, mean + half
-
-
-def seed_interval(records: dict, name: str, column: str) -> tuple[float, float, float]:
-    """Interval over seeds of one summary column (e.g. 'kta_psnr') of run ``name``."""
-    return interval([r["summary"][column] for (n, _), r in records.items() if n == name])
 
 
 def paired_differences(records: dict, a: str, b: str, column: str) -> list[float]:
