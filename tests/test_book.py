@@ -121,6 +121,20 @@ def test_book_renders_every_chapter(rendered):
 
 
 @slow
+def test_the_papers_tables_come_with_their_csv(rendered):
+    """Tables 1 to 3 of the paper, as this run measured them, are a link away as CSV files
+    beside the HTML; each page links its own."""
+    downloads = rendered / "_static" / "downloads"
+    for page, names in (("book/04_unlearning", ("table1-psnr", "table1-ssim", "table2")),
+                        ("book/06_data_efficiency", ("table3",))):
+        text = (rendered / f"{page}.html").read_text()
+        for name in names:
+            csv = downloads / f"{name}.csv"
+            assert csv.is_file() and len(csv.read_text().splitlines()) > 2, name
+            assert f"_static/downloads/{name}.csv" in text, (page, name)
+
+
+@slow
 def test_the_scorecard_chapter_writes_and_shows_every_finding_with_its_verdict(executed,
                                                                               rendered):
     """What the book says, not only that it ran: scorecard.json holds the regime (its criteria,
