@@ -173,7 +173,7 @@ def namespace(results_dir, **extra) -> dict:
 def test_chapter_unknown_parameter_names_the_known_ones(tmp_path):
     ns = namespace(tmp_path / "results", seeds=[0], bogus=1, Scale="smoke")
     with pytest.raises(ConfigError) as err:
-        chapter.setup(ns, set(), known=("seeds", "workers"))
+        chapter.setup(ns, set(), own_parameters=("seeds", "workers"))
     assert str(err.value) == ("unknown parameter(s) Scale, bogus: this chapter knows scale, "
                               "device, data_root, seed, results_dir, protocol, switches, seeds, "
                               "workers")

@@ -23,16 +23,16 @@ def unknown_parameters(namespace: dict, before: set, known) -> list[str]:
                   and not callable(namespace[n]) and not isinstance(namespace[n], ModuleType))
 
 
-def setup(namespace: dict, before: set, known=(), **lab_options):
+def setup(namespace: dict, before: set, own_parameters=(), **lab_options):
     """Validate the chapter's parameters, switch plotly to the offline renderer, return a Lab.
 
-    ``known``: the names of the chapter's own parameters, beyond the ones every chapter has
-    (``COMMON``). The Lab writes nothing until the chapter first uses it (``Lab.prepare_data``).
+    ``own_parameters``: the names of the chapter's own parameters, beyond the ones every
+    chapter has (``COMMON``). The Lab writes nothing until the chapter first uses it (``Lab.prepare_data``).
     """
     from . import offline
     from ..runs.lab import Lab
 
-    known = tuple(COMMON) + tuple(known)
+    known = tuple(COMMON) + tuple(own_parameters)
     extra = unknown_parameters(namespace, before, known)
     if extra:
         raise ConfigError(f"unknown parameter(s) {', '.join(extra)}: this chapter knows "
