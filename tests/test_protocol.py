@@ -463,3 +463,31 @@ def test_a_bad_switch_value_is_one_error_line_and_exit_2(tmp_path):
                                    "alternating, paired"), proc.stderr
     assert proc.stdout == "" and "Traceback" not in proc.stderr
     assert not results.exists()
+
+
+# ------------------------------------------------------------------ which flips the ablation reruns
+
+
+@pytest.mark.parametrize("switch", ["noisy_label", "ga_l1"])
+def test_a_flip_that_cannot_act_on_a_row_leaves_its_step_unchanged(switch, smoke, samples):
+    """The Paper and code chapter reruns a method with a switch flipped only where the switch
+    can act on its row (``fidelity.acts_on``): where it cannot, one step's loss under the flip
+    is the code protocol's to the bit, and where it can, it differs."""
+    from erase.measures import fidelity
+
+    torch.manual_seed(0)
+    model = build_model(smoke.model)
+    forget = default_collate([samples["forget"][i] for i in (0, 1)])
+    retain = default_collate([samples["retain"][i] for i in (0, 1)])
+    flipped = replace(CODE, **{switch: getattr(TEXT, switch)})
+    for name in ("GA-l1", "NL", "GA-l1-FT", "NL-FT"):
+        row = METHODS[name]
+        losses = []
+        for protocol in (CODE, flipped):
+            generator = torch.Generator().manual_seed(5)
+            loss, _ = step_loss(row, model, ReconstructionLoss(), forget=forget,
+                                retain=retain if row.retain != "none" else None,
+                                protocol=protocol, lam=1e-3, generator=generator)
+            losses.append(float(loss.detach()))
+        assert (losses[0] != losses[1]) == fidelity.acts_on(switch, name), (name, losses)
+    assert not fidelity.acts_on("noisy_label", "GA-l1-FT") and fidelity.acts_on("steps", "NL")

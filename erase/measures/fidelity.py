@@ -13,6 +13,7 @@ from dataclasses import fields
 
 from ..config import PROTOCOLS, Protocol
 from ..runs.lab import TRAINING_SWITCHES, Lab, run_many
+from ..runs.methods import get_method
 from .regime import rate_drops
 from .study import interval, labs_for
 
@@ -53,6 +54,19 @@ def flips() -> list[tuple[str, object]]:
             if getattr(text, f.name) != getattr(code, f.name)]
 
 
+def acts_on(switch: str, method: str) -> bool:
+    """Can flipping ``switch`` change what ``method`` computes? The noisy label acts only on
+    rows whose forget term is the noisy label, the GA-l1 loss only on rows with its penalty;
+    every other switch acts on every row. A flip that cannot act is not rerun: its run would
+    repeat the code protocol's under another key."""
+    row = get_method(method)
+    if switch == "noisy_label":
+        return row.forget == "noisy_label"
+    if switch == "ga_l1":
+        return row.penalty == "l1"
+    return True
+
+
 def scheduler_acted(records: dict) -> bool:
     """Did the plateau scheduler lower the rate in any of these runs?"""
     return any(rate_drops(r["history"]) for r in records.values())
@@ -61,7 +75,8 @@ def scheduler_acted(records: dict) -> bool:
 def run(lab: Lab, seeds, methods=ABLATED_METHODS, workers: int = 2, training_seeds=None,
         **knobs) -> dict:
     """{"runs": {(switch, method, seed): record} for each flip and ("code", method, seed),
-    "skipped": {switch: why}} for flips that cannot change anything here.
+    "skipped": {switch: why}} for flips that cannot change anything here, "unaffected":
+    {switch: [methods it cannot act on (``acts_on``), not rerun]}}.
 
     A flip of a switch that acts on training retrains G for every seed it runs on; it runs on
     ``training_seeds`` (default: all ``seeds``), the others on ``seeds``."""
@@ -88,10 +103,14 @@ def run(lab: Lab, seeds, methods=ABLATED_METHODS, workers: int = 2, training_see
             if switch in TRAINING_SWITCHES and l.seed not in training_seeds:
                 continue
             other = Lab(**{**l.settings(), "protocol": l.protocol, "switches": {switch: value}})
-            flipped += [((switch, m, l.seed), other, other.job(m, **knobs)) for m in methods]
+            flipped += [((switch, m, l.seed), other, other.job(m, **knobs)) for m in methods
+                        if acts_on(switch, m)]
     records = dict(zip([k for k, _, _ in flipped],
                        run_many([(l, j) for _, l, j in flipped], workers)))
-    return {"runs": {**code_records, **records}, "skipped": skipped}
+    unaffected = {s: [m for m in methods if not acts_on(s, m)] for s, _ in flips()
+                  if s not in skipped}
+    return {"runs": {**code_records, **records}, "skipped": skipped,
+            "unaffected": {s: ms for s, ms in unaffected.items() if ms}}
 
 
 def table(results: dict, methods=ABLATED_METHODS) -> list[dict]:
