@@ -8,8 +8,10 @@ always had.
 """
 from __future__ import annotations
 
+import os
 import re
 import shutil
+import time
 from pathlib import Path
 
 import numpy as np
@@ -17,10 +19,10 @@ import pytest
 
 from erase import data as data_lib
 from erase.cli import main
-from erase.config import SCALES, DataConfig
+from erase.config import SCALES, DataConfig, get_scale
 from erase.data import split as split_lib
 from erase.data.simulate import acquire, write_fastmri_file
-from erase.data.synthetic import volume_plan, write_volume
+from erase.data.synthetic import synthesize, volume_plan, write_volume
 
 LAYOUT = {"brain_multicoil_train": ("brain", 7), "brain_multicoil_val": ("brain", 3),
           "knee_multicoil_train": ("knee", 6), "knee_multicoil_val": ("knee", 3)}
@@ -242,3 +244,31 @@ def test_a_lab_trains_on_a_release_root_at_the_paper_profile_sizes(release, tmp_
     assert lab.manifest["rule"] == paper["rule"] == "release"
     assert len(lab.dataset("brain_test")) == 2 * len(lab.manifest["splits"]["brain_test"])
     assert not any((tmp_path / "results").rglob("*AXFLAIR*"))
+
+
+def test_a_second_scan_reads_no_file_again_until_one_changes(tmp_path, monkeypatch):
+    """A Lab per seed and per protocol flip scans the same files; this process reads each
+    settled file once, and a file that changes is read again (its new fingerprint seen)."""
+    import h5py
+
+    root = tmp_path / "data"
+    synthesize(root, get_scale("smoke").data, 0)
+    old = time.time() - 60  # settled: written a minute ago
+    for p in root.rglob("*.h5"):
+        os.utime(p, (old, old))
+    first = data_lib.scan(root)
+
+    def no_open(*args, **kwargs):
+        raise AssertionError("a settled, unchanged file was opened again")
+
+    monkeypatch.setattr(h5py, "File", no_open)
+    assert data_lib.scan(root) == first
+    monkeypatch.undo()
+
+    changed = root / first[0]["path"]
+    with h5py.File(changed, "r+") as f:
+        f["kspace"][0] = f["kspace"][0] * 2
+        f.attrs["max"] = float(f.attrs["max"]) + 1
+    again = {v["path"]: v for v in data_lib.scan(root)}
+    assert again[first[0]["path"]]["fingerprint"] != first[0]["fingerprint"]
+    assert [v for v in first[1:]] == [again[v["path"]] for v in first[1:]]
