@@ -167,10 +167,10 @@ def overview() -> go.Figure:
     fig = go.Figure()
     boxes = {
         "retain set D_r<br>(brain AXT2)": (0.02, 0.62, 0.2, 0.9, "#cfe8dc"),
-        "forget set D_f<br>(knee)": (0.02, 0.12, 0.2, 0.4, "#f6d5c1"),
+        "forget set D_f<br>(knee)": (0.02, 0.16, 0.2, 0.44, "#f6d5c1"),
         f"{ORACLE}<br>trained on D_r": (0.4, 0.72, 0.6, 0.95, "#1b9e77"),
         "original G<br>trained on D_r + D_f": (0.4, 0.32, 0.6, 0.58, "#d95f02"),
-        "unlearned G^U<br>from G, with D_f and D_r'": (0.78, 0.32, 0.98, 0.58, "#1f78b4"),
+        "unlearned G^U<br>from G, with<br>D_f and D_r'": (0.78, 0.3, 0.98, 0.6, "#1f78b4"),
     }
     for text, (x0, y0, x1, y1, color) in boxes.items():
         fig.add_shape(type="rect", x0=x0, y0=y0, x1=x1, y1=y1, line=dict(color=color, width=2),
@@ -178,16 +178,16 @@ def overview() -> go.Figure:
         fig.add_annotation(x=(x0 + x1) / 2, y=(y0 + y1) / 2, text=text, showarrow=False,
                            font=dict(size=13))
     arrows = [((0.2, 0.8), (0.4, 0.84), "retraining (ideal, costly)"),
-              ((0.2, 0.7), (0.4, 0.5), ""), ((0.2, 0.3), (0.4, 0.4), "training on all data"),
+              ((0.2, 0.7), (0.4, 0.5), ""), ((0.2, 0.32), (0.4, 0.4), "training on all data"),
               ((0.6, 0.45), (0.78, 0.45), "unlearning (cheap)"),
-              ((0.88, 0.58), (0.6, 0.84), "should match")]
+              ((0.88, 0.6), (0.6, 0.84), "should match")]
     for (x0, y0), (x1, y1), label in arrows:
         fig.add_annotation(x=x1, y=y1, ax=x0, ay=y0, xref="x", yref="y", axref="x", ayref="y",
                            showarrow=True, arrowhead=3, arrowwidth=1.5, text="")
         if label:
             fig.add_annotation(x=(x0 + x1) / 2, y=(y0 + y1) / 2 + 0.04, text=f"<i>{label}</i>",
                                showarrow=False, font=dict(size=11, color="#555"))
-    fig.add_annotation(x=0.5, y=0.15, showarrow=False, font=dict(size=12),
+    fig.add_annotation(x=0.5, y=0.04, showarrow=False, font=dict(size=12),
                        text="G hallucinates knee-like structure on brain images; "
                             "G^U should reconstruct like G-hat at a fraction of its cost")
     fig.update_xaxes(visible=False, range=[0, 1])
