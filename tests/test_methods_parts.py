@@ -186,3 +186,28 @@ def test_fisher_importance_is_the_mean_squared_gradient_over_slices(smoke, sampl
     for i, e in zip(importance, expected):
         torch.testing.assert_close(i, e, rtol=1e-3, atol=1e-4 * scale)
     assert fisher_importance(model, loss_fn, [])[1] == 0  # nothing read: zeros, not a division
+
+
+# ------------------------------------------------------------------ one forward pass for both
+
+
+def test_forget_and_retain_share_a_forward_pass_only_when_they_can(smoke, samples):
+    """Batches of the same shape and calibration share one pass (close to two passes: float32
+    sums in another order); batches that differ (here the number of centre lines the coil maps
+    are estimated from, as real files of different protocols would) get one pass each, exactly
+    the model's own reconstructions."""
+    from erase.runs.methods import _reconstruct_both
+
+    model = model_of(smoke, 0)
+    forget, retain = batch(samples["forget"], 0, 1), batch(samples["retain"], 0, 1, 2)
+    with torch.no_grad():
+        alone = reconstruct(model, forget), reconstruct(model, retain)
+        shared = _reconstruct_both(model, forget, retain)
+        for got, want in zip(shared, alone):
+            torch.testing.assert_close(got, want, rtol=1e-4, atol=1e-6 * float(want.abs().max()))
+        fewer = retain._replace(num_low_frequencies=retain.num_low_frequencies - 2)
+        assert int(fewer.num_low_frequencies.reshape(-1)[0]) >= 1
+        apart = _reconstruct_both(model, forget, fewer)
+        assert torch.equal(apart[0], alone[0])
+        assert torch.equal(apart[1], reconstruct(model, fewer))
+        assert not torch.equal(apart[1], alone[1])  # the centre lines matter: a real difference
