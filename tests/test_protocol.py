@@ -490,4 +490,18 @@ def test_a_flip_that_cannot_act_on_a_row_leaves_its_step_unchanged(switch, smoke
                                 protocol=protocol, lam=1e-3, generator=generator)
             losses.append(float(loss.detach()))
         assert (losses[0] != losses[1]) == fidelity.acts_on(switch, name), (name, losses)
-    assert not fidelity.acts_on("noisy_label", "GA-l1-FT") and fidelity.acts_on("steps", "NL")
+    assert not fidelity.acts_on("noisy_label", "GA-l1-FT")
+
+
+@pytest.mark.parametrize("n_forget, n_retain", [(7, 0), (0, 9)])
+def test_steps_cannot_act_on_a_row_with_one_stream(n_forget, n_retain):
+    """With only forget (NL, GA-l1) or only retain slices (FT), the text's paired steps and the
+    code's alternating ones plan the same epoch, so the ablation does not rerun those rows."""
+    from erase.measures import fidelity
+
+    for epoch in range(3):
+        assert (epoch_steps(n_forget, n_retain, 4, epoch, 3, steps="paired")
+                == epoch_steps(n_forget, n_retain, 4, epoch, 3, steps="alternating"))
+    assert not fidelity.acts_on("steps", "NL") and not fidelity.acts_on("steps", "FT")
+    assert fidelity.acts_on("steps", "NL-FT") and fidelity.acts_on("steps", "GA-l1-FT")
+    assert epoch_steps(7, 9, 4, 0, 3, steps="paired") != epoch_steps(7, 9, 4, 0, 3)

@@ -56,14 +56,18 @@ def flips() -> list[tuple[str, object]]:
 
 def acts_on(switch: str, method: str) -> bool:
     """Can flipping ``switch`` change what ``method`` computes? The noisy label acts only on
-    rows whose forget term is the noisy label, the GA-l1 loss only on rows with its penalty;
-    every other switch acts on every row. A flip that cannot act is not rerun: its run would
-    repeat the code protocol's under another key."""
+    rows whose forget term is the noisy label, the GA-l1 loss only on rows with its penalty,
+    and how steps combine forget and retain slices only on rows that have both (with one
+    stream, ``engine.epoch_steps`` plans the same steps either way); every other switch acts
+    on every row. A flip that cannot act is not rerun: its run would repeat the code
+    protocol's under another key."""
     row = get_method(method)
     if switch == "noisy_label":
         return row.forget == "noisy_label"
     if switch == "ga_l1":
         return row.penalty == "l1"
+    if switch == "steps":
+        return row.forget != "none" and row.retain != "none"
     return True
 
 
