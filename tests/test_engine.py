@@ -19,34 +19,13 @@ from erase.runs.engine import (Loop, epoch_steps, load_start, make_fabric, run_l
                                save_atomic)
 from erase.runs.evaluate import METRICS, summarise, volume_metrics
 from erase.runs.methods import METHODS
-from erase.runs.models import build_model
+from helpers import fresh_model, same
 
 ROOT = Path(__file__).resolve().parents[1]
 VENV_BIN = Path(sys.executable).parent
 
 
 # ------------------------------------------------------------------ resume
-
-
-def fresh_model(smoke, seed=0):
-    torch.manual_seed(seed)
-    return build_model(smoke.model)
-
-
-def same(a, b, where="state") -> None:
-    """Nested checkpoint contents equal, tensors bit for bit."""
-    if isinstance(a, torch.Tensor):
-        assert isinstance(b, torch.Tensor) and a.dtype == b.dtype and torch.equal(a, b), where
-    elif isinstance(a, dict):
-        assert a.keys() == b.keys(), where
-        for k in a:
-            same(a[k], b[k], f"{where}.{k}")
-    elif isinstance(a, (list, tuple)):
-        assert len(a) == len(b), where
-        for i, (x, y) in enumerate(zip(a, b)):
-            same(x, y, f"{where}[{i}]")
-    else:
-        assert a == b, (where, a, b)
 
 
 def weight_sum(model) -> dict:

@@ -21,31 +21,11 @@ from erase.config import PROTOCOLS, replace
 from erase.runs import engine
 from erase.runs.engine import Loop, make_fabric, optimizer_step, run_loop
 from erase.runs.methods import METHODS, ReconstructionLoss
-from erase.runs.models import build_model, reconstruct
+from erase.runs.models import reconstruct
+from helpers import fresh_model, same
 
 CODE = PROTOCOLS["code"]  # the plateau scheduler, random training masks, alternating steps
 RETAIN = [3, 5, 7, 11]  # Dr' of the unlearning runs below
-
-
-def fresh_model(smoke, seed=0):
-    torch.manual_seed(seed)
-    return build_model(smoke.model)
-
-
-def same(a, b, where="state") -> None:
-    """Nested state dicts equal, tensors bit for bit (dtype included)."""
-    if isinstance(a, torch.Tensor):
-        assert isinstance(b, torch.Tensor) and a.dtype == b.dtype and torch.equal(a, b), where
-    elif isinstance(a, dict):
-        assert a.keys() == b.keys(), (where, sorted(a), sorted(b))
-        for k in a:
-            same(a[k], b[k], f"{where}.{k}")
-    elif isinstance(a, (list, tuple)):
-        assert len(a) == len(b), where
-        for i, (x, y) in enumerate(zip(a, b)):
-            same(x, y, f"{where}[{i}]")
-    else:
-        assert a == b, (where, a, b)
 
 
 def differs(a, b) -> bool:
