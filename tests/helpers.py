@@ -28,3 +28,25 @@ def same(a, b, where="state") -> None:
             same(x, y, f"{where}[{i}]")
     else:
         assert a == b, (where, a, b)
+
+
+# The front matter of a chapter written as the book's are (jupytext MyST, the python3 kernel).
+FRONT_MATTER = """\
+---
+jupytext:
+  text_representation:
+    extension: .md
+    format_name: myst
+kernelspec:
+  display_name: Python 3
+  language: python
+  name: python3
+---
+"""
+
+
+def chapter(title: str, body: str, scale: str = "default") -> str:
+    """A small book's chapter: front matter, ``title``, the parameters cell every chapter
+    has (``scale``, ``device``, ``results_dir``), then ``body``."""
+    return (f'{FRONT_MATTER}\n# {title}\n\n```{{code-cell}} ipython3\n:tags: [parameters]\n'
+            f'scale = "{scale}"\ndevice = "cpu"\nresults_dir = None\n```\n\n{body}')

@@ -32,6 +32,7 @@ from pathlib import Path
 import pytest
 
 from erase.book import build as book
+from helpers import FRONT_MATTER, chapter
 
 ROOT = Path(__file__).resolve().parents[1]  # the project: its _toc.yml and book/
 DOCUMENTS = book.toc_documents(ROOT)  # the chapters, then the pages for readers
@@ -188,18 +189,7 @@ chapters:
   - file: book/03_references
 """
 
-MINI_CHAPTER = '''\
----
-jupytext:
-  text_representation:
-    extension: .md
-    format_name: myst
-kernelspec:
-  display_name: Python 3
-  language: python
-  name: python3
----
-
+MINI_CHAPTER = FRONT_MATTER + '''
 # Figures and math
 
 The error is $e = \\lVert x - \\hat{x} \\rVert_2$ and, displayed,
@@ -239,27 +229,7 @@ fig
 The ratio is {glue:text}`ratio:.2f`.
 '''
 
-MINI_FAILS = '''\
----
-jupytext:
-  text_representation:
-    extension: .md
-    format_name: myst
-kernelspec:
-  display_name: Python 3
-  language: python
-  name: python3
----
-
-# Fails on demand
-
-```{code-cell} ipython3
-:tags: [parameters]
-scale = "default"
-device = "cpu"
-results_dir = None
-```
-
+MINI_FAILS = chapter("Fails on demand", '''\
 ```{code-cell} ipython3
 import os
 if os.environ.get("ERASE_TEST_FAIL") == "1":
@@ -272,7 +242,7 @@ A glued figure from the first chapter:
 ```{glue:} fig_html
 :doc: 01_figures.ipynb
 ```
-'''
+''')
 
 MINI_REFERENCES = """\
 # References

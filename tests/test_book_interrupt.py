@@ -30,6 +30,7 @@ import psutil
 import pytest
 
 from erase.runs.store import Store
+from helpers import chapter
 
 pytestmark = pytest.mark.slow  # real books: a few minutes on 2 cores
 
@@ -174,27 +175,7 @@ format: jb-book
 root: book/01_workers
 """
 
-SMALL_CHAPTER = '''\
----
-jupytext:
-  text_representation:
-    extension: .md
-    format_name: myst
-kernelspec:
-  display_name: Python 3
-  language: python
-  name: python3
----
-
-# Two runs in worker processes
-
-```{code-cell} ipython3
-:tags: [parameters]
-scale = "smoke"
-device = "cpu"
-results_dir = None
-```
-
+SMALL_CHAPTER = chapter("Two runs in worker processes", '''\
 ```{code-cell} ipython3
 import os
 from erase.runs.lab import Lab, run_many
@@ -204,7 +185,7 @@ if os.environ.get("SMALL_BOOK_TRAINS"):  # long enough to be stopped in the midd
     run_many([(lab, lab.job("oracle")) for lab in labs], workers=2)
 print("done")
 ```
-'''
+''', scale="smoke")
 
 
 @pytest.fixture

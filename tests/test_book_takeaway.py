@@ -24,6 +24,7 @@ import yaml
 from erase.book import build as book
 from erase.cli import parser
 from erase.report import downloads
+from helpers import chapter
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -97,34 +98,14 @@ chapters:
   - file: book/02_plain
 """
 
-CHAPTER = '''\
----
-jupytext:
-  text_representation:
-    extension: .md
-    format_name: myst
-kernelspec:
-  display_name: Python 3
-  language: python
-  name: python3
----
-
-# Tables
-
-```{code-cell} ipython3
-:tags: [parameters]
-scale = "default"
-device = "cpu"
-results_dir = None
-```
-
+CHAPTER = chapter("Tables", '''\
 ```{code-cell} ipython3
 import pandas as pd
 from erase.report.downloads import downloadable
 
 downloadable(pd.DataFrame({"method": ["FT", "NL-FT"], "PSNR": [31.5, 30.25]}), "Table 1")
 ```
-'''
+''')
 
 
 @pytest.fixture(scope="module")
