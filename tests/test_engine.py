@@ -19,7 +19,7 @@ from erase.runs.engine import (Loop, epoch_steps, load_start, make_fabric, run_l
                                save_atomic)
 from erase.runs.evaluate import METRICS, summarise, volume_metrics
 from erase.runs.methods import METHODS
-from helpers import fresh_model, same
+from helpers import Killed, fresh_model, same, shared_unless_mutating
 
 ROOT = Path(__file__).resolve().parents[1]
 VENV_BIN = Path(sys.executable).parent
@@ -30,10 +30,6 @@ VENV_BIN = Path(sys.executable).parent
 
 def weight_sum(model) -> dict:
     return {"weights": float(sum(p.detach().double().sum() for p in model.parameters()))}
-
-
-class Killed(Exception):
-    pass
 
 
 CODE = PROTOCOLS["code"]  # random training masks, the plateau scheduler, alternating steps
@@ -57,7 +53,7 @@ class MaskLog:
         return sample
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope=shared_unless_mutating)
 def g_checkpoint(smoke, samples, tmp_path_factory):
     """A small 'original model' G: one epoch on a few retain slices, weights + optimizer +
     scheduler."""
@@ -82,7 +78,7 @@ def unlearn_loop(smoke, samples, g_checkpoint, checkpoint, evaluate, forget=None
                 evaluate=evaluate, progress=False)
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope=shared_unless_mutating)
 def straight_and_resumed(smoke, samples, g_checkpoint, tmp_path_factory):
     work = tmp_path_factory.mktemp("resume")
     fabric = make_fabric("cpu")
@@ -206,11 +202,54 @@ def test_a_failed_save_leaves_the_previous_checkpoint_intact(tmp_path):
 
 
 def test_make_fabric_refuses_unknown_devices():
-    with pytest.raises(ConfigError, match="unknown device 'tpu'"):
+    with pytest.raises(ConfigError, match=r"^unknown device 'tpu': choose 'cpu' or 'cuda'$"):
         make_fabric("tpu")
     if not torch.cuda.is_available():
-        with pytest.raises(ConfigError, match="no GPU is visible"):
+        with pytest.raises(ConfigError, match=r"^device 'cuda' was asked for but no GPU is "
+                                              r"visible; use device='cpu'$"):
             make_fabric("cuda")
+
+
+def test_make_fabric_runs_on_the_cpu_in_full_precision_by_default():
+    fabric = make_fabric()
+    assert fabric.device.type == "cpu" and fabric.world_size == 1
+    assert type(fabric.strategy).__name__ == "SingleDeviceStrategy"
+    assert make_fabric("cpu", precision="bf16-mixed")._precision.precision == "bf16-mixed"
+
+
+class FabricCall:
+    """Stands in for Lightning's Fabric: keeps what it was asked for, and whether launched."""
+
+    def __init__(self, **kwargs):
+        self.kwargs, self.launched = kwargs, False
+
+    def launch(self):
+        self.launched = True
+
+
+@pytest.mark.parametrize("world", [None, "1", "2", "4"])
+def test_under_torchrun_make_fabric_asks_for_ddp_over_every_process(world, monkeypatch):
+    """torchrun sets WORLD_SIZE: then one device per process, DDP, and the process joins the
+    group (launch); without it (or with one process) a single device and no group."""
+    import lightning_fabric
+
+    monkeypatch.setattr(lightning_fabric, "Fabric", FabricCall)
+    if world is None:
+        monkeypatch.delenv("WORLD_SIZE", raising=False)
+    else:
+        monkeypatch.setenv("WORLD_SIZE", world)
+    fabric = make_fabric("cpu", precision="16-mixed")
+    n = int(world or 1)
+    assert fabric.kwargs == {"accelerator": "cpu", "devices": n,
+                             "strategy": "ddp" if n > 1 else "auto", "precision": "16-mixed"}
+    assert fabric.launched == (n > 1)
+
+
+def test_an_unknown_schedule_is_refused_with_the_choices():
+    optimizer = torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=0.1)
+    with pytest.raises(ConfigError, match=r"^unknown lr schedule 'cosine': choose 'plateau' or "
+                                          r"'constant'$"):
+        engine.make_scheduler(optimizer, replace(CODE, lr_schedule="cosine"))
 
 
 # ------------------------------------------------------------------ the learning rate
@@ -294,7 +333,7 @@ def test_unlearning_resumes_gs_scheduler_and_rate(smoke, samples, tmp_path, monk
     optimizer = engine.make_optimizer(model, smoke.train)
     scheduler = engine.make_scheduler(optimizer, CODE)
     assert scheduler.state_dict() != g_state["scheduler"]  # a fresh one differs from G's
-    load_start(make_fabric("cpu"), tmp_path / "g.ckpt", model, optimizer, scheduler)
+    load_start(tmp_path / "g.ckpt", model, optimizer, scheduler)
     same(scheduler.state_dict(), g_state["scheduler"], "scheduler")
     same(model.state_dict(), g_state["model"], "model")
     assert optimizer.param_groups[0]["lr"] == g_lr

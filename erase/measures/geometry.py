@@ -16,7 +16,8 @@ import numpy as np
 import torch
 
 from ..runs.engine import (Loop, batch_of, epoch_plan, load_start, make_optimizer,
-                           make_scheduler, optimizer_step, prepare, step_knobs)
+                           make_scheduler, mask_seed, noise_generator, optimizer_step, prepare,
+                           step_knobs)
 from ..runs.methods import ReconstructionLoss, step_terms
 
 
@@ -84,15 +85,15 @@ def _replay(lab, job, steps: int | None) -> list[dict]:
     lab.run(lab.job("original"))
     inputs = lab.inputs(job)
     fabric = lab.fabric
-    model = lab.new_model()
+    model = lab.new_model().to(fabric.device)  # as the loop: Adam's state on the weights' device
     optimizer = make_optimizer(model, lab.train_config)
-    load_start(fabric, inputs.start_from, model, optimizer,
-               make_scheduler(optimizer, lab.protocol))
+    load_start(inputs.start_from, model, optimizer, make_scheduler(optimizer, lab.protocol))
     theta_g = _flat([p.detach().clone() for p in model.parameters()])
-    theta_hat = _flat(lab.load_model(oracle).cpu().parameters()).detach()
+    theta_hat = _flat(lab.load_model(oracle).parameters()).detach().to(theta_g.device)
     axis = theta_hat - theta_g
     row, protocol = inputs.row, lab.protocol
-    loss_fn = ReconstructionLoss(lab.train_config.loss, lab.train_config.l1_weight)
+    train = lab.train_config
+    loss_fn = ReconstructionLoss(train.loss, train.l1_weight).to(fabric.device)
     loop = Loop(method=row, forget=inputs.forget, retain=inputs.retain, epochs=inputs.epochs,
                 train=lab.train_config, seed=lab.seed, checkpoint=None, protocol=protocol,
                 gamma=inputs.gamma, lam=inputs.lam, start_from=inputs.start_from,
@@ -100,15 +101,17 @@ def _replay(lab, job, steps: int | None) -> list[dict]:
                 forget_epochs=inputs.forget_epochs)
     parts = prepare(loop, model, optimizer, loss_fn, fabric)
     params = [p for p in model.parameters() if p.requires_grad]
-    noise = torch.Generator().manual_seed(lab.seed * 1_000_003)
+    noise = noise_generator(lab.seed, 0)
     plan = epoch_plan(loop, 0)
     total = sum(len(epoch_plan(loop, e)) for e in range(loop.epochs))
     random_masks = protocol.training_masks == "random"
     rows = []
     model.train()
     for step, (f_indices, r_indices) in enumerate(plan[:steps]):
-        f = batch_of(inputs.forget, f_indices, fabric, (lab.seed, 0, 0) if random_masks else None)
-        r = batch_of(inputs.retain, r_indices, fabric, (lab.seed, 0, 1) if random_masks else None)
+        f = batch_of(inputs.forget, f_indices, fabric,
+                     mask_seed(lab.seed, 0, "forget") if random_masks else None)
+        r = batch_of(inputs.retain, r_indices, fabric,
+                     mask_seed(lab.seed, 0, "retain") if random_masks else None)
         terms = step_terms(row, model, loss_fn, f, r, generator=noise,
                            **step_knobs(loop, parts, step, total))
         entry = {"step": step + 1, "method": job.name}

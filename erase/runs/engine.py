@@ -50,7 +50,7 @@ ENGINE_VERSION = 3  # bump when a change to the code that computes a run's numbe
 # which would recompute the book's runs, about 15 minutes on two cores, in every developer's
 # store after any rename or refactor of these modules, and never ask whether numbers changed.)
 ENGINE_CODE = {
-    "erase.runs.engine": "1be432d7dce7c744",  # the loop, a step, an epoch's order
+    "erase.runs.engine": "5e315616c7c341b6",  # the loop, a step, an epoch's order
     "erase.runs.methods": "251a6756bc763f3d",  # the rows, their terms and losses
     "erase.runs.models": "038afdaf334f6652",  # the networks and a reconstruction
     "erase.runs.evaluate": "b9b4d42f0fd62c0b",  # the metrics of a record
@@ -116,10 +116,10 @@ def make_fabric(device: str = "cpu", precision: str = "32-true") -> Fabric:
     """A Fabric on ``device``; under torchrun it joins the process group (DDP)."""
     from lightning_fabric import Fabric
 
-    if device == "cuda" and not torch.cuda.is_available():
-        raise ConfigError("device 'cuda' was asked for but no GPU is visible; use device='cpu'")
     if device not in ("cpu", "cuda"):
         raise ConfigError(f"unknown device {device!r}: choose 'cpu' or 'cuda'")
+    if device == "cuda" and not torch.cuda.is_available():
+        raise ConfigError("device 'cuda' was asked for but no GPU is visible; use device='cpu'")
     world = int(os.environ.get("WORLD_SIZE", "1"))
     strategy = "ddp" if world > 1 else "auto"
     fabric = Fabric(accelerator=device, devices=world if world > 1 else 1, strategy=strategy,
@@ -313,6 +313,18 @@ def optimizer_step(fabric: Fabric, model, optimizer, loss, grad_clip: float,
     optimizer.step()
 
 
+def noise_generator(seed: int, epoch: int) -> torch.Generator:
+    """The generator of an epoch's noisy labels: drawn from (seed, epoch) alone, so a resumed
+    run draws what an uninterrupted one draws."""
+    return torch.Generator().manual_seed(seed * 1_000_003 + epoch)
+
+
+def mask_seed(seed: int, epoch: int, stream: str) -> tuple:
+    """The seed of an epoch's random training masks for the forget or the retain stream
+    (``batch_of`` adds the slice's index): G and the oracle draw the same retain masks."""
+    return (seed, epoch, {"forget": 0, "retain": 1}[stream])
+
+
 def batch_of(dataset, indices, fabric, mask_seed=None):
     """Slices ``indices`` of a data set as one batch on the loop's device, or None.
 
@@ -359,16 +371,21 @@ def save_atomic(fabric: Fabric, path: Path, state: dict) -> None:
     fabric.barrier()
 
 
-def load_start(fabric: Fabric, path: Path, model, optimizer, scheduler) -> None:
+def load_start(path: Path, model, optimizer, scheduler) -> None:
     """G's weights, Adam state and (when both use one) scheduler state, loaded strictly: a
-    checkpoint that does not fit this model is an error, never silently skipped."""
-    state = {"model": model, "optimizer": optimizer}
+    checkpoint that does not fit this model is an error, never silently skipped.
+
+    Called before ``fabric.setup``: model and optimizer are still the plain torch objects, so
+    the checkpoint is read once, as tensors and plain values only (``weights_only``), on the
+    CPU; Adam's state follows its parameters to their device when the optimizer loads it.
+    """
     with checkpoint_errors(path, f"delete {Path(path).parent} to retrain the original model "
                            "it came from"):
         raw = torch.load(path, map_location="cpu", weights_only=True)
+        model.load_state_dict(raw["model"], strict=True)
+        optimizer.load_state_dict(raw["optimizer"])
         if scheduler is not None and "scheduler" in raw:
-            state["scheduler"] = scheduler
-        fabric.load(path, state, strict=True, weights_only=True)
+            scheduler.load_state_dict(raw["scheduler"])
 
 
 # ------------------------------------------------------------------ the loop
@@ -377,10 +394,13 @@ def load_start(fabric: Fabric, path: Path, model, optimizer, scheduler) -> None:
 def run_loop(loop: Loop, model: torch.nn.Module, fabric: Fabric) -> dict:
     """Run (or resume) the loop; returns history and timing. The model is trained in place."""
     torch.manual_seed(loop.seed)
+    # on the run's device before Adam exists: G's Adam state then loads onto the device of its
+    # weights (loaded onto CPU weights, it would stay there when Fabric moves the model)
+    model = model.to(fabric.device)
     optimizer = make_optimizer(model, loop.train)
     scheduler = make_scheduler(optimizer, loop.protocol)
     if loop.start_from is not None:  # continue from G, as the paper's code resumes training
-        load_start(fabric, loop.start_from, model, optimizer, scheduler)
+        load_start(loop.start_from, model, optimizer, scheduler)
     model, optimizer = fabric.setup(model, optimizer)
     loss_fn = ReconstructionLoss(loop.train.loss, loop.train.l1_weight).to(fabric.device)
     parts = prepare(loop, model, optimizer, loss_fn, fabric)  # at G, also when resuming
@@ -403,16 +423,16 @@ def run_loop(loop: Loop, model: torch.nn.Module, fabric: Fabric) -> dict:
     for epoch in range(state["epoch"], loop.epochs):
         model.train()
         plan = epoch_plan(loop, epoch, fabric.global_rank, fabric.world_size)
-        noise = torch.Generator().manual_seed(loop.seed * 1_000_003 + epoch)
+        noise = noise_generator(loop.seed, epoch)
         lr = optimizer.param_groups[0]["lr"]
         bar = tqdm(plan, desc=f"{loop.method.name} epoch {epoch + 1}/{loop.epochs}",
                    disable=not (loop.progress and fabric.is_global_zero), leave=False)
         start, losses = time.perf_counter(), []
         for f_indices, r_indices in bar:
             forget = batch_of(loop.forget, f_indices, fabric,
-                              (loop.seed, epoch, 0) if random_masks else None)
+                              mask_seed(loop.seed, epoch, "forget") if random_masks else None)
             retain = batch_of(loop.retain, r_indices, fabric,
-                              (loop.seed, epoch, 1) if random_masks else None)
+                              mask_seed(loop.seed, epoch, "retain") if random_masks else None)
             loss, _ = step_loss(loop.method, model, loss_fn, forget, retain, generator=noise,
                                 **step_knobs(loop, parts, state["steps"], total_steps))
             optimizer_step(fabric, model, optimizer, loss, loop.train.grad_clip, parts.mask)
