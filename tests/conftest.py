@@ -9,6 +9,8 @@ from pathlib import Path
 
 import pytest
 
+from helpers import shared_unless_mutating
+
 
 def pytest_configure(config):
     config.addinivalue_line("markers", "slow: takes more than 30 s (deselect with -m 'not slow')")
@@ -82,3 +84,28 @@ def samples(smoke_data, smoke, tmp_path_factory):
     work = tmp_path_factory.mktemp("work")
     return {split: data_lib.load_split(manifest, split, smoke_data, smoke.data, work)
             for split in ("retain", "forget")}
+
+
+@pytest.fixture(scope=shared_unless_mutating)
+def small_g(smoke, samples, tmp_path_factory):
+    """A small G: three epochs on four retain slices under the code's protocol, its rate
+    dropped twice by an impatient scheduler, so that its Adam state, step counts and rate all
+    differ from a fresh optimizer's. Returns (checkpoint path, checkpoint state)."""
+    import torch
+
+    from erase.config import PROTOCOLS
+    from erase.runs.engine import Loop, make_fabric, run_loop
+    from erase.runs.methods import METHODS
+    from helpers import fresh_model, impatient
+
+    path = tmp_path_factory.mktemp("g") / "g.ckpt"
+    with pytest.MonkeyPatch.context() as patch:
+        impatient(patch)
+        loop = Loop(method=METHODS["Retrain"], forget=None,
+                    retain=samples["retain"].select(range(4)), epochs=3, train=smoke.train,
+                    seed=0, checkpoint=path, protocol=PROTOCOLS["code"], progress=False)
+        run_loop(loop, fresh_model(smoke), make_fabric("cpu"))
+    state = torch.load(path, map_location="cpu", weights_only=True)
+    assert state["optimizer"]["state"], "G's Adam state is empty"
+    assert state["optimizer"]["param_groups"][0]["lr"] < smoke.train.lr
+    return path, state

@@ -2,15 +2,63 @@
 ``tests/`` on the path)."""
 from __future__ import annotations
 
+import os
+
 import torch
 
 from erase.runs.models import build_model
+
+
+def shared_unless_mutating(fixture_name: str, config) -> str:
+    """Scope of a fixture that runs the loop once for several tests: the module, except under
+    ``make mutants``. mutmut gives each mutant only the tests during which the mutated function
+    ran, and a shared fixture runs during its first test alone: the other tests that read its
+    result would never meet the mutant (they killed mutants mutmut counted as survivors).
+    mutmut sets MUTANT_UNDER_TEST while it maps and runs tests; then every test makes its own."""
+    return "function" if os.environ.get("MUTANT_UNDER_TEST") else "module"
 
 
 def fresh_model(smoke, seed=0):
     """The smoke profile's network with the weights seed ``seed`` gives."""
     torch.manual_seed(seed)
     return build_model(smoke.model)
+
+
+class Killed(Exception):
+    """Raised where a run would have died: by a test's evaluate, or by ``kill_raises``."""
+
+
+def kill_raises(monkeypatch) -> list:
+    """The loop's stop hooks (``STOP_AFTER_*``) raise Killed instead of sending SIGKILL, so the
+    test process lives on; returns the (pid, signal) of every kill asked for."""
+    from erase.runs import engine
+
+    calls = []
+
+    def kill(pid, sig):
+        calls.append((pid, sig))
+        raise Killed
+
+    monkeypatch.setattr(engine.os, "kill", kill)
+    return calls
+
+
+def impatient(monkeypatch) -> None:
+    """The plateau scheduler made to drop after every epoch but the first (no epoch improves
+    by 10, no bad epoch is tolerated)."""
+    from erase.runs import engine
+
+    for key, value in (("patience", 0), ("threshold", 10.0), ("threshold_mode", "abs")):
+        monkeypatch.setitem(engine.PLATEAU, key, value)
+
+
+def differs(a, b) -> bool:
+    """Whether ``same`` finds a difference."""
+    try:
+        same(a, b)
+    except AssertionError:
+        return True
+    return False
 
 
 def same(a, b, where="state") -> None:

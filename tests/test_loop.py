@@ -22,43 +22,11 @@ from erase.runs import engine
 from erase.runs.engine import Loop, make_fabric, optimizer_step, run_loop
 from erase.runs.methods import METHODS, ReconstructionLoss
 from erase.runs.models import reconstruct
-from helpers import fresh_model, same
+from erase.runs.store import StoreError
+from helpers import Killed, differs, fresh_model, impatient, kill_raises, same
 
 CODE = PROTOCOLS["code"]  # the plateau scheduler, random training masks, alternating steps
 RETAIN = [3, 5, 7, 11]  # Dr' of the unlearning runs below
-
-
-def differs(a, b) -> bool:
-    try:
-        same(a, b)
-    except AssertionError:
-        return True
-    return False
-
-
-def impatient(monkeypatch) -> None:
-    """The plateau scheduler made to drop after every epoch but the first (no epoch improves
-    by 10, no bad epoch is tolerated)."""
-    for key, value in (("patience", 0), ("threshold", 10.0), ("threshold_mode", "abs")):
-        monkeypatch.setitem(engine.PLATEAU, key, value)
-
-
-@pytest.fixture(scope="module")
-def g(smoke, samples, tmp_path_factory):
-    """A small G: three epochs on four retain slices under the code's protocol, its rate
-    dropped twice by an impatient scheduler, so that its Adam state, step counts and rate all
-    differ from a fresh optimizer's."""
-    path = tmp_path_factory.mktemp("g") / "g.ckpt"
-    with pytest.MonkeyPatch.context() as patch:
-        impatient(patch)
-        loop = Loop(method=METHODS["Retrain"], forget=None,
-                    retain=samples["retain"].select(range(4)), epochs=3, train=smoke.train,
-                    seed=0, checkpoint=path, protocol=CODE, progress=False)
-        run_loop(loop, fresh_model(smoke), make_fabric("cpu"))
-    state = torch.load(path, map_location="cpu", weights_only=True)
-    assert state["optimizer"]["state"], "G's Adam state is empty"
-    assert state["optimizer"]["param_groups"][0]["lr"] < smoke.train.lr
-    return path, state
 
 
 def unlearning(smoke, samples, g_path, checkpoint, epochs=1, train=None, method="NL-FT"):
@@ -88,9 +56,9 @@ def at_start(monkeypatch) -> dict:
 
 
 @pytest.mark.parametrize("method", ["NL-FT", "FT", "GA-l1"])
-def test_unlearning_starts_from_gs_weights_and_adam_state(method, g, smoke, samples, tmp_path,
-                                                          monkeypatch):
-    g_path, g_state = g
+def test_unlearning_starts_from_gs_weights_and_adam_state(method, small_g, smoke, samples,
+                                                          tmp_path, monkeypatch):
+    g_path, g_state = small_g
     seen = at_start(monkeypatch)
     run_loop(unlearning(smoke, samples, g_path, tmp_path / "u.ckpt", method=method),
              fresh_model(smoke, seed=7), make_fabric("cpu"))
@@ -99,10 +67,11 @@ def test_unlearning_starts_from_gs_weights_and_adam_state(method, g, smoke, samp
     same(seen["optimizer"], g_state["optimizer"], "optimizer")
 
 
-def test_without_loading_g_the_start_check_fails(g, smoke, samples, tmp_path, monkeypatch):
+def test_without_loading_g_the_start_check_fails(small_g, smoke, samples, tmp_path,
+                                                 monkeypatch):
     """The negative control: a loop that skips ``load_start`` starts from a fresh model and a
     fresh Adam, and the comparison above tells."""
-    g_path, g_state = g
+    g_path, g_state = small_g
     seen = at_start(monkeypatch)
     monkeypatch.setattr(engine, "load_start", lambda *args: None)
     run_loop(unlearning(smoke, samples, g_path, tmp_path / "u.ckpt"), fresh_model(smoke, seed=7),
@@ -112,10 +81,60 @@ def test_without_loading_g_the_start_check_fails(g, smoke, samples, tmp_path, mo
     assert seen["optimizer"]["state"] == {}
 
 
-def test_the_first_step_of_unlearning_is_adams_step_from_gs_state(g, smoke, samples, tmp_path):
+def test_a_start_checkpoint_with_pickled_code_is_refused_not_run(small_g, smoke, samples,
+                                                                 tmp_path):
+    """G is read as tensors and plain values only (weights_only): a checkpoint that would run
+    code when unpickled is an error naming it, and its code never runs."""
+    _, g_state = small_g
+    marker = tmp_path / "pwned"
+
+    class Payload:
+        def __reduce__(self):
+            return (os.mkdir, (str(marker),))
+
+    path = tmp_path / "g" / "checkpoint.ckpt"
+    path.parent.mkdir()
+    torch.save({**g_state, "x": Payload()}, path)
+    with pytest.raises(StoreError) as err:
+        run_loop(unlearning(smoke, samples, path, tmp_path / "u.ckpt"), fresh_model(smoke),
+                 make_fabric("cpu"))
+    assert str(err.value) == (
+        f"checkpoint {path} holds objects other than tensors and plain values; refusing to "
+        "unpickle it (checkpoints load with weights_only=True); delete "
+        f"{path.parent} to retrain the original model it came from")
+    assert not marker.exists(), "the checkpoint's code ran"
+    assert not (tmp_path / "u.ckpt").exists()
+
+
+@pytest.mark.parametrize("g_protocol,unlearning_protocol", [("code", "text"), ("text", "code")])
+def test_unlearning_under_another_schedule_than_gs_starts_from_gs_weights(
+        g_protocol, unlearning_protocol, smoke, samples, tmp_path, monkeypatch):
+    """A G trained under the plateau schedule and unlearned under the constant one keeps no
+    scheduler; a G trained at a constant rate (no scheduler state) and unlearned under the
+    plateau gets a fresh one; both start from G's weights and Adam state."""
+    g_path = tmp_path / "g.ckpt"
+    run_loop(Loop(method=METHODS["Retrain"], forget=None,
+                  retain=samples["retain"].select(range(4)), epochs=1, train=smoke.train,
+                  seed=0, checkpoint=g_path, protocol=PROTOCOLS[g_protocol], progress=False),
+             fresh_model(smoke), make_fabric("cpu"))
+    g_state = torch.load(g_path, weights_only=True)
+    assert ("scheduler" in g_state) == (g_protocol == "code")
+    seen = at_start(monkeypatch)
+    loop = replace(unlearning(smoke, samples, g_path, tmp_path / "u.ckpt"),
+                   protocol=PROTOCOLS[unlearning_protocol])
+    result = run_loop(loop, fresh_model(smoke, seed=7), make_fabric("cpu"))
+    same(seen["model"], g_state["model"], "model")
+    same(seen["optimizer"], g_state["optimizer"], "optimizer")
+    u_state = torch.load(tmp_path / "u.ckpt", weights_only=True)
+    assert ("scheduler" in u_state) == (unlearning_protocol == "code")
+    assert result["history"][0]["lr"] == g_state["optimizer"]["param_groups"][0]["lr"]
+
+
+def test_the_first_step_of_unlearning_is_adams_step_from_gs_state(small_g, smoke, samples,
+                                                                  tmp_path):
     """One step of FT on Dr' from G equals, bit for bit, one Adam step taken by hand from G's
     weights and moments on the same batch (clipped as the loop clips)."""
-    g_path, g_state = g
+    g_path, g_state = small_g
     train = replace(smoke.train, batch_size=len(RETAIN))  # one step: the whole of Dr'
     loop = Loop(method=METHODS["FT"], forget=None, retain=samples["retain"].select(RETAIN),
                 epochs=1, train=train, seed=0, checkpoint=tmp_path / "u.ckpt",
@@ -192,11 +211,11 @@ def test_every_step_runs_at_the_rate_the_schedule_gives(smoke, samples, tmp_path
     assert state["optimizer"]["param_groups"][0]["lr"] == pytest.approx(lr / 1000)
 
 
-def test_unlearning_steps_run_at_gs_rate_and_on_down_the_schedule(g, smoke, samples, tmp_path,
-                                                                 monkeypatch):
+def test_unlearning_steps_run_at_gs_rate_and_on_down_the_schedule(small_g, smoke, samples,
+                                                                 tmp_path, monkeypatch):
     """Unlearning continues G's schedule: its steps run at G's last rate (not train.lr), and
     a drop after its first epoch applies to the steps of the second."""
-    g_path, g_state = g
+    g_path, g_state = small_g
     g_lr = g_state["optimizer"]["param_groups"][0]["lr"]
     impatient(monkeypatch)
     steps = recording_optimizer(monkeypatch)
@@ -248,11 +267,11 @@ def test_a_step_moves_the_weights_by_the_clipped_gradient(length, smoke, one_bat
     assert float(moved.norm()) == pytest.approx(min(length, 1.0) * grad_clip, rel=1e-3)
 
 
-def test_the_loop_clips_every_step_to_the_protocols_norm(g, smoke, samples, tmp_path,
-                                                        monkeypatch):
+def test_the_loop_clips_every_step_to_the_protocols_norm(small_g, smoke, samples, tmp_path,
+                                                         monkeypatch):
     """Through the loop (GA-l1-FT: the ascent term is unbounded): with a tiny grad_clip, the
     gradient each Adam step sees is at most that norm, and was longer before clipping."""
-    g_path, _ = g
+    g_path, _ = small_g
     grad_clip = 1e-4
     steps = recording_optimizer(monkeypatch)
     train = replace(smoke.train, grad_clip=grad_clip)
@@ -268,20 +287,10 @@ def test_the_loop_clips_every_step_to_the_protocols_norm(g, smoke, samples, tmp_
 # ------------------------------------------------------------------ the test hooks
 
 
-class Killed(Exception):
-    pass
-
-
 @pytest.fixture
 def no_kill(monkeypatch):
     """``os.kill`` of the stop hooks raises instead (the process lives on); counts steps."""
-    calls = []
-
-    def kill(pid, sig):
-        calls.append((pid, sig))
-        raise Killed
-
-    monkeypatch.setattr(engine.os, "kill", kill)
+    calls = kill_raises(monkeypatch)
     steps = []
     real = engine.optimizer_step
     monkeypatch.setattr(engine, "optimizer_step",
