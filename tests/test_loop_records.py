@@ -210,3 +210,27 @@ def test_the_progress_bar_names_row_and_epoch_and_is_cleared(small_g, smoke, sam
     run_loop(replace(loop, progress=False, checkpoint=tmp_path / "quiet.ckpt"),
              fresh_model(smoke, seed=7), make_fabric("cpu"))
     assert capsys.readouterr().err == ""
+
+
+def test_the_loss_weighs_its_l1_part_as_the_training_config_says(smoke, samples, tmp_path,
+                                                                 monkeypatch):
+    """J = SSIM loss + w L1 with the config's w: the same first step under w = 1e-5 and w = 1
+    has losses that differ by (1 - 1e-5) times the step's L1 (about 1e-4 on fastMRI's raw
+    scale, hundreds of float32 steps at a loss near 0.5)."""
+    first = {}
+    real = engine.step_loss
+
+    def spy(method, model, loss_fn, forget, retain, **knobs):
+        loss, terms = real(method, model, loss_fn, forget, retain, **knobs)
+        first.setdefault(loss_fn.l1_weight, float(loss.detach()))
+        return loss, terms
+
+    monkeypatch.setattr(engine, "step_loss", spy)
+    for w in (1e-5, 1.0):
+        loop = Loop(method=METHODS["Retrain"], forget=None,
+                    retain=samples["retain"].select(range(2)), epochs=1,
+                    train=replace(smoke.train, l1_weight=w), seed=0,
+                    checkpoint=tmp_path / f"{w}.ckpt", protocol=CODE, progress=False)
+        run_loop(loop, fresh_model(smoke), make_fabric("cpu"))
+    assert set(first) == {1e-5, 1.0}
+    assert first[1.0] - first[1e-5] > 1e-5
