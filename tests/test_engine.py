@@ -354,8 +354,8 @@ def test_the_lab_unlearns_from_gs_scheduler_state(lab, trained, monkeypatch):
     loaded = []
     real = engine.load_start
 
-    def spy(fabric, path, model, optimizer, scheduler):
-        real(fabric, path, model, optimizer, scheduler)
+    def spy(path, model, optimizer, scheduler):
+        real(path, model, optimizer, scheduler)
         loaded.append((path, scheduler.state_dict(), optimizer.param_groups[0]["lr"]))
 
     monkeypatch.setattr(engine, "load_start", spy)

@@ -147,7 +147,8 @@ def test_the_first_step_of_unlearning_is_adams_step_from_gs_state(small_g, smoke
     by_hand = fresh_model(smoke, seed=3)
     by_hand.load_state_dict(g_state["model"])
     optimizer = engine.make_optimizer(by_hand, train)
-    optimizer.load_state_dict(g_state["optimizer"])
+    # a copy: Adam would otherwise step the shared G's own moment tensors in place
+    optimizer.load_state_dict(copy.deepcopy(g_state["optimizer"]))
     retain = samples["retain"].select(RETAIN)
     batch = torch.utils.data.default_collate([retain[i] for i in range(len(RETAIN))])
     loss_fn = ReconstructionLoss(train.loss, train.l1_weight)
