@@ -14,10 +14,10 @@ import re
 import pytest
 import torch
 
-from erase.config import PROTOCOLS, replace
+from erase.config import PROTOCOLS, ConfigError, replace
 from erase.runs import engine
-from erase.runs.engine import (Loop, load_teacher, make_fabric, prepare_reads, run_loop,
-                               save_atomic)
+from erase.runs.engine import (Loop, epoch_plan, load_teacher, make_fabric, prepare,
+                               prepare_reads, run_loop, save_atomic)
 from erase.runs.methods import METHODS
 from erase.runs.store import StoreError
 from helpers import Killed, differs, fresh_model, kill_raises, same
@@ -137,6 +137,36 @@ def test_a_row_that_trains_nothing_records_no_loss_for_an_epoch(small_g, smoke, 
     assert result["steps"] == 0 and result["samples"] == 7
 
 
+def test_ssds_importances_are_taken_one_slice_at_a_time(small_g, smoke, samples, tmp_path,
+                                                       monkeypatch):
+    """The Fisher diagonal is the mean of per-slice squared gradients: a batch of two would
+    square the gradient of their mean instead."""
+    g_path, _ = small_g
+    sizes = []
+    real = engine.fisher_importance
+
+    def spy(model, loss_fn, batches):
+        def counted():
+            for batch in batches:
+                sizes.append(len(batch.target))
+                yield batch
+        return real(model, loss_fn, counted())
+
+    monkeypatch.setattr(engine, "fisher_importance", spy)
+    run_loop(row_loop("SSD", smoke, samples, g_path, tmp_path / "u.ckpt", epochs=0),
+             fresh_model(smoke, seed=7), make_fabric("cpu"))
+    assert sizes == [1] * (len(samples["forget"]) + len(RETAIN))
+
+
+def test_an_unknown_prepare_is_refused_by_name(small_g, smoke, samples, tmp_path):
+    g_path, _ = small_g
+    loop = row_loop("SalUn", smoke, samples, g_path, tmp_path / "u.ckpt")
+    loop = replace(loop, method=replace(loop.method, prepare="pruning"))
+    model = fresh_model(smoke)
+    with pytest.raises(ConfigError, match=r"^unknown prepare 'pruning' of method SalUn$"):
+        prepare(loop, model, engine.make_optimizer(model, smoke.train), None, make_fabric("cpu"))
+
+
 # ------------------------------------------------------------------ SCRUB: a teacher
 
 
@@ -156,6 +186,10 @@ def test_scrubs_teacher_is_g_frozen_and_stays_g_while_the_student_moves(
     assert differs(model.state_dict(), g_state["model"])
     assert g_path.read_bytes() == g_bytes
     assert seen and all(k["teacher"] is teacher and k["distance"] == "l1" for k in seen)
+    # SCRUB's max-steps (forget slices) only in its first ``forget_epochs`` epochs
+    assert [bool(f) for f, _ in epoch_plan(loop, 0)].count(True) > 0
+    assert all(not f for f, _ in epoch_plan(loop, 1))
+    assert epoch_plan(loop, 0, world=2) == epoch_plan(loop, 0, rank=0, world=2)
 
 
 def test_a_damaged_or_unsafe_teacher_checkpoint_is_refused(smoke, tmp_path):

@@ -13,7 +13,7 @@ from erase.runs import lab as lab_lib
 from erase.runs import methods
 from erase.config import PROTOCOLS, ConfigError, config_hash
 from erase.data import retain_subset
-from erase.runs.engine import Loop, epoch_steps, make_fabric, run_loop
+from erase.runs.engine import Loop, epoch_plan, epoch_steps, make_fabric, run_loop
 from erase.runs.methods import (BEYOND, FORGET_TERMS, METHODS, METHODS_VERSION, PAPER_ROWS,
                                 PENALTIES, RETAIN_DATA, UNLEARNING, Method, ReconstructionLoss,
                                 ascent_weights, get_method, l1_norm, noisy_target,
@@ -484,6 +484,9 @@ def test_lab_trains_g_in_the_oracles_retain_order(lab, monkeypatch):
     assert oracle.start_from is None and original.start_from is None
     assert all(torch.equal(a, b) for a, b in zip(w_oracle, w_original))
     assert lab.config(lab.job("original"))["order"] != lab.config(lab.job("oracle")).get("order")
+    for epoch in range(3):  # every epoch of G reads Dr in the order the oracle reads it
+        g_order = [i for i in flat(epoch_plan(original, epoch), 1) if i < n]
+        assert g_order == flat(epoch_plan(oracle, epoch), 1), epoch
 
 
 # ------------------------------------------------------------------ which data a row reads

@@ -50,7 +50,7 @@ ENGINE_VERSION = 3  # bump when a change to the code that computes a run's numbe
 # which would recompute the book's runs, about 15 minutes on two cores, in every developer's
 # store after any rename or refactor of these modules, and never ask whether numbers changed.)
 ENGINE_CODE = {
-    "erase.runs.engine": "5e315616c7c341b6",  # the loop, a step, an epoch's order
+    "erase.runs.engine": "3c96e95745810ce6",  # the loop, a step, an epoch's order
     "erase.runs.methods": "251a6756bc763f3d",  # the rows, their terms and losses
     "erase.runs.models": "038afdaf334f6652",  # the networks and a reconstruction
     "erase.runs.evaluate": "b9b4d42f0fd62c0b",  # the metrics of a record
@@ -274,7 +274,7 @@ def step_knobs(loop: Loop, parts: Parts, step: int, total: int) -> dict:
     """The keyword arguments of ``methods.step_terms`` at global step ``step`` of ``total``."""
     knobs = {"protocol": loop.protocol, "gamma": loop.gamma, "lam": loop.lam}
     if parts.teacher is not None:
-        knobs.update(teacher=parts.teacher, distance=loop.knobs.get("distance", "ssim"))
+        knobs.update(teacher=parts.teacher, distance=loop.knobs["distance"])
     if loop.method.penalty == "l1_decay":
         knobs["alpha"] = l1_weight_at(loop.knobs["alpha"], step, total)
     return knobs
