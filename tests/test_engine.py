@@ -19,6 +19,7 @@ from erase.runs.engine import (Loop, epoch_steps, load_start, make_fabric, run_l
                                save_atomic)
 from erase.runs.evaluate import METRICS, summarise, volume_metrics
 from erase.runs.methods import METHODS
+import helpers
 from helpers import Killed, fresh_model, same, shared_unless_mutating
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -266,11 +267,8 @@ def short_training(smoke, samples, path, protocol, epochs=3):
 
 @pytest.fixture
 def impatient(monkeypatch):
-    """The plateau scheduler made to drop at every epoch after the first (no epoch counts as
-    an improvement of 10 and no bad epoch is tolerated)."""
-    monkeypatch.setitem(engine.PLATEAU, "patience", 0)
-    monkeypatch.setitem(engine.PLATEAU, "threshold", 10.0)
-    monkeypatch.setitem(engine.PLATEAU, "threshold_mode", "abs")
+    """The plateau scheduler made to drop at every epoch after the first."""
+    helpers.impatient(monkeypatch)
 
 
 def test_the_plateau_scheduler_is_stepped_with_the_epochs_mean_loss(smoke, samples, tmp_path,
@@ -323,8 +321,7 @@ def test_a_constant_schedule_never_changes_the_rate(smoke, samples, tmp_path, im
 def test_unlearning_resumes_gs_scheduler_and_rate(smoke, samples, tmp_path, monkeypatch):
     """From G's checkpoint: weights, Adam state, the scheduler's state and so G's last rate."""
     with monkeypatch.context() as patch:  # a G whose rate dropped twice
-        for key, value in (("patience", 0), ("threshold", 10.0), ("threshold_mode", "abs")):
-            patch.setitem(engine.PLATEAU, key, value)
+        helpers.impatient(patch)
         _, g_state = short_training(smoke, samples, tmp_path / "g.ckpt", CODE)
     g_lr = g_state["optimizer"]["param_groups"][0]["lr"]
     assert g_lr == pytest.approx(smoke.train.lr / 100)

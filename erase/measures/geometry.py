@@ -85,17 +85,17 @@ def _replay(lab, job, steps: int | None) -> list[dict]:
     lab.run(lab.job("original"))
     inputs = lab.inputs(job)
     fabric = lab.fabric
+    train = lab.train_config
     model = lab.new_model().to(fabric.device)  # as the loop: Adam's state on the weights' device
-    optimizer = make_optimizer(model, lab.train_config)
+    optimizer = make_optimizer(model, train)
     load_start(inputs.start_from, model, optimizer, make_scheduler(optimizer, lab.protocol))
     theta_g = _flat([p.detach().clone() for p in model.parameters()])
     theta_hat = _flat(lab.load_model(oracle).parameters()).detach().to(theta_g.device)
     axis = theta_hat - theta_g
     row, protocol = inputs.row, lab.protocol
-    train = lab.train_config
     loss_fn = ReconstructionLoss(train.loss, train.l1_weight).to(fabric.device)
     loop = Loop(method=row, forget=inputs.forget, retain=inputs.retain, epochs=inputs.epochs,
-                train=lab.train_config, seed=lab.seed, checkpoint=None, protocol=protocol,
+                train=train, seed=lab.seed, checkpoint=None, protocol=protocol,
                 gamma=inputs.gamma, lam=inputs.lam, start_from=inputs.start_from,
                 knobs=inputs.knobs, teacher_from=inputs.teacher_from,
                 forget_epochs=inputs.forget_epochs)
@@ -118,7 +118,7 @@ def _replay(lab, job, steps: int | None) -> list[dict]:
         if "forget" in terms and "retain" in terms:
             g_f, g_r = _gradient(terms["forget"], params), _gradient(terms["retain"], params)
             entry["cosine"] = float(torch.nn.functional.cosine_similarity(g_f, g_r, dim=0))
-        optimizer_step(fabric, model, optimizer, sum(terms.values()), lab.train_config.grad_clip,
+        optimizer_step(fabric, model, optimizer, sum(terms.values()), train.grad_clip,
                        parts.mask)
         delta = _flat([p.detach() for p in model.parameters()]) - theta_g
         along = float(delta @ axis / (axis @ axis))
