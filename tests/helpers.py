@@ -24,6 +24,37 @@ def fresh_model(smoke, seed=0):
     return build_model(smoke.model)
 
 
+def record_calls(monkeypatch, module, name: str) -> list:
+    """Wrap ``module.name`` so that every call is recorded as (args, kwargs, result); the
+    original still runs and its result is returned."""
+    calls = []
+    real = getattr(module, name)
+
+    def recorded(*args, **kwargs):
+        result = real(*args, **kwargs)
+        calls.append((args, kwargs, result))
+        return result
+
+    monkeypatch.setattr(module, name, recorded)
+    return calls
+
+
+class _MakesDirectory:
+    """Unpickling this object creates a directory: code a checkpoint must never run."""
+
+    def __init__(self, path):
+        self.path = str(path)
+
+    def __reduce__(self):
+        return (os.mkdir, (self.path,))
+
+
+def save_with_code(path, state: dict, marker) -> None:
+    """Write checkpoint ``path``: ``state`` plus an object whose unpickling would create the
+    directory ``marker`` (a load that is not weights_only runs it)."""
+    torch.save({**state, "x": _MakesDirectory(marker)}, path)
+
+
 class Killed(Exception):
     """Raised where a run would have died: by a test's evaluate, or by ``kill_raises``."""
 

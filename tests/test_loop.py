@@ -23,7 +23,8 @@ from erase.runs.engine import Loop, make_fabric, optimizer_step, run_loop
 from erase.runs.methods import METHODS, ReconstructionLoss
 from erase.runs.models import reconstruct
 from erase.runs.store import StoreError
-from helpers import Killed, differs, fresh_model, impatient, kill_raises, same
+from helpers import (Killed, differs, fresh_model, impatient, kill_raises, record_calls, same,
+                     save_with_code)
 
 CODE = PROTOCOLS["code"]  # the plateau scheduler, random training masks, alternating steps
 RETAIN = [3, 5, 7, 11]  # Dr' of the unlearning runs below
@@ -87,14 +88,9 @@ def test_a_start_checkpoint_with_pickled_code_is_refused_not_run(small_g, smoke,
     code when unpickled is an error naming it, and its code never runs."""
     _, g_state = small_g
     marker = tmp_path / "pwned"
-
-    class Payload:
-        def __reduce__(self):
-            return (os.mkdir, (str(marker),))
-
     path = tmp_path / "g" / "checkpoint.ckpt"
     path.parent.mkdir()
-    torch.save({**g_state, "x": Payload()}, path)
+    save_with_code(path, g_state, marker)
     with pytest.raises(StoreError) as err:
         run_loop(unlearning(smoke, samples, path, tmp_path / "u.ckpt"), fresh_model(smoke),
                  make_fabric("cpu"))
@@ -291,12 +287,7 @@ def test_the_loop_clips_every_step_to_the_protocols_norm(small_g, smoke, samples
 @pytest.fixture
 def no_kill(monkeypatch):
     """``os.kill`` of the stop hooks raises instead (the process lives on); counts steps."""
-    calls = kill_raises(monkeypatch)
-    steps = []
-    real = engine.optimizer_step
-    monkeypatch.setattr(engine, "optimizer_step",
-                        lambda *args, **kwargs: (steps.append(1), real(*args, **kwargs))[1])
-    return calls, steps
+    return kill_raises(monkeypatch), record_calls(monkeypatch, engine, "optimizer_step")
 
 
 def stop_run(smoke, samples, path):

@@ -18,7 +18,7 @@ from erase.config import PROTOCOLS, replace
 from erase.runs import engine
 from erase.runs.engine import Loop, epoch_plan, make_fabric, mask_seed, run_loop
 from erase.runs.methods import METHODS
-from helpers import Killed, fresh_model, kill_raises
+from helpers import Killed, fresh_model, kill_raises, record_calls
 
 CODE = PROTOCOLS["code"]  # random training masks: every batch has a mask seed
 RETAIN = [3, 5, 7, 11]
@@ -33,21 +33,15 @@ def nl_ft(smoke, samples, g_path, checkpoint, epochs=2, progress=False, **fields
                 protocol=CODE, lam=1e-4, start_from=g_path, progress=progress, **fields)
 
 
-def recorded_batches(monkeypatch) -> list:
-    """Every batch the loop reads: (stream, slice indices, mask seed), in order."""
-    seen = []
-    real = engine.batch_of
-
-    def spy(dataset, indices, fabric, mask_seed=None):
-        seen.append((dataset, list(indices), mask_seed))
-        return real(dataset, indices, fabric, mask_seed)
-
-    monkeypatch.setattr(engine, "batch_of", spy)
-    return seen
+def batches_of(calls) -> list:
+    """Every recorded ``batch_of(dataset, indices, fabric, mask_seed)`` as (stream, slice
+    indices, mask seed), in order."""
+    return [(args[0], list(args[1]), args[3]) for args, _, _ in calls]
 
 
-def steps_read(seen, loop) -> list:
+def steps_read(calls, loop) -> list:
     """The (forget, retain) indices of each step: the loop reads a forget then a retain batch."""
+    seen = batches_of(calls)
     assert all(d is loop.forget for d, _, _ in seen[0::2])
     assert all(d is loop.retain for d, _, _ in seen[1::2])
     return [(f[1], r[1]) for f, r in zip(seen[0::2], seen[1::2])]
@@ -59,31 +53,32 @@ def steps_read(seen, loop) -> list:
 def test_every_epoch_trains_its_own_plan_in_order(small_g, smoke, samples, tmp_path,
                                                   monkeypatch):
     g_path, _ = small_g
-    seen = recorded_batches(monkeypatch)
+    calls = record_calls(monkeypatch, engine, "batch_of")
     loop = nl_ft(smoke, samples, g_path, tmp_path / "u.ckpt")
     run_loop(loop, fresh_model(smoke, seed=7), make_fabric("cpu"))
     plans = [epoch_plan(loop, 0), epoch_plan(loop, 1)]
     assert plans[0] != plans[1], "both epochs drew the same order"
-    assert steps_read(seen, loop) == plans[0] + plans[1]
+    assert steps_read(calls, loop) == plans[0] + plans[1]
 
 
 def test_the_forget_and_retain_streams_draw_masks_of_their_own_each_epoch(
         small_g, smoke, samples, tmp_path, monkeypatch):
     g_path, _ = small_g
-    seen = recorded_batches(monkeypatch)
+    calls = record_calls(monkeypatch, engine, "batch_of")
     loop = nl_ft(smoke, samples, g_path, tmp_path / "u.ckpt")
     run_loop(loop, fresh_model(smoke, seed=7), make_fabric("cpu"))
     per_step = len(epoch_plan(loop, 0))
+    seen = batches_of(calls)
     for k, (dataset, _, seed) in enumerate(seen):
         stream = "forget" if dataset is loop.forget else "retain"
         assert seed == mask_seed(0, k // (2 * per_step), stream)
     seeds = {seed for _, _, seed in seen}
     assert len(seeds) == 4  # two streams, two epochs: no two share their masks
     # the text's fixed masks: no seed at all
-    seen.clear()
+    calls.clear()
     run_loop(replace(loop, protocol=PROTOCOLS["text"], checkpoint=tmp_path / "t.ckpt"),
              fresh_model(smoke, seed=7), make_fabric("cpu"))
-    assert seen and all(seed is None for _, _, seed in seen)
+    assert calls and all(seed is None for _, _, seed in batches_of(calls))
 
 
 class SecondOfTwo:
@@ -109,14 +104,14 @@ class SecondOfTwo:
 def test_a_process_of_a_torchrun_job_trains_its_share_and_counts_the_jobs(
         small_g, smoke, samples, tmp_path, monkeypatch, capsys):
     g_path, _ = small_g
-    seen = recorded_batches(monkeypatch)
+    calls = record_calls(monkeypatch, engine, "batch_of")
     evaluated = []
     loop = nl_ft(smoke, samples, g_path, tmp_path / "u.ckpt", evaluate=evaluated.append,
                  progress=True)
     result = run_loop(loop, fresh_model(smoke, seed=7), SecondOfTwo(make_fabric("cpu")))
     share = [epoch_plan(loop, e, rank=1, world=2) for e in range(2)]
     assert share[0] != epoch_plan(loop, 0, rank=0, world=2)
-    assert steps_read(seen, loop) == share[0] + share[1]
+    assert steps_read(calls, loop) == share[0] + share[1]
     assert result["steps"] == 2 * (len(share[0]) + len(share[1]))  # the job's steps
     read = sum(len(f) + len(r) for plan in share for f, r in plan)
     assert result["samples"] == 2 * read  # summed over both processes
@@ -130,19 +125,12 @@ def test_a_process_of_a_torchrun_job_trains_its_share_and_counts_the_jobs(
 def test_the_history_has_each_epochs_mean_loss_rate_and_metrics(small_g, smoke, samples,
                                                                 tmp_path, monkeypatch):
     g_path, g_state = small_g
-    losses = []
-    real = engine.step_loss
-
-    def spy(*args, **kwargs):
-        loss, terms = real(*args, **kwargs)
-        losses.append(float(loss.detach()))
-        return loss, terms
-
-    monkeypatch.setattr(engine, "step_loss", spy)
+    steps = record_calls(monkeypatch, engine, "step_loss")
     calls = []
     loop = nl_ft(smoke, samples, g_path, tmp_path / "u.ckpt",
                  evaluate=lambda model: calls.append(1) or {"calls": len(calls)})
     result = run_loop(loop, fresh_model(smoke, seed=7), make_fabric("cpu"))
+    losses = [float(loss.detach()) for _, _, (loss, _) in steps]
     assert set(result) == RESULT_KEYS
     n = len(epoch_plan(loop, 0))
     assert result["steps"] == len(losses) == 2 * n
@@ -219,20 +207,15 @@ def test_the_loss_weighs_its_l1_part_as_the_training_config_says(smoke, samples,
     """J = SSIM loss + w L1 with the config's w: the same first step under w = 1e-5 and w = 1
     has losses that differ by (1 - 1e-5) times the step's L1 (about 1e-4 on fastMRI's raw
     scale, hundreds of float32 steps at a loss near 0.5)."""
-    first = {}
-    real = engine.step_loss
-
-    def spy(method, model, loss_fn, forget, retain, **knobs):
-        loss, terms = real(method, model, loss_fn, forget, retain, **knobs)
-        first.setdefault(loss_fn.l1_weight, float(loss.detach()))
-        return loss, terms
-
-    monkeypatch.setattr(engine, "step_loss", spy)
+    steps = record_calls(monkeypatch, engine, "step_loss")
     for w in (1e-5, 1.0):
         loop = Loop(method=METHODS["Retrain"], forget=None,
                     retain=samples["retain"].select(range(2)), epochs=1,
                     train=replace(smoke.train, l1_weight=w), seed=0,
                     checkpoint=tmp_path / f"{w}.ckpt", protocol=CODE, progress=False)
         run_loop(loop, fresh_model(smoke), make_fabric("cpu"))
+    first = {}
+    for args, _, (loss, _) in steps:  # args[2]: the step's loss function J
+        first.setdefault(args[2].l1_weight, float(loss.detach()))
     assert set(first) == {1e-5, 1.0}
     assert first[1.0] - first[1e-5] > 1e-5

@@ -8,7 +8,6 @@ loop's knobs. What a run reports (slices read, seconds) counts the row's prepara
 """
 from __future__ import annotations
 
-import os
 import re
 
 import pytest
@@ -20,7 +19,7 @@ from erase.runs.engine import (Loop, epoch_plan, load_teacher, make_fabric, prep
                                prepare_reads, run_loop, save_atomic)
 from erase.runs.methods import METHODS
 from erase.runs.store import StoreError
-from helpers import Killed, differs, fresh_model, kill_raises, same
+from helpers import Killed, differs, fresh_model, kill_raises, record_calls, same, save_with_code
 
 CODE = PROTOCOLS["code"]
 RETAIN = [3, 5, 7, 11]  # Dr' of the runs below
@@ -38,17 +37,9 @@ def row_loop(name, smoke, samples, g_path, checkpoint, epochs=1, batch_size=None
                 teacher_from=g_path if row.teacher == "G" else None, forget_epochs=forget_epochs)
 
 
-def recorded_knobs(monkeypatch) -> list:
-    """The keyword arguments of every step's ``step_loss``, in order."""
-    seen = []
-    real = engine.step_loss
-
-    def spy(method, model, loss_fn, forget, retain, **knobs):
-        seen.append(knobs)
-        return real(method, model, loss_fn, forget, retain, **knobs)
-
-    monkeypatch.setattr(engine, "step_loss", spy)
-    return seen
+def knobs_of(calls) -> list:
+    """The keyword arguments of every recorded ``step_loss``, in order."""
+    return [kwargs for _, kwargs, _ in calls]
 
 
 def trainable_names(model) -> list:
@@ -174,7 +165,7 @@ def test_scrubs_teacher_is_g_frozen_and_stays_g_while_the_student_moves(
         small_g, smoke, samples, tmp_path, monkeypatch):
     g_path, g_state = small_g
     g_bytes = g_path.read_bytes()
-    seen = recorded_knobs(monkeypatch)
+    calls = record_calls(monkeypatch, engine, "step_loss")
     model = fresh_model(smoke, seed=7)
     loop = row_loop("SCRUB", smoke, samples, g_path, tmp_path / "u.ckpt", epochs=2,
                     forget_epochs=1, distance="l1")
@@ -185,6 +176,7 @@ def test_scrubs_teacher_is_g_frozen_and_stays_g_while_the_student_moves(
     assert not any(p.requires_grad for p in teacher.parameters())
     assert differs(model.state_dict(), g_state["model"])
     assert g_path.read_bytes() == g_bytes
+    seen = knobs_of(calls)
     assert seen and all(k["teacher"] is teacher and k["distance"] == "l1" for k in seen)
     # SCRUB's max-steps (forget slices) only in its first ``forget_epochs`` epochs
     assert [bool(f) for f, _ in epoch_plan(loop, 0)].count(True) > 0
@@ -205,12 +197,7 @@ def test_a_damaged_or_unsafe_teacher_checkpoint_is_refused(smoke, tmp_path):
                         "from", str(err.value)), str(err.value)
 
     marker = tmp_path / "pwned"
-
-    class Payload:
-        def __reduce__(self):
-            return (os.mkdir, (str(marker),))
-
-    torch.save({"model": model.state_dict(), "x": Payload()}, path)
+    save_with_code(path, {"model": model.state_dict()}, marker)
     with pytest.raises(StoreError, match="refusing to unpickle it"):
         load_teacher(path, model)
     assert not marker.exists(), "the checkpoint's code ran"
@@ -225,7 +212,7 @@ def test_l1_sparse_weight_falls_linearly_over_the_whole_run_across_a_resume(
     killed after epoch 1 and resumed carries on from step t where it stopped."""
     g_path, _ = small_g
     alpha, checkpoint = 5e-4, tmp_path / "u.ckpt"
-    seen = recorded_knobs(monkeypatch)
+    calls = record_calls(monkeypatch, engine, "step_loss")
     kill_raises(monkeypatch)
 
     def run():
@@ -240,7 +227,7 @@ def test_l1_sparse_weight_falls_linearly_over_the_whole_run_across_a_resume(
     result = run()
     total = result["steps"]
     assert total == 3 * 2  # four retain slices in batches of two, three epochs
-    assert [k["alpha"] for k in seen] == pytest.approx(
+    assert [k["alpha"] for k in knobs_of(calls)] == pytest.approx(
         [alpha * (1 - t / total) for t in range(total)], rel=1e-12)
 
 
@@ -250,12 +237,12 @@ def test_l1_sparse_weight_falls_linearly_over_the_whole_run_across_a_resume(
 def test_every_step_gets_the_loops_protocol_and_knobs(small_g, smoke, samples, tmp_path,
                                                      monkeypatch):
     g_path, _ = small_g
-    seen = recorded_knobs(monkeypatch)
+    calls = record_calls(monkeypatch, engine, "step_loss")
     loop = replace(row_loop("GA-l1-FT", smoke, samples, g_path, tmp_path / "u.ckpt"),
                    gamma=0.25, lam=3e-4)
     result = run_loop(loop, fresh_model(smoke, seed=7), make_fabric("cpu"))
-    assert len(seen) == result["steps"] >= 1
-    for knobs in seen:
+    assert len(calls) == result["steps"] >= 1
+    for knobs in knobs_of(calls):
         assert knobs["protocol"] == CODE and (knobs["gamma"], knobs["lam"]) == (0.25, 3e-4)
         assert isinstance(knobs["generator"], torch.Generator)
         assert "teacher" not in knobs and "alpha" not in knobs

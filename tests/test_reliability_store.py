@@ -6,7 +6,6 @@ No training is needed: checkpoints are written with Fabric exactly as the loop w
 from __future__ import annotations
 
 import json
-import os
 import re
 from pathlib import Path
 
@@ -20,6 +19,7 @@ from erase.runs.engine import make_scheduler
 from erase.runs.lab import Lab
 from erase.runs.models import build_model
 from erase.runs.store import Store, StoreError
+from helpers import save_with_code
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -98,16 +98,11 @@ def test_checkpoint_from_another_model_size(lab, capsys):
 def test_checkpoint_with_pickled_code_is_not_executed(lab, capsys, tmp_path):
     """weights_only=True: a checkpoint that would run code when unpickled is refused."""
     marker = tmp_path / "pwned"
-
-    class Payload:
-        def __reduce__(self):
-            return (os.mkdir, (str(marker),))
-
     ckpt = original_run(lab) / "checkpoint.ckpt"
     ckpt.parent.mkdir(parents=True, exist_ok=True)
     model = lab.new_model()
-    torch.save({"model": model.state_dict(), "optimizer": {}, "epoch": 1, "history": [],
-                "train_seconds": 0.0, "steps": 0, "samples": 0, "x": Payload()}, ckpt)
+    save_with_code(ckpt, {"model": model.state_dict(), "optimizer": {}, "epoch": 1,
+                          "history": [], "train_seconds": 0.0, "steps": 0, "samples": 0}, marker)
     code, err = erase(capsys, lab, "train", "--model", "original")
     assert code == 2
     assert err == (f"erase: error: checkpoint {ckpt} holds objects other than tensors and "
