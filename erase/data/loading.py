@@ -9,6 +9,7 @@ sees the masks an uninterrupted one would have seen.
 from __future__ import annotations
 
 import os
+from collections import OrderedDict
 from pathlib import Path
 
 from ..config import ConfigError, DataConfig
@@ -136,17 +137,40 @@ class _Lazy:
         return dataset[j][4]  # raw slice tuples held in memory (a join with an in-memory split)
 
 
+# A process keeps the splits it read, newest last, up to this many MB held in memory: the Labs
+# of one split under another protocol (chapter 7's flips, in a worker or the kernel) then share
+# them instead of reading every file again (2-3 s a Lab at the default scale). The key holds
+# the manifest's hash, and with it every file's fingerprint: a changed file is a new key.
+KEPT_MB = 1024.0
+_KEPT: OrderedDict = OrderedDict()  # key -> (Split, MB in memory)
+
+
 def load_split(manifest: dict, split: str, data_root: Path, config: DataConfig,
                work_dir: Path, in_memory_limit_mb: float = 2048) -> Split:
-    """One split through fastMRI's ``SliceDataset``, held in memory when it fits."""
-    from fastmri.data import SliceDataset
-
+    """One split through fastMRI's ``SliceDataset``, held in memory when it fits (read once
+    per process: see ``KEPT_MB``)."""
     if split not in SPLITS:
         raise ConfigError(f"unknown split {split!r}: choose one of {', '.join(SPLITS)}")
+    key = (manifest_hash(manifest), split, str(Path(data_root).resolve()), config,
+           in_memory_limit_mb)
+    if key in _KEPT:
+        _KEPT.move_to_end(key)
+        return _KEPT[key][0]
+    loaded, size_mb = _read_split(manifest, split, data_root, config, work_dir,
+                                  in_memory_limit_mb)
+    _KEPT[key] = (loaded, size_mb if loaded.in_memory else 0.0)
+    while len(_KEPT) > 1 and sum(mb for _, mb in _KEPT.values()) > KEPT_MB:
+        _KEPT.popitem(last=False)
+    return loaded
+
+
+def _read_split(manifest, split, data_root, config, work_dir, in_memory_limit_mb):
+    from fastmri.data import SliceDataset
+
     folder = split_folder(manifest, split, data_root, work_dir)
     dataset = SliceDataset(root=folder, challenge="multicoil", transform=None)
     first = dataset[0] if len(dataset) else None
     size_mb = 0 if first is None else len(dataset) * first[0].size * 8 / 2**20
     if size_mb <= in_memory_limit_mb:
-        return Split([dataset[i] for i in range(len(dataset))], config, in_memory=True)
-    return Split(_Lazy(dataset, range(len(dataset))), config, in_memory=False)
+        return Split([dataset[i] for i in range(len(dataset))], config, in_memory=True), size_mb
+    return Split(_Lazy(dataset, range(len(dataset))), config, in_memory=False), size_mb
