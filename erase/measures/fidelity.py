@@ -85,16 +85,36 @@ def run(lab: Lab, seeds, methods=ABLATED_METHODS, workers: int = 2, training_see
     A flip of a switch that acts on training retrains G for every seed it runs on; it runs on
     ``training_seeds`` (default: all ``seeds``), the others on ``seeds``."""
     labs = labs_for(lab, seeds)
-    training_seeds = set(seeds if training_seeds is None else training_seeds)
-    jobs = [(("code", m, l.seed), l, l.job(m, **knobs)) for l in labs for m in methods]
+    jobs = code_jobs(labs, methods, **knobs)
     code_records = dict(zip([k for k, _, _ in jobs],
                             run_many([(l, j) for _, l, j in jobs], workers)))
-    skipped, flipped = {}, []
     models = {}
     for l in labs:
         models.update({(n, l.seed): l.run(l.job(n)) for n in ("oracle", "original")})
+    flipped, skipped = flipped_jobs(labs, methods, training_seeds,
+                                    scheduler_acted({**models, **code_records}), **knobs)
+    records = dict(zip([k for k, _, _ in flipped],
+                       run_many([(l, j) for _, l, j in flipped], workers)))
+    unaffected = {s: [m for m in methods if not acts_on(s, m)] for s, _ in flips()
+                  if s not in skipped}
+    return {"runs": {**code_records, **records}, "skipped": skipped,
+            "unaffected": {s: ms for s, ms in unaffected.items() if ms}}
+
+
+def code_jobs(labs: list[Lab], methods=ABLATED_METHODS, **knobs) -> list:
+    """(("code", method, seed), lab, job): the methods under the code protocol."""
+    return [(("code", m, l.seed), l, l.job(m, **knobs)) for l in labs for m in methods]
+
+
+def flipped_jobs(labs: list[Lab], methods=ABLATED_METHODS, training_seeds=None,
+                 acted: bool = True, **knobs) -> tuple[list, dict]:
+    """((switch, method, seed), lab, job) of every flip that can act here, and {switch: why}
+    for the flips that are not run. ``acted``: whether the plateau scheduler lowered the rate
+    in any run (before the runs it is not known: the book's plan takes it that it did)."""
+    training_seeds = set([l.seed for l in labs] if training_seeds is None else training_seeds)
+    skipped, flipped = {}, []
     for switch, value in flips():
-        if switch == "lr_schedule" and not scheduler_acted({**models, **code_records}):
+        if switch == "lr_schedule" and not acted:
             skipped[switch] = ("the plateau scheduler never lowered the rate in any run here "
                                "(training or unlearning), so its schedule and a constant rate are "
                                "the same computation")
@@ -109,12 +129,7 @@ def run(lab: Lab, seeds, methods=ABLATED_METHODS, workers: int = 2, training_see
             other = Lab(**{**l.settings(), "protocol": l.protocol, "switches": {switch: value}})
             flipped += [((switch, m, l.seed), other, other.job(m, **knobs)) for m in methods
                         if acts_on(switch, m)]
-    records = dict(zip([k for k, _, _ in flipped],
-                       run_many([(l, j) for _, l, j in flipped], workers)))
-    unaffected = {s: [m for m in methods if not acts_on(s, m)] for s, _ in flips()
-                  if s not in skipped}
-    return {"runs": {**code_records, **records}, "skipped": skipped,
-            "unaffected": {s: ms for s, ms in unaffected.items() if ms}}
+    return flipped, skipped
 
 
 def table(results: dict, methods=ABLATED_METHODS) -> list[dict]:

@@ -30,13 +30,21 @@ def _gradient(term, params) -> torch.Tensor:
     return _flat([torch.zeros_like(p) if g is None else g for g, p in zip(grads, params)])
 
 
+FIGURE4_METHODS = ("GA-l1-FT", "NL-FT", "FT")  # the methods chapter 4 replays
+
+
+def trace_config(lab, job, steps: int | None = None) -> dict:
+    """The key of a replay of ``job`` in the results store."""
+    return {"kind": "trace", "of": lab.config(job), "steps": steps}
+
+
 def trace(lab, method: str, steps: int | None = None, **knobs) -> list[dict]:
     """Per step of ``method``'s first unlearning epoch from G: gradient cosine and position.
 
     Kept in the results store like a run, so a rebuild reads it instead of replaying.
     """
     job = lab.job(method, **knobs)
-    config = {"kind": "trace", "of": lab.config(job), "steps": steps}
+    config = trace_config(lab, job, steps)
     record = lab.store.get(config)
     if record is None:
         with lab.store.lock(config):

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from ..runs.lab import run_many
 from ..runs.methods import BEYOND, UNLEARNING
 from . import audit, regime, scorecard, study
 from .hallucination import excess_over
@@ -34,6 +35,7 @@ def headline(lab, seeds=None, workers=None, lam: float | None = None) -> Headlin
     labs = study.labs_for(lab, seeds)
     knobs = {} if lam is None else {"lam": lam}
     models = study.train_models(labs, workers)
+    run_many(after_models(lab, seeds, lam), workers)  # one batch, longest first
     records = {**models, **study.unlearn_all(labs, UNLEARNING, workers, **knobs)}
     beyond_runs, chosen, _ = study.beyond(labs, workers=workers)
     records.update(beyond_runs)
@@ -51,6 +53,19 @@ def headline(lab, seeds=None, workers=None, lam: float | None = None) -> Headlin
         noise={l.seed: regime.noise_scale(l, models[("original", l.seed)], used_lam)
                for l in labs},
         lam=used_lam)
+
+
+def after_models(lab, seeds=None, lam: float | None = None) -> list:
+    """(lab, job) pairs of the headline runs that need G and nothing else: the paper's methods
+    on every seed, the sweeps of the methods beyond the paper on the first, the retain-fraction
+    ablation. Run as one batch, no worker idles between them; the runs of the methods beyond
+    the paper on the other seeds wait for their sweeps' choice."""
+    labs = study.labs_for(lab, list(seeds or lab.profile.seeds))
+    knobs = {} if lam is None else {"lam": lam}
+    ablation = study.ablation_jobs(study.labs_for(lab, list(lab.profile.ablation_seeds)),
+                                   lab.profile.fractions)
+    return (study.unlearn_jobs(labs, UNLEARNING, **knobs) + study.beyond_sweep_jobs(labs)
+            + [(l, job) for l, _, _, job in ablation])
 
 
 def add_excess(records: dict, seeds) -> dict:

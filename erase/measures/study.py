@@ -39,41 +39,64 @@ def labs_for(lab: Lab, seeds=None) -> list[Lab]:
             for s in (seeds or lab.profile.seeds)]
 
 
+# Each batch of runs is listed by a ``*_jobs`` function and run by its namesake; the book's
+# plan (``erase.book.workload``) lists the same jobs to count and time them before they run.
+
+
+def model_jobs(labs: list[Lab]) -> list:
+    """(lab, job) pairs that train G-hat and G for every Lab."""
+    return [(lab, lab.job(which)) for lab in labs for which in ("oracle", "original")]
+
+
 def train_models(labs: list[Lab], workers: int = 2) -> dict:
     """G-hat and G for every Lab: {(name, seed): record}."""
-    jobs = [(lab, lab.job(which)) for lab in labs for which in ("oracle", "original")]
+    jobs = model_jobs(labs)
     return {(job.name, lab.seed): r for (lab, job), r in zip(jobs, run_many(jobs, workers))}
+
+
+def unlearn_jobs(labs: list[Lab], methods=UNLEARNING, **knobs) -> list:
+    """(lab, job) pairs of each method from each Lab's G."""
+    return [(lab, lab.job(m, **knobs)) for lab in labs for m in methods]
 
 
 def unlearn_all(labs: list[Lab], methods=UNLEARNING, workers: int = 2, **knobs) -> dict:
     """Each method from each Lab's G: {(method, seed): record}."""
-    jobs = [(lab, lab.job(m, **knobs)) for lab in labs for m in methods]
+    jobs = unlearn_jobs(labs, methods, **knobs)
     return {(job.name, lab.seed): r for (lab, job), r in zip(jobs, run_many(jobs, workers))}
 
 
-def ablation(labs: list[Lab], fractions=None, methods=ABLATION_METHODS, workers: int = 2) -> dict:
-    """{(method, fraction, seed): record} for the retain-fraction ablation.
+def ablation_jobs(labs: list[Lab], fractions=None, methods=ABLATION_METHODS) -> list:
+    """(lab, method, fraction, job) of the retain-fraction ablation.
 
     FT on 100% of Dr is Full FT: the same slices in the same order from the same G, the same
     computation, so the Full FT run (of the headline runs) stands for it."""
     fractions = fractions or labs[0].profile.fractions
-    jobs = [(lab, m, f, lab.job("Full FT") if (m, f) == ("FT", 1.0) else
+    return [(lab, m, f, lab.job("Full FT") if (m, f) == ("FT", 1.0) else
              lab.job(m, retain_fraction=f)) for lab in labs for f in fractions for m in methods]
+
+
+def ablation(labs: list[Lab], fractions=None, methods=ABLATION_METHODS, workers: int = 2) -> dict:
+    """{(method, fraction, seed): record} for the retain-fraction ablation."""
+    jobs = ablation_jobs(labs, fractions, methods)
     records = run_many([(lab, job) for lab, _, _, job in jobs], workers)
     return {(m, f, lab.seed): r for (lab, m, f, _), r in zip(jobs, records)}
 
 
+def lambda_jobs(lab: Lab, lambdas=None, methods=("NL", "NL-FT")) -> list:
+    """(lab, method, lambda, job) of the lambda sweep."""
+    lambdas = lambdas or lab.profile.lambdas
+    return [(lab, m, x, lab.job(m, lam=x)) for x in lambdas for m in methods]
+
+
 def lambda_sweep(lab: Lab, lambdas=None, methods=("NL", "NL-FT"), workers: int = 2) -> dict:
     """{(method, lambda): record}: the sweep the paper did not run (it fixed lambda)."""
-    lambdas = lambdas or lab.profile.lambdas
-    jobs = [(lab, m, x, lab.job(m, lam=x)) for x in lambdas for m in methods]
+    jobs = lambda_jobs(lab, lambdas, methods)
     records = run_many([(lab, job) for lab, _, _, job in jobs], workers)
     return {(m, x): r for (_, m, x, _), r in zip(jobs, records)}
 
 
-def sweep(lab: Lab, method: str, knob: str | None = None, values=None, workers: int = 2,
-          **knobs) -> dict:
-    """{value: record}: ``method`` on ``lab``'s seed at each value of one knob (by default the
+def sweep_jobs(lab: Lab, method: str, knob: str | None = None, values=None, **knobs) -> list:
+    """(value, job) of ``method`` on ``lab``'s seed at each value of one knob (by default the
     method's entry in SWEEPS), the other knobs at ``knobs`` or their defaults."""
     default_knob, default_values = SWEEPS.get(method, (None, ()))
     knob = knob or default_knob
@@ -81,7 +104,13 @@ def sweep(lab: Lab, method: str, knob: str | None = None, values=None, workers: 
     if knob is None or not values:
         raise ValueError(f"no sweep for {method}: name a knob and its values")
     get_method(method)
-    jobs = [(x, lab.job(method, **{**knobs, knob: x})) for x in values]
+    return [(x, lab.job(method, **{**knobs, knob: x})) for x in values]
+
+
+def sweep(lab: Lab, method: str, knob: str | None = None, values=None, workers: int = 2,
+          **knobs) -> dict:
+    """{value: record}: the runs of ``sweep_jobs``."""
+    jobs = sweep_jobs(lab, method, knob, values, **knobs)
     records = run_many([(lab, job) for _, job in jobs], workers)
     return {x: r for (x, _), r in zip(jobs, records)}
 
@@ -102,6 +131,12 @@ def closest_to_oracle(sweep_records: dict, oracle: dict) -> object:
     return min(sweep_records, key=lambda x: distance(sweep_records[x]))
 
 
+def beyond_sweep_jobs(labs: list[Lab], methods=BEYOND) -> list:
+    """(lab, job) of the sweeps that choose the knobs of the methods beyond the paper (on the
+    first Lab's seed)."""
+    return [(labs[0], job) for m in methods for _, job in sweep_jobs(labs[0], m)]
+
+
 def beyond(labs: list[Lab], methods=BEYOND, workers: int = 2) -> tuple[dict, dict, dict]:
     """The methods beyond the paper on every Lab, each at the knob value its sweep on the first
     Lab's seed chose (``closest_to_oracle``), declared before the other seeds run.
@@ -109,6 +144,7 @@ def beyond(labs: list[Lab], methods=BEYOND, workers: int = 2) -> tuple[dict, dic
     Returns ({(method, seed): record}, {method: (knob, value)}, {method: sweep records})."""
     first = labs[0]
     oracle = first.run(first.job("oracle"))
+    run_many(beyond_sweep_jobs(labs, methods), workers)  # one batch: no worker waits between
     sweeps, chosen = {}, {}
     for m in methods:
         knob, _ = SWEEPS[m]
