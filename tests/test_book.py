@@ -14,9 +14,11 @@
 """
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import functools
 import http.server
+import io
 import json
 import os
 import queue
@@ -67,13 +69,13 @@ def chromium_or_fail() -> str:
 def executed(tmp_path_factory):
     """Every chapter executed at smoke scale into one temporary build folder, in toc order."""
     out = tmp_path_factory.mktemp("book")
-    error = None
+    error, log = None, io.StringIO()
     try:
-        timings = book.execute(ROOT, scale="smoke", results_dir=out / "_output", out=out,
-                               quiet=True)
+        with contextlib.redirect_stdout(log):  # not a terminal: plain progress lines
+            timings = book.execute(ROOT, scale="smoke", results_dir=out / "_output", out=out)
     except book.BookError as err:
         timings, error = {}, str(err)
-    return {"out": out, "timings": timings, "error": error}
+    return {"out": out, "timings": timings, "error": error, "log": log.getvalue()}
 
 
 def _notebook(out: Path, doc: str):
@@ -97,6 +99,34 @@ def test_chapter_executes_at_smoke_scale(executed, doc):
     assert not errors, f"{doc}: {errors[0].ename}: {errors[0].evalue}"
     assert nb.metadata["papermill"]["parameters"]["scale"] == "smoke"
     assert not any(book.RESET_TAG in c.metadata.get("tags", []) for c in nb.cells)
+
+
+@slow
+def test_the_plan_counts_every_run_the_chapters_compute_and_says_so(executed):
+    """Before the first chapter: how many runs of each kind and about how long; during each
+    chapter that computes: plain lines with runs done / total; the plan was exact."""
+    if executed["error"]:
+        pytest.fail(executed["error"])
+    log, timings = executed["log"], executed["timings"]
+    first = log.splitlines()[0]
+    plan = re.fullmatch(r"book: (\d+) trainings, (\d+) unlearning runs and (\d+) replays to "
+                        r"compute \(0 already stored\): about \d+ (s|min) on this machine with 1 "
+                        r"worker process \(a training step took [0-9.e-]+ s here\)", first)
+    assert plan, first
+    trainings, unlearning, replays = map(int, plan.groups()[:3])
+    runs = {doc: t["runs"] for doc, t in timings.items()}
+    assert all(r["planned"] == r["computed"] for r in runs.values()), runs
+    total = sum(r["computed"] for r in runs.values())
+    assert (trainings, replays) == (4, 3) and total == trainings + unlearning + replays, (
+        "smoke: G-hat and G on 2 seeds, Figure 4's 3 replays")
+    assert f"runs {total}/{total}" in log
+    computing = [doc for doc, r in runs.items() if r["planned"]]
+    assert computing[0] == "book/01_introduction"
+    for doc in computing:
+        assert f"{doc} ...\n" in log, f"{doc}: its progress lines start on a line of their own"
+    closing = re.findall(r"^ +runs (\d+)/(\d+)(?: \(this chapter (\d+)/(\d+)\))?, "
+                         r"\d+:\d\d elapsed", log, flags=re.M)
+    assert closing and all(c[2] == c[3] for c in closing if c[2]), closing
 
 
 @pytest.fixture(scope="session")

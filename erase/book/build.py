@@ -46,7 +46,7 @@ import subprocess
 import sys
 import threading
 import time
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from pathlib import Path
 
 CONFIG_FILES = ("_config.yml", "_toc.yml")
@@ -448,6 +448,7 @@ def execute(root: Path, scale: str = "default", device: str = "cpu", results_dir
     """
     from ..report.downloads import DOWNLOADS_VARIABLE
     from ..report.teaching import TIMINGS_VARIABLE  # the teaching guide shows the timings
+    from .progress import Progress, Tracker
 
     root = book_root(root)
     out = Path(out).resolve() if out is not None else root
@@ -460,6 +461,10 @@ def execute(root: Path, scale: str = "default", device: str = "cpu", results_dir
     parameters = {"scale": scale, "device": device, "results_dir": str(results)}
     timings = {}
     notebooks = [d for d in chosen if is_notebook(root / f"{d}.md")]
+    tracker = Tracker(results, plan_runs(scale, device, results, notebooks))
+    if not quiet:
+        print(tracker.workload.line(), flush=True)
+    terminal = sys.stdout.isatty()
     kernel = None
     before = os.environ.get(DOWNLOADS_VARIABLE)
     os.environ[DOWNLOADS_VARIABLE] = str(out / "_build" / "downloads")  # the kernels inherit it
@@ -468,9 +473,12 @@ def execute(root: Path, scale: str = "default", device: str = "cpu", results_dir
     try:
         for i, doc in enumerate(notebooks, 1):
             cwd = (root / doc).parent
-            if not quiet:
-                print(f"[{i}/{len(notebooks)}] {doc} ...", end="", flush=True)
+            head = f"[{i}/{len(notebooks)}] {doc}"
+            live = not quiet and bool(tracker.workload.chapters.get(doc))
+            if not quiet:  # with a progress line in a log, the lines come between
+                print(f"{head} ...", end="\n" if live and not terminal else "", flush=True)
             started = time.perf_counter()
+            computed = tracker.computed()
             try:
                 if shared_kernel and kernel is None:
                     try:
@@ -478,9 +486,10 @@ def execute(root: Path, scale: str = "default", device: str = "cpu", results_dir
                     except Exception as err:
                         raise BookError(f"the Jupyter kernel {KERNEL!r} did not start: "
                                         f"{type(err).__name__}: {err}") from err
-                t = execute_chapter(root / f"{doc}.md",
-                                    out / "_build" / "notebooks" / f"{doc}.ipynb",
-                                    parameters, cwd=cwd, timeout=timeout, kernel=kernel)
+                with Progress(tracker, doc, head, terminal=terminal) if live else nullcontext():
+                    t = execute_chapter(root / f"{doc}.md",
+                                        out / "_build" / "notebooks" / f"{doc}.ipynb",
+                                        parameters, cwd=cwd, timeout=timeout, kernel=kernel)
             except BookError:
                 if not quiet:
                     print(" FAILED", flush=True)
@@ -491,11 +500,15 @@ def execute(root: Path, scale: str = "default", device: str = "cpu", results_dir
                 raise
             t["seconds"] = time.perf_counter() - started  # a shared kernel's start included
             t["kernel_seconds"] = max(0.0, t["seconds"] - t["cells_seconds"])
+            t["runs"] = {"planned": len(tracker.workload.chapters.get(doc, [])),
+                         "computed": tracker.computed() - computed}
             timings[doc] = t
             share_timings(out, scale, device, timings)
             if not quiet:
-                print(f" {t['seconds']:6.1f} s  (cells {t['cells_seconds']:.1f} s, kernel start "
-                      f"and overhead {t['kernel_seconds']:.1f} s)", flush=True)
+                print(f"{head + ' ...' if live else ''} {t['seconds']:6.1f} s  (cells "
+                      f"{t['cells_seconds']:.1f} s, kernel start and overhead "
+                      f"{t['kernel_seconds']:.1f} s{', ' if live else ''}"
+                      f"{str(t['runs']['computed']) + ' runs' if live else ''})", flush=True)
     except BaseException:
         if kernel is not None:  # stopped or failed: end the kernel and its workers now
             kernel.kill()
@@ -512,6 +525,15 @@ def execute(root: Path, scale: str = "default", device: str = "cpu", results_dir
         else:
             os.environ[TIMINGS_VARIABLE] = before_timings
     return timings
+
+
+def plan_runs(scale: str, device: str, results: Path, notebooks) -> Workload:
+    """The runs the chapters ``notebooks`` still need, counted and timed before they run (at
+    their default parameters, as the build runs them: ``erase.book.workload``)."""
+    from ..runs.lab import Lab
+    from .workload import workload
+
+    return workload(Lab(scale=scale, device=device, results_dir=results), notebooks)
 
 
 def share_timings(out: Path, scale: str, device: str, timings: dict) -> Path:

@@ -89,31 +89,38 @@ def time_step(lab, steps: int = 2, patience: float = 10.0) -> float:
     return min(times)
 
 
+def work(lab, job: Job) -> dict:
+    """What one job pushes through the network, known before it runs: training ``slices`` in
+    ``steps``, ``evaluated`` slices (after every epoch and at the end), ``epochs``."""
+    counts = {name: c["slices"] for name, c in lab.counts().items()}
+    tests = sum(counts[split] for split in ACCURACY.values())
+    slices = lab.cost(job)
+    epochs = lab.train_config.epochs if job.kind == "train" else int(job.knob.get("epochs", 0))
+    per_epoch = counts["val"] if job.kind == "train" else counts["brain_test"] + counts["knee_test"]
+    return {"slices": slices, "steps": -(-slices // max(1, lab.train_config.batch_size)),
+            "evaluated": epochs * per_epoch + tests, "epochs": epochs}
+
+
+def seconds(lab, work_of: dict, step_seconds: float) -> float:
+    """The time of a job's ``work`` at ``step_seconds`` a training step (a reconstruction
+    costs about a third of a training step's slice: forward only)."""
+    per_slice = step_seconds / max(1, lab.train_config.batch_size)
+    return work_of["steps"] * step_seconds + work_of["evaluated"] * per_slice / 3
+
+
 def plan(lab, job: Job, step_seconds: float | None = None) -> Plan:
     """How long ``job`` will take here, with every run it starts (G before an unlearning
     job, when G is not stored). ``step_seconds``: a timing already made (else ``time_step``).
     """
-    counts = {name: c["slices"] for name, c in lab.counts().items()}
     jobs = [job]
     if job.kind == "unlearn" and lab.stored(Job("train", "original")) is None:
         jobs.insert(0, Job("train", "original"))
-    tests = sum(counts[split] for split in ACCURACY.values())
-    slices = steps = evaluated = 0
-    epochs = 0
-    for j in jobs:
-        n = lab.cost(j)
-        e = lab.train_config.epochs if j.kind == "train" else int(j.knob.get("epochs", 0))
-        slices += n
-        steps += -(-n // max(1, lab.train_config.batch_size))
-        per_epoch = counts["val"] if j.kind == "train" else counts["brain_test"] + counts["knee_test"]
-        evaluated += e * per_epoch + tests
-        epochs += e
+    parts = [work(lab, j) for j in jobs]
     step = time_step(lab) if step_seconds is None else step_seconds
-    # a reconstruction costs about a third of a training step's slice (forward only)
-    per_slice = step / max(1, lab.train_config.batch_size)
-    seconds = steps * step + evaluated * per_slice / 3
-    return Plan(what=f"{job.kind} {job.name}", epochs=epochs, slices=slices, steps=steps,
-                step_seconds=step, eval_slices=evaluated, seconds=seconds, device=lab.device,
+    return Plan(what=f"{job.kind} {job.name}", epochs=sum(p["epochs"] for p in parts),
+                slices=sum(p["slices"] for p in parts), steps=sum(p["steps"] for p in parts),
+                step_seconds=step, eval_slices=sum(p["evaluated"] for p in parts),
+                seconds=sum(seconds(lab, p, step) for p in parts), device=lab.device,
                 runs=tuple(f"{j.kind} {j.name}" for j in jobs))
 
 
@@ -126,4 +133,5 @@ def cpu_warning(scale: str, device: str) -> str | None:
     return None
 
 
-__all__ = ["LONG_SECONDS", "Plan", "duration", "time_step", "plan", "cpu_warning"]
+__all__ = ["LONG_SECONDS", "Plan", "duration", "time_step", "work", "seconds", "plan",
+           "cpu_warning"]

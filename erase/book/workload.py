@@ -1,0 +1,142 @@
+"""What a build of the book will compute, counted and timed before it starts.
+
+Each chapter's runs are listed by the same ``*_jobs`` functions its calls run
+(``measures.study``, ``headline``, ``fidelity``, ``geometry``) with the chapters' default
+parameters; a run counts in the first chapter that needs it, and only when the results store
+does not hold it yet. Its time comes from a few training steps timed on this machine
+(``runs.plan.time_step``) and the run's length (``runs.plan.work``), not from a constant.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from functools import cached_property
+
+from ..config import config_hash
+from ..measures import fidelity, geometry, headline, study
+from ..runs.lab import Job
+from ..runs.methods import BEYOND
+from ..runs.plan import duration, seconds, time_step, work
+
+REPLAY_STEP_COST = 2.0  # a replay's step takes two gradients (forget and retain term) and a step
+
+
+@dataclass(frozen=True)
+class Planned:
+    """One run the book needs: a training or unlearning ``job`` of ``lab``, or (``replay``)
+    Figure 4's replay of its first epoch. ``standin``: a run whose knob a sweep chooses while
+    the book runs (the methods beyond the paper on the later seeds), counted at the row's
+    default knob: same length, another key."""
+
+    lab: object
+    job: Job
+    replay: bool = False
+    standin: bool = False
+
+    @property
+    def kind(self) -> str:
+        return "replay" if self.replay else self.job.kind
+
+    def config(self) -> dict:
+        return (geometry.trace_config(self.lab, self.job) if self.replay
+                else self.lab.config(self.job))
+
+    @cached_property
+    def key(self) -> str:
+        return config_hash(self.config())
+
+    def stored(self) -> bool:
+        return self.lab.store.get(self.config()) is not None
+
+    def seconds(self, step_seconds: float) -> float:
+        """Its time at ``step_seconds`` a training step, on one worker."""
+        lab = self.lab
+        if self.replay:
+            epoch = work(lab, self.job)["steps"] / max(1, int(self.job.knob.get("epochs", 1)))
+            return epoch * step_seconds * REPLAY_STEP_COST
+        return seconds(lab, work(lab, self.job), step_seconds)
+
+
+def chapter_runs(lab) -> dict[str, list[Planned]]:
+    """{chapter: the runs its calls make, at its default parameters}."""
+    profile = lab.profile
+    labs = study.labs_for(lab, list(profile.seeds))
+    models = [Planned(l, j) for l, j in study.model_jobs(labs)]
+    chosen = [Planned(l, l.job(m), standin=True) for l in labs[1:] for m in BEYOND]
+    headline_runs = (models + [Planned(l, j) for l, j in headline.after_models(lab)] + chosen)
+    ablation = [Planned(l, j) for l, _, _, j in study.ablation_jobs(
+        study.labs_for(lab, list(profile.ablation_seeds)), profile.fractions)]
+    replays = [Planned(lab, lab.job(m), replay=True) for m in geometry.FIGURE4_METHODS]
+    lambdas = [Planned(l, j) for l, _, _, j in study.lambda_jobs(lab, profile.lambdas)]
+    # chapter 7's default: no training flip (training_seeds = [])
+    flipped, _ = fidelity.flipped_jobs(labs, training_seeds=())
+    paper_and_code = [Planned(l, j) for _, l, j in fidelity.code_jobs(labs) + flipped]
+    return {
+        "book/01_introduction": headline_runs,
+        "book/03_knowledge_gap": models + [Planned(lab, lab.job("NL-FT"))],
+        "book/04_unlearning": headline_runs + replays + lambdas + [  # and its exercise's
+            Planned(lab, lab.job("NL-FT", retain_fraction=0.2)),
+            Planned(lab, lab.job("NL-FT", lam=4e-5))],
+        "book/05_forgetting_audit": headline_runs,
+        "book/06_data_efficiency": models + ablation,
+        "book/07_paper_and_code": models + paper_and_code,
+        "book/08_scorecard": headline_runs,
+    }
+
+
+@dataclass
+class Workload:
+    """The runs a build still has to compute, by the first chapter that needs each, and their
+    estimated times (seconds on one worker)."""
+
+    chapters: dict = field(default_factory=dict)  # {chapter: [Planned]}
+    estimates: dict = field(default_factory=dict)  # {key: seconds}
+    stored: int = 0  # runs the chapters need that the store already holds
+    step_seconds: float = 0.0
+    workers: int = 1
+
+    def runs(self) -> list[Planned]:
+        return [p for runs in self.chapters.values() for p in runs]
+
+    def counts(self) -> dict:
+        """{kind: how many} of the runs to compute."""
+        out = {"train": 0, "unlearn": 0, "replay": 0}
+        for p in self.runs():
+            out[p.kind] += 1
+        return out
+
+    def seconds(self, runs=None) -> float:
+        """Estimated wall time of ``runs`` (default: all) spread over the workers."""
+        runs = self.runs() if runs is None else runs
+        return sum(self.estimates[p.key] for p in runs) / max(1, self.workers)
+
+    def line(self) -> str:
+        """What ``erase book`` says before it computes anything."""
+        c = self.counts()
+        if not sum(c.values()):
+            return f"book: every run the chapters need is in the store ({self.stored} runs)"
+        return (f"book: {c['train']} trainings, {c['unlearn']} unlearning runs and "
+                f"{c['replay']} replays to compute ({self.stored} already stored): about "
+                f"{duration(self.seconds())} on this machine with {self.workers} worker "
+                f"process{'es' if self.workers != 1 else ''} (a training step took "
+                f"{self.step_seconds:.3g} s here)")
+
+
+def workload(lab, documents, step_seconds: float | None = None) -> Workload:
+    """The runs the chapters ``documents`` (toc order) still need, each in the first chapter
+    that needs it; ``step_seconds``: a timing already made (else a few steps are timed)."""
+    planned = chapter_runs(lab)
+    seen, stored, chapters = set(), 0, {}
+    for doc in documents:
+        for p in planned.get(doc, []):
+            key = p.key
+            if key in seen:
+                continue
+            seen.add(key)
+            if p.stored():
+                stored += 1
+            else:
+                chapters.setdefault(doc, []).append(p)
+    todo = [p for runs in chapters.values() for p in runs]
+    step = (step_seconds if step_seconds is not None else time_step(lab)) if todo else 0.0
+    return Workload(chapters=chapters, estimates={p.key: p.seconds(step) for p in todo},
+                    stored=stored, step_seconds=step, workers=lab.profile.workers)
