@@ -187,19 +187,35 @@ def test_training_seconds_add_up_over_epochs_and_across_a_resume(method, prepare
 
 
 def test_the_progress_bar_names_row_and_epoch_and_is_cleared(small_g, smoke, samples, tmp_path,
-                                                             capsys):
+                                                             capsys, monkeypatch):
     g_path, _ = small_g
+    monkeypatch.setattr(engine, "on_terminal", lambda: True)
     loop = nl_ft(smoke, samples, g_path, tmp_path / "u.ckpt", progress=True)
     run_loop(loop, fresh_model(smoke, seed=7), make_fabric("cpu"))
     err = capsys.readouterr().err
     for epoch in (1, 2):
         assert f"NL-FT epoch {epoch}/2: " in err
     assert re.search(r"loss=\d\.\d{4}\]", err) and "NL-FT epoch 3/2" not in err
+    steps = len(engine.epoch_plan(loop, 0)) + len(engine.epoch_plan(loop, 1))
+    totals = set(re.findall(r"\| *\d+/(\d+) \[", err))
+    assert totals == {str(steps)}, f"one bar counts every step of the run: {totals}"
     assert err.endswith("\r") and err.rstrip("\r").rsplit("\r", 1)[-1].strip() == "", (
         "the last bar was left on the screen")
     run_loop(replace(loop, progress=False, checkpoint=tmp_path / "quiet.ckpt"),
              fresh_model(smoke, seed=7), make_fabric("cpu"))
     assert capsys.readouterr().err == ""
+
+
+def test_a_run_logs_one_plain_line_per_epoch_when_not_on_a_terminal(small_g, smoke, samples,
+                                                                    tmp_path, capsys):
+    g_path, _ = small_g
+    loop = nl_ft(smoke, samples, g_path, tmp_path / "u.ckpt", progress=True)
+    run_loop(loop, fresh_model(smoke, seed=7), make_fabric("cpu"))
+    lines = capsys.readouterr().err.splitlines()
+    assert len(lines) == 2 and "\r" not in "".join(lines)
+    assert re.fullmatch(r"NL-FT epoch 1/2: loss \d\.\d{4}, \d+ s elapsed, about \d+ s left",
+                        lines[0]), lines[0]
+    assert re.fullmatch(r"NL-FT epoch 2/2: loss \d\.\d{4}, \d+ s elapsed", lines[1]), lines[1]
 
 
 def test_the_loss_weighs_its_l1_part_as_the_training_config_says(smoke, samples, tmp_path,

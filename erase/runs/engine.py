@@ -20,6 +20,7 @@ from __future__ import annotations
 import copy
 import os
 import signal
+import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -50,12 +51,12 @@ ENGINE_VERSION = 3  # bump when a change to the code that computes a run's numbe
 # which would recompute the book's runs, about 15 minutes on two cores, in every developer's
 # store after any rename or refactor of these modules, and never ask whether numbers changed.)
 ENGINE_CODE = {
-    "erase.runs.engine": "3c96e95745810ce6",  # the loop, a step, an epoch's order
+    "erase.runs.engine": "a4aca2812e62f60a",  # the loop, a step, an epoch's order
     "erase.runs.methods": "251a6756bc763f3d",  # the rows, their terms and losses
     "erase.runs.models": "038afdaf334f6652",  # the networks and a reconstruction
     "erase.runs.evaluate": "b9b4d42f0fd62c0b",  # the metrics of a record
     "erase.runs.slice_scores": "8c9c1b910e97f204",  # per-slice hallucination scores
-    "erase.data.loading": "1397c7e029596f0a",  # masks and fastMRI's transform
+    "erase.data.loading": "fac5771f32c6d35e",  # masks and fastMRI's transform
     "erase.data.split:retain_subset": "47844e23e4596924",  # Dr'
     "erase.runs.lab:Lab.inputs": "4b930edb4b7a311a",  # the data and start a run reads
     "erase.runs.lab:Lab._evaluation": "028975ad04d04617",  # what is evaluated after every epoch
@@ -388,6 +389,52 @@ def load_start(path: Path, model, optimizer, scheduler) -> None:
             scheduler.load_state_dict(raw["scheduler"])
 
 
+# ------------------------------------------------------------------ what a run shows
+
+
+def on_terminal() -> bool:
+    """Is stderr a terminal (a bar redrawn in place) or a log (plain lines)?"""
+    return sys.stderr.isatty()
+
+
+class RunProgress:
+    """A run's progress on stderr: on a terminal one bar over all its remaining steps (row,
+    epoch, loss, elapsed and time left), cleared at the end; in a log one line per epoch."""
+
+    def __init__(self, loop: Loop, fabric, first_epoch: int):
+        self.loop, self.started = loop, time.perf_counter()
+        self.steps = [len(epoch_plan(loop, e, fabric.global_rank, fabric.world_size))
+                      for e in range(loop.epochs)]
+        self.first, self.shown = first_epoch, None
+        self.bar = (tqdm(total=sum(self.steps[first_epoch:]), leave=False, file=sys.stderr)
+                    if on_terminal() else None)
+
+    def _name(self, epoch: int) -> str:
+        return f"{self.loop.method.name} epoch {epoch + 1}/{self.loop.epochs}"
+
+    def step(self, epoch: int, loss: float) -> None:
+        if self.bar is not None:
+            if epoch != self.shown:  # a new epoch: its name drawn at once
+                self.bar.set_description(self._name(epoch))
+                self.shown = epoch
+            self.bar.set_postfix(loss=f"{loss:.4f}", refresh=False)
+            self.bar.update(1)
+
+    def epoch_done(self, epoch: int, loss: float | None) -> None:
+        if self.bar is not None:
+            return
+        elapsed = time.perf_counter() - self.started
+        done, left = sum(self.steps[self.first:epoch + 1]), sum(self.steps[epoch + 1:])
+        rest = f", about {left * elapsed / done:.0f} s left" if done and left else ""
+        loss_text = "" if loss is None else f": loss {loss:.4f}"
+        print(f"{self._name(epoch)}{loss_text}, {elapsed:.0f} s elapsed{rest}", file=sys.stderr,
+              flush=True)
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+
+
 # ------------------------------------------------------------------ the loop
 
 
@@ -420,15 +467,15 @@ def run_loop(loop: Loop, model: torch.nn.Module, fabric: Fabric) -> dict:
     total_steps = (sum(len(epoch_plan(loop, e, fabric.global_rank, fabric.world_size))
                    for e in range(loop.epochs)) if loop.method.penalty == "l1_decay" else 0)
 
+    shown = RunProgress(loop, fabric, state["epoch"]) if loop.progress and fabric.is_global_zero \
+        else None
     for epoch in range(state["epoch"], loop.epochs):
         model.train()
         plan = epoch_plan(loop, epoch, fabric.global_rank, fabric.world_size)
         noise = noise_generator(loop.seed, epoch)
         lr = optimizer.param_groups[0]["lr"]
-        bar = tqdm(plan, desc=f"{loop.method.name} epoch {epoch + 1}/{loop.epochs}",
-                   disable=not (loop.progress and fabric.is_global_zero), leave=False)
         start, losses = time.perf_counter(), []
-        for f_indices, r_indices in bar:
+        for f_indices, r_indices in plan:
             forget = batch_of(loop.forget, f_indices, fabric,
                               mask_seed(loop.seed, epoch, "forget") if random_masks else None)
             retain = batch_of(loop.retain, r_indices, fabric,
@@ -439,7 +486,8 @@ def run_loop(loop: Loop, model: torch.nn.Module, fabric: Fabric) -> dict:
             losses.append(float(loss.detach()))
             state["steps"] += 1
             stop_if(stop_step, state["steps"])
-            bar.set_postfix(loss=f"{losses[-1]:.4f}")
+            if shown is not None:
+                shown.step(epoch, losses[-1])
         state["train_seconds"] += time.perf_counter() - start
         state["samples"] += slices_read(plan, fabric)
         mean_loss = float(np.mean(losses)) if losses else None
@@ -452,6 +500,10 @@ def run_loop(loop: Loop, model: torch.nn.Module, fabric: Fabric) -> dict:
         state["epoch"] = epoch + 1
         save_atomic(fabric, loop.checkpoint, state)
         stop_if(stop_epoch, state["epoch"])
+        if shown is not None:
+            shown.epoch_done(epoch, mean_loss)
+    if shown is not None:
+        shown.close()
     return {"history": state["history"], "train_seconds": state["train_seconds"],
             "steps": state["steps"] * fabric.world_size,
             "samples": state["samples"] + state.get("prepare_samples", 0),
