@@ -1,10 +1,11 @@
 """Benchmark 1: one training step of our loop against fastMRI's own Lightning training path.
 
-Ours is the body of ``erase.runs.engine.run_loop`` (one sample collated and moved by Fabric,
+Ours is the body of ``erase.runs.engine.run_loop`` (a batch of the profile's size collated and
+moved by Fabric,
 ``erase.runs.methods.step_loss`` for the Retrain row, ``fabric.backward``, ``fabric.clip_gradients``
 at the profile's clip, Adam), checked against ``run_loop`` itself. Theirs is
 ``fastmri.pl_modules.VarNetModule`` driven the way fastMRI trains it: a
-``pytorch_lightning.Trainer`` on a DataLoader (batch 1, Adam lr 1e-3 through the module's own
+``pytorch_lightning.Trainer`` on a DataLoader (the same batch size, Adam through the module's own
 ``configure_optimizers``, the same gradient clip, no logger, no checkpoints, no progress bar,
 no validation). A third row drives ``VarNetModule.training_step`` by hand with a plain Adam
 loop: the model and loss alone, without either framework's overhead.
@@ -15,7 +16,8 @@ variants run interleaved, in rounds, so that load from other work on the machine
 of them alike; figures are medians over steps after a warm-up.
 
 Also here: 1 vs 2 threads, two processes with one thread each (``erase.runs.lab.run_many``),
-and ``torch.compile`` on CPU (compile time, steady step time, whether it pays off in a run).
+changes to the step measured against it (``PROPOSALS``), ``torch.compile`` on CPU (compile
+time, steady step time, whether it pays off in a run) and the paper's shape (``paper_shape``).
 """
 from __future__ import annotations
 
@@ -34,9 +36,16 @@ from bench_common import (REPO, Stopwatch, bench_lab, loadavg, median, quiet, ta
 # ------------------------------------------------------------------ the three training paths
 
 
+def batch_indices(i: int, size: int, n: int) -> list[int]:
+    """The samples of step ``i`` at ``size`` a batch: consecutive, wrapping around."""
+    return [(i * size + j) % n for j in range(size)]
+
+
 def our_step(profile, dataset, device="cpu", precision="32-true", compile_mode=None,
-             channels_last=False, seed=0, adam=None, unet_fix=False):
-    """``step(i)``: one step of run_loop's inner body on sample ``i`` of ``dataset``.
+             channels_last=False, seed=0, adam=None, unet_fix=False, batch=None,
+             pooled_ssim=False):
+    """``step(i)``: one step of run_loop's inner body on batch ``i`` of ``dataset`` (the
+    profile's batch size unless ``batch``).
 
     The optimizer is run_loop's own (``erase.runs.engine.make_optimizer``: fused Adam). Variants,
     measured as alternatives: ``adam`` ("forloop": torch's default on CPU, what engine 1 used;
@@ -66,12 +75,14 @@ def our_step(profile, dataset, device="cpu", precision="32-true", compile_mode=N
         optimizer = torch.optim.Adam(model.parameters(), lr=profile.train.lr, **options)
     model, optimizer = fabric.setup(model, optimizer)
     loss_fn = ReconstructionLoss(profile.train.loss, profile.train.l1_weight).to(fabric.device)
+    if pooled_ssim:
+        loss_fn = PooledSSIMLoss(profile.train.loss, profile.train.l1_weight)
     row = get_method("Retrain")
     noise = torch.Generator().manual_seed(seed)
-    n = len(dataset)
+    n, size = len(dataset), batch or profile.train.batch_size
 
     def step(i):
-        retain = fabric.to_device(default_collate([dataset[i % n]]))
+        retain = fabric.to_device(default_collate([dataset[j] for j in batch_indices(i, size, n)]))
         loss, _ = step_loss(row, model, loss_fn, None, retain, generator=noise)
         optimizer.zero_grad(set_to_none=True)
         fabric.backward(loss)
@@ -80,6 +91,37 @@ def our_step(profile, dataset, device="cpu", precision="32-true", compile_mode=N
         return float(loss.detach())  # run_loop reads the loss every step too
 
     return step
+
+
+def _pooled_ssim_loss_class():
+    import torch
+    import torch.nn.functional as F
+
+    from erase.runs.methods import ReconstructionLoss
+
+    class PooledSSIMLoss(ReconstructionLoss):
+        """J with fastMRI's SSIM (7 x 7 uniform window, k1 0.01, k2 0.03, sample covariance)
+        computed by one average pooling of [X, Y, XX, YY, XY] instead of five 1-channel
+        convolutions, whose backward oneDNN runs slowly on a CPU. The same function; the sums
+        are ordered differently, so the numbers differ in the last bits."""
+
+        def ssim_loss(self, output, target, max_value):
+            x, y = output.unsqueeze(1), target.unsqueeze(1)
+            win, k1, k2 = self.ssim.win_size, self.ssim.k1, self.ssim.k2
+            data_range = max_value[:, None, None, None]
+            c1, c2 = (k1 * data_range) ** 2, (k2 * data_range) ** 2
+            means = F.avg_pool2d(torch.cat([x, y, x * x, y * y, x * y], 1), win, stride=1)
+            ux, uy, uxx, uyy, uxy = means.split(1, 1)
+            norm = self.ssim.cov_norm
+            vx, vy, vxy = norm * (uxx - ux * ux), norm * (uyy - uy * uy), norm * (uxy - ux * uy)
+            s = ((2 * ux * uy + c1) * (2 * vxy + c2)) / ((ux ** 2 + uy ** 2 + c1) * (vx + vy + c2))
+            return 1 - s.mean(dim=(1, 2, 3))
+
+    return PooledSSIMLoss
+
+
+def PooledSSIMLoss(*args):  # noqa: N802 - a class, made on first use (torch imported late)
+    return _pooled_ssim_loss_class()(*args)
 
 
 def fixed_unet_forward(self, image):
@@ -155,22 +197,22 @@ def fastmri_module(profile, seed=0):
                          sens_pools=m.sens_pools, sens_chans=m.sens_chans, lr=profile.train.lr)
 
 
-def fastmri_manual_step(profile, dataset, device="cpu", seed=0):
+def fastmri_manual_step(profile, dataset, device="cpu", seed=0, batch=None):
     """``VarNetModule.training_step`` in a plain loop: backward, clip, Adam."""
     import torch
     from torch.utils.data import default_collate
 
     module = fastmri_module(profile, seed).to(device)
     optimizer = torch.optim.Adam(module.parameters(), lr=profile.train.lr)
-    n = len(dataset)
+    n, size = len(dataset), batch or profile.train.batch_size
 
     def to(batch):
         return batch._replace(**{k: v.to(device) for k, v in batch._asdict().items()
                                  if isinstance(v, torch.Tensor)})
 
     def step(i):
-        batch = to(default_collate([dataset[i % n]]))
-        loss = module.training_step(batch, i)
+        samples = to(default_collate([dataset[j] for j in batch_indices(i, size, n)]))
+        loss = module.training_step(samples, i)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(module.parameters(), profile.train.grad_clip)
@@ -181,7 +223,7 @@ def fastmri_manual_step(profile, dataset, device="cpu", seed=0):
 
 
 def fastmri_lightning_times(profile, dataset, steps, device="cpu", precision="32-true",
-                            seed=0, warmup=0, budget_s=None) -> list[float]:
+                            seed=0, warmup=0, budget_s=None, batch=None) -> list[float]:
     """Seconds between consecutive ends of training batches under ``pl.Trainer.fit``, after
     ``warmup`` batches; stops after ``budget_s`` seconds of timed steps (at least 3)."""
     import pytorch_lightning as pl
@@ -202,7 +244,8 @@ def fastmri_lightning_times(profile, dataset, steps, device="cpu", precision="32
 
     clock = Clock()
     module = fastmri_module(profile, seed)
-    loader = DataLoader(dataset, batch_size=1, shuffle=False, num_workers=0)
+    loader = DataLoader(dataset, batch_size=batch or profile.train.batch_size, shuffle=False,
+                        num_workers=0)
     trainer = pl.Trainer(max_steps=warmup + steps + 1,
                          accelerator="gpu" if device == "cuda" else "cpu",
                          devices=1, precision=precision, logger=False,
@@ -252,7 +295,8 @@ def compare(lab, threads: int, rounds: int, warmup: int, steps: int, device="cpu
         per["fastmri_manual"] += time_steps(step, warmup, steps, budget_s=budget_s)
         per["fastmri_lightning"] += fastmri_lightning_times(profile, dataset, steps, device,
                                                              warmup=warmup, budget_s=budget_s)
-    out = {k: {"ms_per_step": 1e3 * median(v), "samples_per_s": 1.0 / median(v), "steps": len(v)}
+    size = profile.train.batch_size
+    out = {k: {"ms_per_step": 1e3 * median(v), "samples_per_s": size / median(v), "steps": len(v)}
            for k, v in per.items()}
     out["ratio_vs_lightning"] = out["ours"]["samples_per_s"] / out["fastmri_lightning"]["samples_per_s"]
     out["ratio_vs_manual"] = out["ours"]["samples_per_s"] / out["fastmri_manual"]["samples_per_s"]
@@ -266,6 +310,9 @@ PROPOSALS = (  # name, our_step options
     ("Adam for-loop (engine 1)", {"adam": "forloop"}),
     ("Adam(foreach=True)", {"adam": "foreach"}),
     ("U-Net without tensor padding test", {"unet_fix": True}),
+    ("channels-last weights", {"channels_last": True}),
+    ("SSIM by one average pooling", {"pooled_ssim": True}),
+    ("channels-last + pooled SSIM", {"channels_last": True, "pooled_ssim": True}),
 )
 
 
@@ -474,6 +521,27 @@ def torch_compile(scale, results, modes=("regularizers",), threads=2, run_steps=
     return out
 
 
+# ------------------------------------------------------------------ the paper's shape
+
+
+def paper_shape(threads: int = 1, warmup: int = 1, steps: int = 3) -> dict:
+    """Ours against fastMRI (Lightning and by hand) at the ``paper`` profile's shapes: the
+    12-cascade VarNet on 320 x 320, 16-coil slices, batch 1, on a few synthetic volumes
+    written for it (``erase.runs.gpu_check.write_check_data``), on this CPU."""
+    import torch
+
+    from erase.runs.gpu_check import write_check_data
+
+    with tempfile.TemporaryDirectory(prefix="bench-paper-") as tmp:
+        root = write_check_data(Path(tmp) / "data", "paper", brain=3, knee=2, slices=2)
+        lab = bench_lab("paper", Path(tmp) / "results", data_root=root)
+        torch.set_num_threads(threads)  # after the Lab, which leaves the paper profile's
+        out = compare(lab, threads, rounds=1, warmup=warmup, steps=steps, budget_s=None)
+        out["sample"] = list(lab.dataset("retain")[0].masked_kspace.shape)
+        out["parameters"] = sum(p.numel() for p in lab.new_model().parameters())
+    return out
+
+
 # ------------------------------------------------------------------ entry
 
 
@@ -485,10 +553,11 @@ def run(scale="default", results=None, device="cpu", rounds=3, warmup=5, steps=4
     profile = lab.profile
     dataset = lab.dataset("retain")
     counts = lab.counts()
-    run_steps = profile.train.epochs * counts["retain"]["slices"]
+    run_steps = profile.train.epochs * -(-counts["retain"]["slices"] // profile.train.batch_size)
     out = {"scale": scale, "model": dict(profile.model.__dict__),
            "parameters": sum(p.numel() for p in lab.new_model().parameters()),
-           "sample": list(dataset[0].masked_kspace.shape), "oracle_run_steps": run_steps}
+           "sample": list(dataset[0].masked_kspace.shape), "oracle_run_steps": run_steps,
+           "batch": profile.train.batch_size}
     cores = len(os.sched_getaffinity(0))
     thread_counts = sorted({1, min(2, cores), cores})
     for threads in thread_counts:
@@ -506,6 +575,7 @@ def run(scale="default", results=None, device="cpu", rounds=3, warmup=5, steps=4
     out["omp"] = omp_policy(scale, lab.results, sorted({1, cores}))
     if compile_modes:
         out["compile"] = run_compile(scale, results, compile_modes)["compile"]
+    out["paper_shape"] = paper_shape()
     return out
 
 
@@ -513,14 +583,16 @@ def run_compile(scale="default", results=None, modes=("regularizers+unetfix",)) 
     """torch.compile on CPU, one thread (run_many's setting), cold then warm inductor cache."""
     quiet()
     lab = bench_lab(scale, results)
-    run_steps = lab.profile.train.epochs * lab.counts()["retain"]["slices"]
+    run_steps = lab.profile.train.epochs * -(-lab.counts()["retain"]["slices"]
+                                             // lab.profile.train.batch_size)
     return {"scale": scale, "oracle_run_steps": run_steps,
             "compile": torch_compile(scale, lab.results, modes, threads=1, run_steps=run_steps)}
 
 
 def report(out: dict) -> str:
     lines = [f"Model: VarNet {out['model']} = {out['parameters']:,} parameters; sample "
-             f"k-space {out['sample']}; an oracle run is {out['oracle_run_steps']} steps.", ""]
+             f"k-space {out['sample']}, batch {out['batch']}; an oracle run is "
+             f"{out['oracle_run_steps']} steps.", ""]
     rows = []
     for key in sorted(k for k in out if k.startswith("threads_")):
         r = out[key]
@@ -570,6 +642,14 @@ def report(out: dict) -> str:
                                             if k != "parameter tensors"))
     if out.get("compile"):
         lines.append(report_compile(out))
+    if "paper_shape" in out:
+        p = out["paper_shape"]
+        lines.append(f"- the paper's shape (VarNet {p['parameters']:,} parameters, sample "
+                     f"k-space {p['sample']}, batch 1, {p['threads']} thread, "
+                     f"{p['ours']['steps']} steps each): ours {p['ours']['ms_per_step']:.0f} "
+                     f"ms/step, fastMRI-Lightning {p['fastmri_lightning']['ms_per_step']:.0f}, "
+                     f"fastMRI by hand {p['fastmri_manual']['ms_per_step']:.0f}: ours/Lightning "
+                     f"{p['ratio_vs_lightning']:.2f}x, ours/by hand {p['ratio_vs_manual']:.2f}x")
     return "\n".join(lines)
 
 
