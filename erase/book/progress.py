@@ -129,6 +129,8 @@ class Progress:
 
     def __enter__(self):
         if self.tracker.workload.chapters.get(self.chapter):
+            if self.terminal:  # at once, then every second
+                self.show()
             self._thread.start()
         return self
 
@@ -154,7 +156,5 @@ class Progress:
 
     def _loop(self) -> None:
         every = TERMINAL_EVERY if self.terminal else PLAIN_EVERY
-        if self.terminal:
-            self.show()
         while not self._stop.wait(every):
             self.show()
