@@ -16,20 +16,12 @@ import time
 from pathlib import Path
 
 from ..runs.plan import duration
-from ..runs.store import RECORD
+from ..runs.store import RECORD, finished_keys
 from .workload import Workload
 
 RUN_KINDS = ("train", "unlearn", "trace")  # records that are runs (not the zero-filled floor)
 PLAIN_EVERY = 30.0  # seconds between lines when the output is not a terminal
 TERMINAL_EVERY = 1.0
-
-
-def finished_keys(results: Path) -> set:
-    """Keys of the runs the store holds complete (their record written)."""
-    runs = Path(results) / "runs"
-    if not runs.is_dir():
-        return set()
-    return {p.name for p in runs.iterdir() if (p / RECORD).is_file()}
 
 
 class Tracker:

@@ -16,6 +16,7 @@ from ..measures import fidelity, geometry, headline, study
 from ..runs.lab import Job
 from ..runs.methods import BEYOND
 from ..runs.plan import duration, seconds, time_step, work
+from ..runs.store import finished_keys
 
 REPLAY_STEP_COST = 2.0  # a replay's step takes two gradients (forget and retain term) and a step
 
@@ -43,9 +44,6 @@ class Planned:
     @cached_property
     def key(self) -> str:
         return config_hash(self.config())
-
-    def stored(self) -> bool:
-        return self.lab.store.get(self.config()) is not None
 
     def seconds(self, step_seconds: float) -> float:
         """Its time at ``step_seconds`` a training step, on one worker."""
@@ -125,6 +123,7 @@ def workload(lab, documents, step_seconds: float | None = None) -> Workload:
     """The runs the chapters ``documents`` (toc order) still need, each in the first chapter
     that needs it; ``step_seconds``: a timing already made (else a few steps are timed)."""
     planned = chapter_runs(lab)
+    finished = finished_keys(lab.results)  # (a damaged record is recomputed all the same)
     seen, stored, chapters = set(), 0, {}
     for doc in documents:
         for p in planned.get(doc, []):
@@ -132,7 +131,7 @@ def workload(lab, documents, step_seconds: float | None = None) -> Workload:
             if key in seen:
                 continue
             seen.add(key)
-            if p.stored():
+            if key in finished:
                 stored += 1
             else:
                 chapters.setdefault(doc, []).append(p)

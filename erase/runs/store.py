@@ -116,6 +116,15 @@ def check_record(record, path: Path, key: str | None = None) -> dict:
     return record
 
 
+def finished_keys(root: Path) -> set:
+    """Keys of the runs a store at ``root`` holds complete (their record written), read from
+    the folder names alone: cheap enough to ask every second."""
+    runs = Path(root) / "runs"
+    if not runs.is_dir():
+        return set()
+    return {p.name for p in runs.iterdir() if (p / RECORD).is_file()}
+
+
 class Store:
     def __init__(self, root: Path):
         self.root = Path(root)
