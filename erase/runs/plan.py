@@ -12,6 +12,7 @@ from dataclasses import dataclass
 import torch
 from torch.utils.data import default_collate
 
+from .engine import on_device
 from .evaluate import ACCURACY
 from .lab import Job
 from .methods import ReconstructionLoss
@@ -63,7 +64,7 @@ def time_step(lab, steps: int = 2, patience: float = 10.0) -> float:
     batch = batch._replace(**{k: getattr(batch, k).to(device) for k in
                               ("masked_kspace", "mask", "target", "max_value")})
     state = torch.random.get_rng_state()
-    model = lab.new_model().to(device).train()
+    model = on_device(lab.new_model(), device).train()
     torch.random.set_rng_state(state)  # the timing leaves the global generator as it was
     optimizer = torch.optim.Adam(model.parameters(), lr=lab.train_config.lr)
     loss_fn = ReconstructionLoss(lab.train_config.loss, lab.train_config.l1_weight).to(device)
