@@ -129,6 +129,18 @@ def test_plan_includes_g_when_unlearning_needs_it(tmp_path):
     assert estimate.slices == fresh.cost(fresh.job("original")) + fresh.cost(job)
 
 
+def test_a_step_is_timed_in_as_many_processes_at_once_as_the_book_has_workers(lab,
+                                                                               monkeypatch):
+    """The book's estimate times a step the way its workers will run: two processes at once
+    (spawned, each its own Lab from the settings), not one alone in this process."""
+    def not_here(*args, **kwargs):
+        raise AssertionError("timed in this process instead of in two at once")
+
+    monkeypatch.setattr(plan_lib, "time_step", not_here)  # the spawned processes are unaffected
+    seconds = plan_lib.time_step_together(lab, 2, steps=2)
+    assert 0 < seconds < 30
+
+
 def test_durations_read_well():
     assert plan_lib.duration(42) == "42 s"
     assert plan_lib.duration(600) == "10 min"

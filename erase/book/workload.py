@@ -15,7 +15,7 @@ from ..config import config_hash
 from ..measures import fidelity, geometry, headline, study
 from ..runs.lab import Job
 from ..runs.methods import BEYOND
-from ..runs.plan import duration, seconds, time_step, work
+from ..runs.plan import duration, seconds, time_step_together, work
 from ..runs.store import finished_keys
 
 REPLAY_STEP_COST = 2.0  # a replay's step takes two gradients (forget and retain term) and a step
@@ -136,6 +136,9 @@ def workload(lab, documents, step_seconds: float | None = None) -> Workload:
             else:
                 chapters.setdefault(doc, []).append(p)
     todo = [p for runs in chapters.values() for p in runs]
-    step = (step_seconds if step_seconds is not None else time_step(lab)) if todo else 0.0
+    step = 0.0
+    if todo:  # timed as the workers will run: that many processes at once
+        step = (step_seconds if step_seconds is not None
+                else time_step_together(lab, lab.profile.workers))
     return Workload(chapters=chapters, estimates={p.key: p.seconds(step) for p in todo},
                     stored=stored, step_seconds=step, workers=lab.profile.workers)

@@ -6,13 +6,15 @@ made, in ``erase.data.synthetic``.
 """
 from __future__ import annotations
 
+import queue
 import time
 from dataclasses import dataclass
+from multiprocessing import get_context
 
 import torch
 from torch.utils.data import default_collate
 
-from .engine import on_device
+from .engine import make_optimizer, on_device
 from .evaluate import ACCURACY
 from .lab import Job
 from .methods import ReconstructionLoss
@@ -53,10 +55,11 @@ def duration(seconds: float) -> str:
     return f"{seconds / 86400:.1f} days"
 
 
-def time_step(lab, steps: int = 2, patience: float = 10.0) -> float:
+def time_step(lab, steps: int = 2, patience: float = 10.0, ready=None) -> float:
     """Seconds of one training step (the profile's batch of retain slices, forward, loss,
     backward, clipped Adam step) of a throwaway copy of the Lab's network on its device: the
-    fastest of ``steps`` (only one when that one took over ``patience`` seconds)."""
+    fastest of ``steps`` (only one when that one took over ``patience`` seconds). ``ready``
+    is called after the set-up, before the timed steps."""
     dataset = lab.dataset("retain")
     size = max(1, min(lab.train_config.batch_size, len(dataset)))
     device = torch.device(lab.device)
@@ -66,10 +69,12 @@ def time_step(lab, steps: int = 2, patience: float = 10.0) -> float:
     state = torch.random.get_rng_state()
     model = on_device(lab.new_model(), device).train()
     torch.random.set_rng_state(state)  # the timing leaves the global generator as it was
-    optimizer = torch.optim.Adam(model.parameters(), lr=lab.train_config.lr)
+    optimizer = make_optimizer(model, lab.train_config)
     loss_fn = ReconstructionLoss(lab.train_config.loss, lab.train_config.l1_weight).to(device)
     autocast = (torch.autocast(device.type, dtype=torch.bfloat16)
                 if "bf16" in str(lab.precision) else None)
+    if ready is not None:
+        ready()
     times = []
     for _ in range(steps):
         start = time.perf_counter()
@@ -88,6 +93,41 @@ def time_step(lab, steps: int = 2, patience: float = 10.0) -> float:
         if times[-1] > patience:
             break
     return min(times)
+
+
+def time_step_together(lab, processes: int, steps: int = 3) -> float:
+    """Seconds of a training step while ``processes`` processes take steps at once, as
+    ``run_many``'s workers do: they share the machine's memory and caches, and each is slower
+    than one alone (1.15x for two at the default scale). The slowest process's fastest step;
+    ``time_step`` in this process when ``processes`` is 1 or the processes fail."""
+    if processes <= 1:
+        return time_step(lab)
+    ctx = get_context("spawn")
+    barrier, results = ctx.Barrier(processes), ctx.Queue()
+    workers = [ctx.Process(target=_time_in_process, daemon=True,
+                           args=(lab.settings(), steps, barrier, results))
+               for _ in range(processes)]
+    for w in workers:
+        w.start()
+    try:
+        return max(results.get(timeout=300) for _ in workers)
+    except queue.Empty:
+        return time_step(lab)
+    finally:
+        for w in workers:
+            w.join(timeout=5)
+            if w.is_alive():
+                w.kill()
+
+
+def _time_in_process(settings: dict, steps: int, barrier, results) -> None:
+    from .lab import Lab
+
+    try:
+        results.put(time_step(Lab(**settings), steps, ready=barrier.wait))
+    except BaseException:
+        barrier.abort()  # the others stop waiting; the caller times in its own process
+        raise
 
 
 def work(lab, job: Job) -> dict:
@@ -134,5 +174,5 @@ def cpu_warning(scale: str, device: str) -> str | None:
     return None
 
 
-__all__ = ["LONG_SECONDS", "Plan", "duration", "time_step", "work", "seconds", "plan",
-           "cpu_warning"]
+__all__ = ["LONG_SECONDS", "Plan", "duration", "time_step", "time_step_together", "work",
+           "seconds", "plan", "cpu_warning"]
