@@ -45,12 +45,19 @@ def test_runs_are_done_when_their_records_appear_and_old_records_do_not_count(tm
     s = tracker.status("book/01")
     assert (s["done"], s["total"], s["chapter_done"], s["chapter_total"]) == (0, 5, 0, 3)
     assert s["left"] == 60.0 / 2, "before any run: the estimate, spread over the workers"
+    clock.now = 110.0
+    assert tracker.status("book/01")["left"] == 30.0 - 10.0, "counted down while runs run"
+    clock.now = 200.0
+    assert tracker.status("book/01")["left"] == 3.0, "no lower than a tenth of the estimate"
     finish(tmp_path, "g", "train", wall=80.0)  # twice its estimate
     finish(tmp_path, "zero", kind="zero_filled")  # not a run
     clock.now = 190.0
     s = tracker.status("book/01")
     assert (s["done"], s["chapter_done"], s["elapsed"]) == (1, 1, 90.0)
-    assert s["left"] == 20.0 / 2 * 2.0 and s["chapter_left"] == 10.0 / 2 * 2.0
+    assert s["left"] == 20.0 / 2 * 2.0 and s["chapter_left"] == 10.0 / 2 * 2.0, (
+        "a run finished: the rest estimated anew, scaled by how that one ran")
+    clock.now = 195.0
+    assert tracker.status("book/01")["left"] == 20.0 - 5.0
     assert tracker.computed() == 1
 
 

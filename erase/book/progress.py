@@ -32,6 +32,7 @@ class Tracker:
         self.before = finished_keys(results)
         self.started = clock()
         self._seen: dict = {}  # key -> (is a run, wall seconds) of the records that appeared
+        self._last = (0, self.started)  # runs done, and since when
 
     def _new(self) -> dict:
         for key in finished_keys(self.results) - self.before - set(self._seen):
@@ -74,12 +75,19 @@ class Tracker:
         scale = actual / max(1e-9, sum(estimates[p.key] for p in done)) if done else 1.0
         finished = {id(p) for p in done}
         here = self.workload.chapters.get(chapter, [])
+        now = self.clock()
+        if len(done) != self._last[0]:
+            self._last = (len(done), now)
+        # the runs under way have run since the last one finished: count that down (to a
+        # tenth of the estimate at most, until the next one finishes and it is estimated anew)
+
+        def left(plan):
+            estimate = self.workload.seconds([p for p in plan if id(p) not in finished]) * scale
+            return max(estimate - (now - self._last[1]), estimate / 10)
+
         return {"done": len(done), "total": len(runs),
                 "chapter_done": sum(id(p) in finished for p in here), "chapter_total": len(here),
-                "elapsed": self.clock() - self.started,
-                "left": self.workload.seconds([p for p in runs if id(p) not in finished]) * scale,
-                "chapter_left": self.workload.seconds(
-                    [p for p in here if id(p) not in finished]) * scale}
+                "elapsed": now - self.started, "left": left(runs), "chapter_left": left(here)}
 
 
 def line(status: dict) -> str:
