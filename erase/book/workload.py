@@ -24,9 +24,9 @@ REPLAY_STEP_COST = 2.0  # a replay's step takes two gradients (forget and retain
 @dataclass(frozen=True)
 class Planned:
     """One run the book needs: a training or unlearning ``job`` of ``lab``, or (``replay``)
-    Figure 4's replay of its first epoch. ``standin``: a run whose knob a sweep chooses while
-    the book runs (the methods beyond the paper on the later seeds), counted at the row's
-    default knob: same length, another key."""
+    Figure 4's replay of its first epoch. ``standin``: a run whose knob a sweep will choose
+    while the book runs (a method beyond the paper on a later seed, before its sweep is
+    stored), counted at the row's default knob: same length, another key."""
 
     lab: object
     job: Job
@@ -59,10 +59,16 @@ def chapter_runs(lab) -> dict[str, list[Planned]]:
     profile = lab.profile
     labs = study.labs_for(lab, list(profile.seeds))
     models = [Planned(l, j) for l, j in study.model_jobs(labs)]
-    chosen = [Planned(l, l.job(m), standin=True) for l in labs[1:] for m in BEYOND]
+    chosen = []  # the methods beyond the paper on the later seeds, at their sweep's choice
+    for m in BEYOND:
+        knob, value = study.SWEEPS[m][0], study.known_choice(labs[0], m)
+        chosen += [Planned(l, l.job(m), standin=True) if value is None
+                   else Planned(l, l.job(m, **{knob: value})) for l in labs[1:]]
     headline_runs = (models + [Planned(l, j) for l, j in headline.after_models(lab)] + chosen)
-    ablation = [Planned(l, j) for l, _, _, j in study.ablation_jobs(
-        study.labs_for(lab, list(profile.ablation_seeds)), profile.fractions)]
+    by_seed = {l.seed: l for l in labs}  # one Lab per seed: each makes its split once
+    ablation_labs = [by_seed.get(s) or study.labs_for(lab, [s])[0] for s in profile.ablation_seeds]
+    ablation = [Planned(l, j) for l, _, _, j in study.ablation_jobs(ablation_labs,
+                                                                     profile.fractions)]
     replays = [Planned(lab, lab.job(m), replay=True) for m in geometry.FIGURE4_METHODS]
     lambdas = [Planned(l, j) for l, _, _, j in study.lambda_jobs(lab, profile.lambdas)]
     # chapter 7's default: no training flip (training_seeds = [])

@@ -131,6 +131,16 @@ def closest_to_oracle(sweep_records: dict, oracle: dict) -> object:
     return min(sweep_records, key=lambda x: distance(sweep_records[x]))
 
 
+def known_choice(lab: Lab, method: str):
+    """The knob value ``beyond`` chooses for ``method`` when its sweep on ``lab`` and the
+    oracle are stored (read from the store, nothing run), else None."""
+    oracle = lab.stored(lab.job("oracle"))
+    records = {x: lab.stored(job) for x, job in sweep_jobs(lab, method)}
+    if oracle is None or any(r is None for r in records.values()):
+        return None
+    return closest_to_oracle(records, oracle)
+
+
 def beyond_sweep_jobs(labs: list[Lab], methods=BEYOND) -> list:
     """(lab, job) of the sweeps that choose the knobs of the methods beyond the paper (on the
     first Lab's seed)."""
