@@ -89,8 +89,8 @@ def _header_sizes(raw, path: Path) -> dict:
             "center": number(f"{limits}/center"), "maximum": number(f"{limits}/maximum")}
 
 
-# What this process has already read of a file, by the file's identity on disk (its resolved
-# path, inode, size and modification time): a Lab per seed and per protocol flip scans the same
+# What this process has already read of a file, by the file's identity on disk (its path,
+# device, inode, size and modification time): a Lab per seed and per protocol flip scans the same
 # thousand files many times in one chapter, and a file that is replaced (the synthetic writer
 # renames new files into place) or rewritten gets a new identity. Only files that passed their
 # checks are remembered, and only once they are a few seconds old: file times are coarser than
@@ -103,7 +103,7 @@ def _remembered(kind: str, path: Path, compute, *extra):
     st = path.stat()
     if time.time_ns() - st.st_mtime_ns < SETTLED_NS:
         return compute()
-    key = (kind, str(path.resolve()), st.st_ino, st.st_size, st.st_mtime_ns, *extra)
+    key = (kind, str(path), st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, *extra)
     if key not in _SEEN:
         _SEEN[key] = compute()
     return _SEEN[key]
@@ -185,8 +185,9 @@ def scan(data_root: Path) -> list[dict]:
     if not files:
         raise DataError(f"data root {root} holds no .h5 files; point --data-root at a directory "
                         "of fastMRI multi-coil files (or leave it out for the embedded data)")
+    inside = root.resolve()
     for p in files:  # a link out of the root is refused here as in a manifest
-        if not p.resolve().is_relative_to(root.resolve()):
+        if not p.resolve().is_relative_to(inside):
             raise DataError(f"{p} links to {p.resolve()}, outside the data root {root}; "
                             "refusing to read it: copy the file in, or point --data-root at "
                             "the directory that holds it")
@@ -199,9 +200,10 @@ def scan(data_root: Path) -> list[dict]:
 
 
 
-def resolve(data_root: Path, relative: str) -> Path:
-    """A manifest path inside the data root; refused if it escapes it (``..``, absolute, links)."""
-    root = Path(data_root).resolve()
+def resolve(data_root: Path, relative: str, resolved_root: Path | None = None) -> Path:
+    """A manifest path inside the data root; refused if it escapes it (``..``, absolute, links).
+    ``resolved_root``: ``data_root`` already resolved (a caller checking many paths)."""
+    root = resolved_root or Path(data_root).resolve()
     if not isinstance(relative, str) or not relative:
         raise DataError(f"manifest path {relative!r} is not a file name relative to the data root")
     path = (root / relative).resolve()

@@ -205,9 +205,10 @@ def load_manifest(path: Path) -> dict:
 
 def verify_manifest(manifest: dict, data_root: Path) -> None:
     """Every file named by the manifest still exists inside the root, unchanged."""
+    root = Path(data_root).resolve()
     for name, vols in manifest["splits"].items():
         for v in vols:
-            path = resolve(data_root, v["path"])
+            path = resolve(data_root, v["path"], root)
             if not path.is_file():
                 raise DataError(f"manifest names {v['path']} ({name}) but {path} does not exist; "
                                 "rebuild the manifest for this data root")

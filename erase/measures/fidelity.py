@@ -126,7 +126,9 @@ def flipped_jobs(labs: list[Lab], methods=ABLATED_METHODS, training_seeds=None,
         for l in labs:
             if switch in TRAINING_SWITCHES and l.seed not in training_seeds:
                 continue
-            other = Lab(**{**l.settings(), "protocol": l.protocol, "switches": {switch: value}})
+            # the seed's split as it is stored: not made again from a scan of every file
+            other = Lab(**{**l.settings(), "protocol": l.protocol, "switches": {switch: value},
+                           "manifest": l.manifest_file})
             flipped += [((switch, m, l.seed), other, other.job(m, **knobs)) for m in methods
                         if acts_on(switch, m)]
     return flipped, skipped

@@ -159,6 +159,11 @@ class Lab:
         return self.prepare_data()._manifest
 
     @property
+    def manifest_file(self) -> Path:
+        """Where the store keeps the split (``--manifest`` of a Lab on the same split)."""
+        return self.results / "manifests" / f"{self.manifest_key}.json"
+
+    @property
     def manifest_key(self) -> str:
         """The split's hash, part of every run key (prepared on first use)."""
         return self.prepare_data()._manifest_key
