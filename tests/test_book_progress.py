@@ -112,3 +112,13 @@ def test_on_a_terminal_the_line_is_redrawn_and_cleared_in_a_log_plain_lines(tmp_
     with Progress(tracker, "book/07", "[7/9] book/07", out=quiet, terminal=True):
         pass
     assert quiet.getvalue() == "", "a chapter with nothing to compute shows no line"
+
+
+def test_the_chapters_that_run_are_the_plans_keys_and_in_the_toc(lab):
+    from pathlib import Path
+
+    from erase.book.build import toc_documents
+    from erase.book.workload import RUNNING_CHAPTERS, chapter_runs
+
+    assert set(chapter_runs(lab)) == set(RUNNING_CHAPTERS)
+    assert set(RUNNING_CHAPTERS) <= set(toc_documents(Path(__file__).resolve().parents[1]))

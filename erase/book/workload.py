@@ -54,8 +54,13 @@ class Planned:
         return seconds(lab, work(lab, self.job), step_seconds)
 
 
+RUNNING_CHAPTERS = ("book/01_introduction", "book/03_knowledge_gap", "book/04_unlearning",
+                    "book/05_forgetting_audit", "book/06_data_efficiency",
+                    "book/07_paper_and_code", "book/08_scorecard")  # the keys of chapter_runs
+
+
 def chapter_runs(lab) -> dict[str, list[Planned]]:
-    """{chapter: the runs its calls make, at its default parameters}."""
+    """{chapter: the runs its calls make, at its default parameters} (``RUNNING_CHAPTERS``)."""
     profile = lab.profile
     labs = study.labs_for(lab, list(profile.seeds))
     models = [Planned(l, j) for l, j in study.model_jobs(labs)]
