@@ -197,10 +197,20 @@ def fastmri_module(profile, seed=0):
                          sens_pools=m.sens_pools, sens_chans=m.sens_chans, lr=profile.train.lr)
 
 
+def fastmri_collate(samples):
+    """default_collate, with the batch's one number of centre lines as a plain int: fastMRI's
+    VarNet takes a single number for a batch (its training scripts use batch 1), and every
+    slice here has the same."""
+    from torch.utils.data import default_collate
+
+    batch = default_collate(samples)
+    low = batch.num_low_frequencies
+    return batch._replace(num_low_frequencies=int(low.reshape(-1)[0]))
+
+
 def fastmri_manual_step(profile, dataset, device="cpu", seed=0, batch=None):
     """``VarNetModule.training_step`` in a plain loop: backward, clip, Adam."""
     import torch
-    from torch.utils.data import default_collate
 
     module = fastmri_module(profile, seed).to(device)
     optimizer = torch.optim.Adam(module.parameters(), lr=profile.train.lr)
@@ -211,7 +221,7 @@ def fastmri_manual_step(profile, dataset, device="cpu", seed=0, batch=None):
                                  if isinstance(v, torch.Tensor)})
 
     def step(i):
-        samples = to(default_collate([dataset[j] for j in batch_indices(i, size, n)]))
+        samples = to(fastmri_collate([dataset[j] for j in batch_indices(i, size, n)]))
         loss = module.training_step(samples, i)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
@@ -245,7 +255,7 @@ def fastmri_lightning_times(profile, dataset, steps, device="cpu", precision="32
     clock = Clock()
     module = fastmri_module(profile, seed)
     loader = DataLoader(dataset, batch_size=batch or profile.train.batch_size, shuffle=False,
-                        num_workers=0)
+                        num_workers=0, collate_fn=fastmri_collate)
     trainer = pl.Trainer(max_steps=warmup + steps + 1,
                          accelerator="gpu" if device == "cuda" else "cpu",
                          devices=1, precision=precision, logger=False,
