@@ -69,9 +69,9 @@ def chapter_runs(lab) -> dict[str, list[Planned]]:
         knob, value = study.SWEEPS[m][0], study.known_choice(labs[0], m)
         chosen += [Planned(l, l.job(m), standin=True) if value is None
                    else Planned(l, l.job(m, **{knob: value})) for l in labs[1:]]
-    headline_runs = (models + [Planned(l, j) for l, j in headline.after_models(lab)] + chosen)
-    by_seed = {l.seed: l for l in labs}  # one Lab per seed: each makes its split once
-    ablation_labs = [by_seed.get(s) or study.labs_for(lab, [s])[0] for s in profile.ablation_seeds]
+    ablation_labs = study.labs_among(labs, lab, profile.ablation_seeds)
+    after = headline.after_models(labs, ablation_labs)
+    headline_runs = models + [Planned(l, j) for l, j in after] + chosen
     ablation = [Planned(l, j) for l, _, _, j in study.ablation_jobs(ablation_labs,
                                                                      profile.fractions)]
     replays = [Planned(lab, lab.job(m), replay=True) for m in geometry.FIGURE4_METHODS]

@@ -33,15 +33,15 @@ def headline(lab, seeds=None, workers=None, lam: float | None = None) -> Headlin
     seeds = list(seeds or lab.profile.seeds)
     workers = workers or lab.profile.workers
     labs = study.labs_for(lab, seeds)
+    ablation_seeds = list(lab.profile.ablation_seeds)
+    ablation_labs = study.labs_among(labs, lab, ablation_seeds)
     knobs = {} if lam is None else {"lam": lam}
     models = study.train_models(labs, workers)
-    run_many(after_models(lab, seeds, lam), workers)  # one batch, longest first
+    run_many(after_models(labs, ablation_labs, lam), workers)  # one batch, longest first
     records = {**models, **study.unlearn_all(labs, UNLEARNING, workers, **knobs)}
     beyond_runs, chosen, _ = study.beyond(labs, workers=workers)
     records.update(beyond_runs)
-    ablation_seeds = list(lab.profile.ablation_seeds)
-    ablation = study.ablation(study.labs_for(lab, ablation_seeds), lab.profile.fractions,
-                              workers=workers)
+    ablation = study.ablation(ablation_labs, lab.profile.fractions, workers=workers)
     records.update({(("ablation", m, f), s): r for (m, f, s), r in ablation.items()})
     add_excess(records, seeds)
     used_lam = records[("NL-FT", seeds[0])]["config"]["knobs"]["lam"]
@@ -55,15 +55,13 @@ def headline(lab, seeds=None, workers=None, lam: float | None = None) -> Headlin
         lam=used_lam)
 
 
-def after_models(lab, seeds=None, lam: float | None = None) -> list:
+def after_models(labs, ablation_labs, lam: float | None = None) -> list:
     """(lab, job) pairs of the headline runs that need G and nothing else: the paper's methods
-    on every seed, the sweeps of the methods beyond the paper on the first, the retain-fraction
-    ablation. Run as one batch, no worker idles between them; the runs of the methods beyond
-    the paper on the other seeds wait for their sweeps' choice."""
-    labs = study.labs_for(lab, list(seeds or lab.profile.seeds))
+    on every Lab, the sweeps of the methods beyond the paper on the first, the retain-fraction
+    ablation on ``ablation_labs``. Run as one batch, no worker idles between them; the runs of
+    the methods beyond the paper on the other seeds wait for their sweeps' choice."""
     knobs = {} if lam is None else {"lam": lam}
-    ablation = study.ablation_jobs(study.labs_for(lab, list(lab.profile.ablation_seeds)),
-                                   lab.profile.fractions)
+    ablation = study.ablation_jobs(ablation_labs, labs[0].profile.fractions)
     return (study.unlearn_jobs(labs, UNLEARNING, **knobs) + study.beyond_sweep_jobs(labs)
             + [(l, job) for l, _, _, job in ablation])
 

@@ -39,6 +39,13 @@ def labs_for(lab: Lab, seeds=None) -> list[Lab]:
             for s in (seeds or lab.profile.seeds)]
 
 
+def labs_among(labs: list[Lab], lab: Lab, seeds) -> list[Lab]:
+    """The Labs of ``seeds``, taken from ``labs`` where one has the seed (made by ``labs_for``
+    where none has): each Lab makes and checks its split once."""
+    by_seed = {l.seed: l for l in labs}
+    return [by_seed.get(s) or labs_for(lab, [s])[0] for s in seeds]
+
+
 # Each batch of runs is listed by a ``*_jobs`` function and run by its namesake; the book's
 # plan (``erase.book.workload``) lists the same jobs to count and time them before they run.
 
