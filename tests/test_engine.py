@@ -479,3 +479,23 @@ def test_torchrun_two_processes_trains_like_one(lab, trained, tmp_path):
     stored = json.loads((results / "runs" / record["key"] / "record.json").read_text())
     assert stored["timing"]["steps"] == record["timing"]["steps"]
     assert (results / "runs" / record["key"] / "checkpoint.ckpt").exists()
+
+
+def test_on_a_cpu_convolution_weights_are_channels_last_and_their_values_kept(smoke, lab,
+                                                                              trained):
+    """The loop, the replay and a loaded model put the network on the CPU with channels-last
+    convolution weights (``engine.on_device``): oneDNN's faster layout there; the values
+    are the same, and a checkpoint still loads into a plain fastMRI VarNet."""
+    model = fresh_model(smoke, seed=5)
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    moved = engine.on_device(model, "cpu")
+    convolutions = [p for p in moved.parameters() if p.dim() == 4]
+    assert convolutions and all(p.is_contiguous(memory_format=torch.channels_last)
+                                for p in convolutions)
+    same(before, moved.state_dict())
+    loaded = lab.load_model(trained["original"])
+    assert all(p.is_contiguous(memory_format=torch.channels_last)
+               for p in loaded.parameters() if p.dim() == 4)
+    plain = fresh_model(smoke, seed=6)
+    plain.load_state_dict(loaded.state_dict())
+    same(plain.state_dict(), loaded.state_dict())

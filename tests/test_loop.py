@@ -140,7 +140,7 @@ def test_the_first_step_of_unlearning_is_adams_step_from_gs_state(small_g, smoke
     result = run_loop(loop, model, make_fabric("cpu"))
     assert result["steps"] == 1
 
-    by_hand = fresh_model(smoke, seed=3)
+    by_hand = engine.on_device(fresh_model(smoke, seed=3), "cpu")  # the loop's layout
     by_hand.load_state_dict(g_state["model"])
     optimizer = engine.make_optimizer(by_hand, train)
     # a copy: Adam would otherwise step the shared G's own moment tensors in place

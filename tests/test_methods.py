@@ -344,6 +344,30 @@ def test_reconstruction_loss_is_one_minus_ssim_plus_small_l1_or_l1():
         ReconstructionLoss("mse")
 
 
+def test_js_ssim_part_is_fastmris_ssim_loss_in_value_and_gradient():
+    """J's SSIM part takes its window means by average pooling, fastMRI's SSIMLoss by
+    convolutions: the same function (its constants read from fastMRI's module), so the values
+    and the gradients a step follows agree to float rounding, per slice, at each data range."""
+    from fastmri.losses import SSIMLoss
+
+    torch.manual_seed(3)
+    target = torch.rand(4, 32, 32) * torch.tensor([1e-4, 5e-4, 1.0, 3.0])[:, None, None]
+    peak = target.amax(dim=(1, 2))
+    noise = torch.randn(4, 32, 32) * 0.2 * peak[:, None, None]
+    ours_in = (target + noise).requires_grad_(True)
+    theirs_in = (target + noise).requires_grad_(True)
+    ours = ReconstructionLoss().ssim_loss(ours_in, target, peak)
+    theirs = SSIMLoss()(theirs_in.unsqueeze(1), target.unsqueeze(1), data_range=peak,
+                        reduced=False).mean(dim=(1, 2, 3))
+    np.testing.assert_allclose(ours.detach().numpy(), theirs.detach().numpy(), rtol=1e-5,
+                               atol=1e-6)
+    ours.sum().backward()
+    theirs.sum().backward()
+    scale = theirs_in.grad.abs().max()
+    assert float((ours_in.grad - theirs_in.grad).abs().max() / scale) < 1e-4
+    assert not torch.equal(ours_in.grad, torch.zeros_like(ours_in.grad))
+
+
 @pytest.mark.parametrize("kind", ["ssim+l1", "l1"])
 def test_per_sample_losses_are_each_slices_own_and_average_to_the_loss(kind):
     torch.manual_seed(1)

@@ -16,8 +16,8 @@ import numpy as np
 import torch
 
 from ..runs.engine import (Loop, batch_of, epoch_plan, load_start, make_optimizer,
-                           make_scheduler, mask_seed, noise_generator, optimizer_step, prepare,
-                           step_knobs)
+                           make_scheduler, mask_seed, noise_generator, on_device, optimizer_step,
+                           prepare, step_knobs)
 from ..runs.methods import ReconstructionLoss, step_terms
 
 
@@ -94,7 +94,7 @@ def _replay(lab, job, steps: int | None) -> list[dict]:
     inputs = lab.inputs(job)
     fabric = lab.fabric
     train = lab.train_config
-    model = lab.new_model().to(fabric.device)  # as the loop: Adam's state on the weights' device
+    model = on_device(lab.new_model(), fabric.device)  # as the loop (Adam's state follows)
     optimizer = make_optimizer(model, train)
     load_start(inputs.start_from, model, optimizer, make_scheduler(optimizer, lab.protocol))
     theta_g = _flat([p.detach().clone() for p in model.parameters()])

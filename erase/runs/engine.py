@@ -39,7 +39,7 @@ from .store import checkpoint_errors
 if TYPE_CHECKING:  # Lightning is imported only when a run trains: reading results stays fast
     from lightning_fabric import Fabric
 
-ENGINE_VERSION = 3  # bump when a change to the code that computes a run's numbers changes them
+ENGINE_VERSION = 4  # bump when a change to the code that computes a run's numbers changes them
 
 # No stale results: ENGINE_VERSION enters every run key, and ENGINE_CODE records what it was
 # last set (or confirmed) for: a hash of each piece of code that computes a run's numbers (the
@@ -51,8 +51,8 @@ ENGINE_VERSION = 3  # bump when a change to the code that computes a run's numbe
 # which would recompute the book's runs, about 15 minutes on two cores, in every developer's
 # store after any rename or refactor of these modules, and never ask whether numbers changed.)
 ENGINE_CODE = {
-    "erase.runs.engine": "a4aca2812e62f60a",  # the loop, a step, an epoch's order
-    "erase.runs.methods": "251a6756bc763f3d",  # the rows, their terms and losses
+    "erase.runs.engine": "30f225e3d67a0bc4",  # the loop, a step, an epoch's order
+    "erase.runs.methods": "e17b80fec0fe7cb5",  # the rows, their terms and losses
     "erase.runs.models": "038afdaf334f6652",  # the networks and a reconstruction
     "erase.runs.evaluate": "b9b4d42f0fd62c0b",  # the metrics of a record
     "erase.runs.slice_scores": "8c9c1b910e97f204",  # per-slice hallucination scores
@@ -284,6 +284,15 @@ def step_knobs(loop: Loop, parts: Parts, step: int, total: int) -> dict:
 # ------------------------------------------------------------------ one step
 
 
+def on_device(model: torch.nn.Module, device) -> torch.nn.Module:
+    """The model on ``device``; on a CPU with its convolution weights channels-last, which
+    oneDNN runs 1.1x faster at the default's small shapes (benchmarks/RESULTS.md). Before
+    Adam exists: its state then takes the weights' device and layout."""
+    device = torch.device(device)
+    layout = torch.channels_last if device.type == "cpu" else torch.preserve_format
+    return model.to(device, memory_format=layout)
+
+
 def make_optimizer(model: torch.nn.Module, train: TrainConfig) -> torch.optim.Optimizer:
     """The paper's Adam; fused: one kernel for all parameters, same update (1.1x on CPU)."""
     return torch.optim.Adam(model.parameters(), lr=train.lr, fused=True)
@@ -443,7 +452,7 @@ def run_loop(loop: Loop, model: torch.nn.Module, fabric: Fabric) -> dict:
     torch.manual_seed(loop.seed)
     # on the run's device before Adam exists: G's Adam state then loads onto the device of its
     # weights (loaded onto CPU weights, it would stay there when Fabric moves the model)
-    model = model.to(fabric.device)
+    model = on_device(model, fabric.device)
     optimizer = make_optimizer(model, loop.train)
     scheduler = make_scheduler(optimizer, loop.protocol)
     if loop.start_from is not None:  # continue from G, as the paper's code resumes training

@@ -27,6 +27,7 @@ import torch
 
 from .. import data as data_lib
 from ..config import ConfigError, ModelConfig
+from .engine import on_device
 from .evaluate import ACCURACY, evaluate_model, reconstruct_volumes, summary_of
 from .store import StoreError, checkpoint_errors
 
@@ -151,7 +152,7 @@ def evaluate_exported(lab, path: Path) -> dict:
     """BTA / KTA / UA of an exported model on the Lab's current split, as a record-like dict
     (name, summary, metrics, and the export's description under ``export``)."""
     model, info = load_exported(path, lab.model_config)
-    model = model.to(lab.device)
+    model = on_device(model, lab.device)  # as the runs were evaluated
     metrics = evaluate_model(model, {s: lab.dataset(s) for s in ACCURACY.values()},
                              lab.device, ACCURACY)
     return {"name": Path(path).name, "summary": summary_of(metrics), "metrics": metrics,

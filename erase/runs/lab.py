@@ -30,7 +30,8 @@ from .. import data as data_lib
 from ..config import (ConfigError, check_choice, check_int, config_hash, get_protocol,
                       get_scale, to_dict)
 from ..data.synthetic import stamp_of, synthesize
-from .engine import ENGINE_VERSION, Loop, epoch_steps, make_fabric, prepare_reads, run_loop
+from .engine import (ENGINE_VERSION, Loop, epoch_steps, make_fabric, on_device, prepare_reads,
+                     run_loop)
 from .evaluate import ACCURACY, evaluate_dataset, evaluate_model, summary_of
 from .methods import Method, get_method, hashed, row_knobs, validate_knobs, version_of
 from .models import build_model, count_parameters
@@ -204,7 +205,7 @@ class Lab:
         with checkpoint_errors(path, f"delete {path.parent} to recompute this run"):
             state = torch.load(path, map_location="cpu", weights_only=True)
             model.load_state_dict(state["model"])
-        return model.to(self.device).eval()
+        return on_device(model, self.device).eval()
 
     def _shared_config(self) -> dict:
         """The part of every run's config that all its kinds share: the split and seed, the

@@ -20,6 +20,7 @@ import json
 from dataclasses import MISSING, asdict, dataclass, fields
 
 import torch
+import torch.nn.functional as F
 from fastmri.losses import SSIMLoss
 
 from ..config import ConfigError, Protocol, check_choice, check_fraction, check_int, check_number
@@ -177,9 +178,24 @@ class ReconstructionLoss(torch.nn.Module):
         return self.ssim_loss(output, target, max_value) + self.l1_weight * l1
 
     def ssim_loss(self, output, target, max_value) -> torch.Tensor:
-        """1 - SSIM per slice, with ``max_value`` as the data range: J's SSIM part."""
-        similarity = 1 - self.ssim(output.unsqueeze(1), target.unsqueeze(1),
-                                   data_range=max_value, reduced=False)
+        """1 - SSIM per slice, with ``max_value`` as the data range: J's SSIM part.
+
+        fastMRI's SSIMLoss (its 7 x 7 uniform window, k1, k2 and sample covariance, read from
+        ``self.ssim``) with its five window means taken by one average pooling of
+        [X, Y, XX, YY, XY] instead of five one-channel convolutions, whose backward oneDNN runs
+        slowly on a CPU: the same function, its sums in another order (equal to fastMRI's to
+        float rounding, tests/test_methods_parts.py), a training step 1.1x faster.
+        """
+        s = self.ssim
+        x, y = output.unsqueeze(1), target.unsqueeze(1)
+        data_range = max_value[:, None, None, None]
+        c1, c2 = (s.k1 * data_range) ** 2, (s.k2 * data_range) ** 2
+        means = F.avg_pool2d(torch.cat([x, y, x * x, y * y, x * y], dim=1), s.win_size, stride=1)
+        ux, uy, uxx, uyy, uxy = means.split(1, dim=1)
+        vx, vy = s.cov_norm * (uxx - ux * ux), s.cov_norm * (uyy - uy * uy)
+        vxy = s.cov_norm * (uxy - ux * uy)
+        similarity = (((2 * ux * uy + c1) * (2 * vxy + c2))
+                      / ((ux ** 2 + uy ** 2 + c1) * (vx + vy + c2)))
         return 1 - similarity.mean(dim=(1, 2, 3))
 
     def distance(self, output, reference, max_value, kind: str = "ssim") -> torch.Tensor:

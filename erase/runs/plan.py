@@ -14,7 +14,7 @@ from multiprocessing import get_context
 import torch
 from torch.utils.data import default_collate
 
-from .engine import make_optimizer
+from .engine import make_optimizer, on_device
 from .evaluate import ACCURACY
 from .lab import Job
 from .methods import ReconstructionLoss
@@ -67,7 +67,7 @@ def time_step(lab, steps: int = 2, patience: float = 10.0, ready=None) -> float:
     batch = batch._replace(**{k: getattr(batch, k).to(device) for k in
                               ("masked_kspace", "mask", "target", "max_value")})
     state = torch.random.get_rng_state()
-    model = lab.new_model().to(device).train()
+    model = on_device(lab.new_model(), device).train()
     torch.random.set_rng_state(state)  # the timing leaves the global generator as it was
     optimizer = make_optimizer(model, lab.train_config)
     loss_fn = ReconstructionLoss(lab.train_config.loss, lab.train_config.l1_weight).to(device)
