@@ -3,8 +3,9 @@
     erase synth    --out DIR --scale default --seed 0
     erase manifest --data-root DIR [--out FILE]
     erase train    --model oracle|original
-    erase unlearn  --method NL-FT [--retain-fraction F] [--gamma G] [--lambda L]
-                   [--saliency K] [--alpha A] [--dampening D] [--distance ssim|l1] [--max-epochs E]
+    erase unlearn  --method NL-FT [--retain-fraction F] [--gamma G] [--ascent A]
+                   [--rho R | --lambda L] [--saliency K] [--alpha A] [--dampening D]
+                   [--distance ssim|l1] [--max-epochs E]
     erase evaluate [--model oracle|original | --method NAME ... | --checkpoint FILE]
     erase export   --model oracle|original | --method NAME  --out FILE
     erase reconstruct --model oracle|original|zero-filled | --method NAME
@@ -76,8 +77,14 @@ def _method_flags(parser: argparse.ArgumentParser, required: bool = False) -> No
                         help="fraction of Dr in Dr' for the rows that fine-tune on it (default 0.1)")
     parser.add_argument("--gamma", default=None,
                         help="weight of the l1 penalty of GA-l1 rows (default: the protocol's)")
+    parser.add_argument("--rho", default=None,
+                        help="noisy-label strength of NL rows: noise rms over G's RMSE on Df "
+                             "(default: the paper's, 1.4)")
     parser.add_argument("--lambda", dest="lam", default=None,
-                        help="noisy-label scale of NL rows, on the raw target scale (default 1e-5)")
+                        help="noisy-label scale of NL rows on the raw target scale instead of "
+                             "--rho (the paper's is 1e-5)")
+    parser.add_argument("--ascent", default=None,
+                        help="weight of -J of GA-l1 rows (default: the protocol's, 2 in the code)")
 
 
 def _run_flags(parser: argparse.ArgumentParser) -> None:
@@ -228,10 +235,10 @@ def _check_run(args) -> None:
         check_int("unlearn epochs (--unlearn-epochs)", _integer(args.unlearn_epochs), minimum=1)
     if args.command == "unlearn" or (args.command in ("evaluate", "export", "reconstruct")
                                      and args.method):
-        given = {"retain_fraction": _number(args.retain_fraction), "gamma": _number(args.gamma),
-                 "lam": _number(args.lam)}
-        knobs = {**DEFAULT_KNOBS, **{k: v for k, v in given.items() if v is not None}}
-        validate_knobs(args.method, knobs["retain_fraction"], knobs["gamma"], knobs["lam"])
+        validate_knobs(args.method, DEFAULT_KNOBS["retain_fraction"]
+                       if args.retain_fraction is None else _number(args.retain_fraction),
+                       _number(args.gamma), _number(args.lam), _number(args.rho),
+                       _number(args.ascent))
         row_knobs(get_method(args.method), _own(args))
     if args.command in ("train", "unlearn", "evaluate", "export", "reconstruct"):
         get_protocol(args.protocol, **_switches(args))
@@ -285,6 +292,8 @@ def _print_record(record: dict, as_json: bool) -> None:
     print(f"{record['name']}: BTA {s['bta_psnr']:.2f} dB / {s['bta_ssim']:.3f}   "
           f"KTA {s['kta_psnr']:.2f} dB / {s['kta_ssim']:.3f}   "
           f"UA {s['ua_psnr']:.2f} dB / {s['ua_ssim']:.3f}"
+          + (f"   rho {record['noise']['rho']:.3g} (lambda {record['noise']['lambda']:.3g})"
+             if "noise" in record else "")
           + (f"   ({record['timing']['train_seconds']:.1f} s training"
              f"{', from the store' if record.get('from_store') else ''})" if "timing" in record else ""))
 
@@ -427,7 +436,8 @@ def _job(lab, args):
     if args.method:
         epochs = _integer(getattr(args, "unlearn_epochs", None))
         return lab.job(args.method, _number(args.retain_fraction), _number(args.gamma),
-                       _number(args.lam), epochs, **_own(args))
+                       _number(args.lam), epochs, rho=_number(args.rho),
+                       ascent=_number(args.ascent), **_own(args))
     return lab.job(args.model or "original")
 
 

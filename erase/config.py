@@ -147,8 +147,6 @@ class Scale:
     model: ModelConfig
     train: TrainConfig
     seeds: tuple = (0, 1, 2, 3, 4)  # headline runs (G-hat, G, the methods) are repeated per seed
-    # the lambda sweep, on the raw target scale (the paper's lambda is 1e-5)
-    lambdas: tuple = (2.5e-6, 1e-5, 4e-5, 1e-4, 2e-4, 4e-4)
     fractions: tuple = (0.01, 0.05, 0.1, 0.2, 0.5, 1.0)  # the retain-fraction ablation
     ablation_seeds: tuple = (0, 1, 2)  # the retain-fraction ablation's seeds
     workers: int = 2  # parallel worker processes for independent runs
@@ -164,7 +162,7 @@ SCALES: dict[str, Scale] = {
                    val_volumes=2, test_volumes=3),
         ModelConfig(cascades=1, chans=4, pools=2, sens_chans=2, sens_pools=2),
         TrainConfig(epochs=2, batch_size=4),
-        seeds=(0, 1), lambdas=(1e-5, 1e-4), fractions=(0.01, 0.2, 1.0), ablation_seeds=(0,),
+        seeds=(0, 1), fractions=(0.01, 0.2, 1.0), ablation_seeds=(0,),
         workers=1,
     ),
     "default": Scale("default", DataConfig(), ModelConfig(), TrainConfig()),

@@ -60,6 +60,41 @@ def value(number: int, method: str, column: str, **where) -> float:
     return float(rows[column].iloc[0])
 
 
+# The noisy label's strength in a unit that transfers between data sets: rho = the noise's root
+# mean square over G's root-mean-square error on Df. The paper gives lambda = 1e-5 on fastMRI's
+# raw scale and G's UA (PSNR on Df, data range = the volume's maximum) in Table 1; G's RMSE on
+# Df is then target max * 10^(-UA / 20). The one number the paper does not give is its knee
+# targets' maximum: fastMRI's multi-coil knee RSS targets peak around 5e-4 (our files'
+# SIGNAL_SCALE), and we read the band from 3e-4 (rho high) to 1e-3 (rho low). Rounded to two
+# figures: the assumption behind them is not finer than that.
+KNEE_TARGET_MAX = {"low": 1e-3, "central": 5e-4, "high": 3e-4}  # rho's low end has the largest
+NOISE_SOURCE = ("lambda = 1e-5 (Section 4.2) against G's UA in Table 1, at fastMRI knee targets "
+                "peaking at 5e-4 (band: 1e-3 to 3e-4)")
+
+
+def rho_at(target_max: float) -> float:
+    """The paper's noise rms over its G's RMSE on Df if its knee targets peaked at
+    ``target_max`` (lambda's rms is lambda for both noise forms, half-normal and gaussian).
+
+    Args:
+        target_max: the maximum of a fastMRI knee target volume, on the raw scale.
+    """
+    g_rmse = target_max * 10 ** (-value(1, "G", "ua_psnr") / 20)
+    return PROTOCOL["lambda_raw"] / g_rmse
+
+
+def _two_figures(x: float) -> float:
+    return float(f"{x:.2g}")
+
+
+def noise_strength() -> dict:
+    """The paper's rho with its band and source: ``{"rho": 1.4, "low": 0.72, ...}``."""
+    return {"rho": _two_figures(rho_at(KNEE_TARGET_MAX["central"])),
+            "low": _two_figures(rho_at(KNEE_TARGET_MAX["low"])),
+            "high": _two_figures(rho_at(KNEE_TARGET_MAX["high"])),
+            "knee_target_max": dict(KNEE_TARGET_MAX), "source": NOISE_SOURCE}
+
+
 # The paper's findings (shared/paper/README.md), which the scorecard checks on this run.
 FINDINGS = {
     1: "Knowledge gap: G reconstructs knee far better than the brain-only oracle.",

@@ -110,15 +110,20 @@ def test_the_plan_counts_every_run_the_chapters_compute_and_says_so(executed):
     log, timings = executed["log"], executed["timings"]
     first = log.splitlines()[0]
     plan = re.fullmatch(r"book: (\d+) trainings, (\d+) unlearning runs and (\d+) replays to "
-                        r"compute \(0 already stored\): about \d+ (s|min) on this machine with 1 "
-                        r"worker process \(a training step took [0-9.e-]+ s here\)", first)
+                        r"compute \(0 already stored(?:; (\d+) of the runs are searches' later "
+                        r"steps, which a search that ends early skips)?\): about \d+ (s|min) on "
+                        r"this machine with 1 worker process \(a training step took [0-9.e-]+ s "
+                        r"here\)", first)
     assert plan, first
     trainings, unlearning, replays = map(int, plan.groups()[:3])
+    later = int(plan.group(4) or 0)
     runs = {doc: t["runs"] for doc, t in timings.items()}
+    # a chapter's plan, once its searches' unused later steps are dropped, is what it computed
     assert all(r["planned"] == r["computed"] for r in runs.values()), runs
     total = sum(r["computed"] for r in runs.values())
-    assert (trainings, replays) == (4, 3) and total == trainings + unlearning + replays, (
-        "smoke: G-hat and G on 2 seeds, Figure 4's 3 replays")
+    planned = trainings + unlearning + replays
+    assert (trainings, replays) == (4, 3) and planned - later <= total <= planned, (
+        "smoke: G-hat and G on 2 seeds, Figure 4's 3 replays", total, planned, later)
     assert f"runs {total}/{total}" in log
     computing = [doc for doc, r in runs.items() if r["planned"]]
     assert computing[0] == "book/01_introduction"

@@ -249,13 +249,16 @@ def test_run_many_trains_every_g_a_batch_needs_first(lab, tmp_path, monkeypatch)
     assert read_back == [(l.seed, j) for l, j in jobs]  # then every record, in order
 
 
-def test_ablation_and_lambda_sweep_key_their_records(lab, trained):
+def test_ablation_keys_its_records(lab, trained):
     runs = study.ablation([lab], fractions=(0.15, 0.3), methods=("FT",), workers=1)
     assert set(runs) == {("FT", 0.15, lab.seed), ("FT", 0.3, lab.seed)}
     for (method, fraction, seed), record in runs.items():
         assert record["config"]["method"]["name"] == method
         assert record["config"]["knobs"]["retain_fraction"] == fraction
+        assert record["config"]["knobs"]["curve"] is False  # nothing reads its curve
         assert record["config"]["seed"] == seed
-    sweep = study.lambda_sweep(lab, lambdas=(2e-5, 3e-5), methods=("NL",), workers=1)
-    assert set(sweep) == {("NL", 2e-5), ("NL", 3e-5)}
-    assert [sweep[("NL", x)]["config"]["knobs"]["lam"] for x in (2e-5, 3e-5)] == [2e-5, 3e-5]
+        assert all("metrics" not in h for h in record["history"])
+        assert {"bta", "kta", "ua"} <= set(record["metrics"])
+    # at the default fraction the headline run stands for the ablation's
+    assert study.ablation_job(lab, "NL-FT", 0.1) == lab.job("NL-FT")
+    assert study.ablation_job(lab, "FT", 1.0) == lab.job("Full FT")

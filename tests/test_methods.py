@@ -126,9 +126,10 @@ def test_unknown_method_and_bad_knobs_are_refused():
                        (("SISA", 0.1, 0, 0), "unknown method")]:
         with pytest.raises(ConfigError, match=word):
             validate_knobs(*args)
-    assert validate_knobs("NL-FT", "0.2", 0, 1) == (0.2, 0.0, 1.0)
+    assert validate_knobs("NL-FT", "0.2", 0, 1) == (0.2, 0.0, 1.0, None, None)
+    assert validate_knobs("GA-l1-FT", 0.1, None, None, "2.5", "0.5") == (0.1, None, None, 2.5, 0.5)
     # gamma None: the protocol's own (see ascent_weights)
-    assert validate_knobs("GA-l1", 0.1, None, 1e-5) == (0.1, None, 1e-5)
+    assert validate_knobs("GA-l1", 0.1, None, 1e-5) == (0.1, None, 1e-5, None, None)
 
 
 def test_ascent_weights_follow_the_ga_l1_switch():

@@ -16,6 +16,7 @@ from erase import cli
 from erase.config import ModelConfig, config_hash, get_scale
 from erase.data.synthetic import synthesize
 from erase.runs.engine import make_scheduler
+from erase.runs.evaluate import slice_names
 from erase.runs.lab import Lab
 from erase.runs.models import build_model
 from erase.runs.store import Store, StoreError
@@ -113,9 +114,11 @@ def test_checkpoint_with_pickled_code_is_not_executed(lab, capsys, tmp_path):
 
 
 def fake_original(lab: Lab) -> dict:
-    """A stored record for G, so that ``unlearn`` starts from its checkpoint without training."""
+    """A stored record for G, so that ``unlearn`` starts from its checkpoint without training
+    (its UA per forget volume: a calibrated noisy label reads G's error on Df)."""
+    ua = {"per_volume": {f: {"psnr": 30.0} for f in slice_names(lab.dataset("forget"))}}
     return lab.store.put(lab.config(lab.job("original")),
-                         {"name": "original", "summary": {}, "metrics": {}, "history": []})
+                         {"name": "original", "summary": {}, "metrics": {"ua": ua}, "history": []})
 
 
 def test_truncated_start_checkpoint_of_unlearning(lab, capsys):

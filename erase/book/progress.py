@@ -67,6 +67,16 @@ class Tracker:
         seconds += sum(new[k][1] for k in unplanned[:len(unplanned) - spare])
         return done, seconds
 
+    def settle(self, chapter: str) -> int:
+        """After ``chapter`` finished: drop its stand-ins that no run matched (a search that
+        stopped before its budget); how many. Its plan is then what it computed."""
+        done = {id(p) for p in self.done()[0]}
+        runs = self.workload.chapters.get(chapter, [])
+        kept = [p for p in runs if not p.standin or id(p) in done]
+        if kept or chapter in self.workload.chapters:
+            self.workload.chapters[chapter] = kept
+        return len(runs) - len(kept)
+
     def status(self, chapter: str) -> dict:
         """Counts and times for the progress line of ``chapter``."""
         done, actual = self.done()
@@ -136,8 +146,12 @@ class Progress:
 
     def __exit__(self, *exc):
         self._stop.set()
-        if self._thread.is_alive():
+        alive = self._thread.is_alive()
+        if alive:
             self._thread.join()
+        if exc[0] is None:
+            self.tracker.settle(self.chapter)
+        if alive:
             if self.terminal:
                 self.out.write("\r\x1b[K")  # the caller prints the chapter's closing line
                 self.out.flush()

@@ -24,14 +24,16 @@ REPLAY_STEP_COST = 2.0  # a replay's step takes two gradients (forget and retain
 @dataclass(frozen=True)
 class Planned:
     """One run the book needs: a training or unlearning ``job`` of ``lab``, or (``replay``)
-    Figure 4's replay of its first epoch. ``standin``: a run whose knob a sweep will choose
-    while the book runs (a method beyond the paper on a later seed, before its sweep is
-    stored), counted at the row's default knob: same length, another key."""
+    Figure 4's replay of its first epoch. ``standin``: a run whose knob is chosen while the
+    book runs (a method beyond the paper on a later seed, before its sweep is stored; a
+    frontier's next search value), counted at another knob of the same row: same length, a
+    key of its own (``tag`` tells apart several of one row)."""
 
     lab: object
     job: Job
     replay: bool = False
     standin: bool = False
+    tag: int = 0
 
     @property
     def kind(self) -> str:
@@ -43,7 +45,8 @@ class Planned:
 
     @cached_property
     def key(self) -> str:
-        return config_hash(self.config())
+        config = self.config()
+        return config_hash({**config, "standin": self.tag} if self.standin else config)
 
     def seconds(self, step_seconds: float) -> float:
         """Its time at ``step_seconds`` a training step, on one worker."""
@@ -71,25 +74,38 @@ def chapter_runs(lab) -> dict[str, list[Planned]]:
                    else Planned(l, l.job(m, **{knob: value})) for l in labs[1:]]
     ablation_labs = study.labs_among(labs, lab, profile.ablation_seeds)
     after = headline.after_models(labs, ablation_labs)
-    headline_runs = models + [Planned(l, j) for l, j in after] + chosen
+    headline_runs = models + [Planned(l, j) for l, j in after] + chosen + frontier_runs(labs)
     ablation = [Planned(l, j) for l, _, _, j in study.ablation_jobs(ablation_labs,
                                                                      profile.fractions)]
     replays = [Planned(lab, lab.job(m), replay=True) for m in geometry.FIGURE4_METHODS]
-    lambdas = [Planned(l, j) for l, _, _, j in study.lambda_jobs(lab, profile.lambdas)]
     # chapter 7's default: no training flip (training_seeds = [])
     flipped, _ = fidelity.flipped_jobs(labs, training_seeds=())
-    paper_and_code = [Planned(l, j) for _, l, j in fidelity.code_jobs(labs) + flipped]
+    paper_and_code = [Planned(l, j) for _, l, j in fidelity.code_jobs(labs) + flipped
+                      + fidelity.raw_jobs(labs)]
     return {
         "book/01_introduction": headline_runs,
         "book/03_knowledge_gap": models + [Planned(lab, lab.job("NL-FT"))],
-        "book/04_unlearning": headline_runs + replays + lambdas + [  # and its exercise's
-            Planned(lab, lab.job("NL-FT", retain_fraction=0.2)),
-            Planned(lab, lab.job("NL-FT", lam=4e-5))],
+        "book/04_unlearning": headline_runs + replays + [  # and its exercise's
+            Planned(lab, lab.job("NL-FT", retain_fraction=0.2))],
         "book/05_forgetting_audit": headline_runs,
         "book/06_data_efficiency": models + ablation,
         "book/07_paper_and_code": models + paper_and_code,
         "book/08_scorecard": headline_runs,
     }
+
+
+def frontier_runs(labs) -> list[Planned]:
+    """The frontiers' search runs (``study.frontier_steps`` on what the store holds): the next
+    value of each search, known, and the rest of its budget as stand-ins."""
+    found, pending = study.frontier_steps(labs, lambda lab, job: lab.stored(job))
+    runs = [Planned(lab, study.frontier_job(lab, m, x)) for m, lab, x in pending]
+    for (m, seed), records in found.items():
+        lab = next(l for l in labs if l.seed == seed)
+        waiting = sum(1 for mm, l, _ in pending if (mm, l.seed) == (m, seed))
+        spare = study.FRONTIER[m].points - len(records) - max(waiting, 0)
+        job = study.frontier_job(lab, m, study.FRONTIER[m].start[-1])
+        runs += [Planned(lab, job, standin=True, tag=i) for i in range(max(spare, 0))]
+    return runs
 
 
 @dataclass
@@ -123,8 +139,11 @@ class Workload:
         c = self.counts()
         if not sum(c.values()):
             return f"book: every run the chapters need is in the store ({self.stored} runs)"
+        later = sum(p.standin for p in self.runs())
         return (f"book: {c['train']} trainings, {c['unlearn']} unlearning runs and "
-                f"{c['replay']} replays to compute ({self.stored} already stored): about "
+                f"{c['replay']} replays to compute ({self.stored} already stored"
+                + (f"; {later} of the runs are searches' later steps, which a search that "
+                   "ends early skips" if later else "") + "): about "
                 f"{duration(self.seconds())} on this machine with {self.workers} worker "
                 f"process{'es' if self.workers != 1 else ''} (a training step took "
                 f"{self.step_seconds:.3g} s here)")

@@ -9,12 +9,14 @@ from __future__ import annotations
 
 import numpy as np
 
+from .. import paper
 from .scorecard import FAILS, HOLDS, UNSURE
 
-# The paper's noisy label against its G's error on the forget set: lambda = 1e-5 on fastMRI's
-# raw scale, where G's forget-set PSNR of 37.1 dB at knee maxima of order 5e-4 means an error of
-# about 7e-6: the noise is of the order of G's own error (about 1).
-PAPER_NOISE_TO_ERROR = "of order 1"
+# The paper's noisy label against its G's error on the forget set (rho, with its band):
+# ``erase.paper.noise_strength``.
+_PAPER_NOISE = paper.noise_strength()
+PAPER_NOISE_TO_ERROR = (f"{_PAPER_NOISE['rho']:g} (between {_PAPER_NOISE['low']:g} and "
+                        f"{_PAPER_NOISE['high']:g} by the reading of lambda's scale)")
 
 
 EXCESS = "G's hallucination excess over G-hat"
@@ -35,8 +37,8 @@ def _iv(row: dict, quantity: str, unit: str = " dB") -> str:
 
 
 def noise_ratio(noise: dict) -> float:
-    """Mean over seeds of the noise's rms over G's RMSE on Df."""
-    return float(np.mean([v["noise rms / G's RMSE on Df"] for v in noise.values()]))
+    """Mean over seeds of rho, the noise's rms over G's RMSE on Df."""
+    return float(np.mean([v["rho"] for v in noise.values()]))
 
 
 def cause(row: dict, noise: dict) -> str:
@@ -186,3 +188,47 @@ def compare_words(better: list, reference: str = "NL-FT") -> str:
                 f"staying within {BRAIN_MARGIN:g} dB of {reference}'s brain quality")
     return (f"None of them removes more of the knowledge gap than {reference} with its brain "
             f"quality within {BRAIN_MARGIN:g} dB of {reference}'s (whole intervals apart)")
+
+
+def matched_words(table: dict, fronts: dict, target: float = 1.0) -> str:
+    """Chapter 4's verdict on the comparison at matched forgetting: which method loses the
+    least brain where it removes ``target`` of the gap, and whether the runner-up is separable
+    from it (the paired difference over the seeds both reach it has its interval above 0)."""
+    from .frontier import paired_cost_difference, ranking
+
+    order = ranking(table, target)
+    reach = [m for m in order if table[m][target]["cost"] is not None]
+    never = [m for m in order if m not in reach]
+    tail = (f" {', '.join(never)} never {'reaches' if len(never) == 1 else 'reach'} it on any "
+            "seed (the table says where each stops)." if never else "")
+    if not reach:
+        return f"No method removes {target:g} of the gap on any seed." + tail
+    best = reach[0]
+    mean, lo, hi = table[best][target]["cost"]
+    text = (f"At share {target:g}, {best} loses the least brain: {mean:.2f} dB [{lo:.2f}, "
+            f"{hi:.2f}] over {table[best][target]['seeds']} seeds.")
+    if len(reach) > 1:
+        second = reach[1]
+        diff = paired_cost_difference(fronts[second], fronts[best], target)
+        if diff["difference"] is None:
+            text += f" It shares no seed with {second}, the next, so the two are not compared."
+        else:
+            d, dlo, dhi = diff["difference"]
+            verdict = ("so it wins" if dlo > 0 else "so the two are not separable")
+            text += (f" {second}, the next, costs {d:.2f} dB [{dlo:.2f}, {dhi:.2f}] more on "
+                     f"the {diff['seeds']} seeds both reach it, {verdict}.")
+    return text + tail
+
+
+def finding5_matched_words(difference: dict) -> str:
+    """Finding 5 at matched forgetting: NL-FT's brain cost at share 1 minus GA-l1-FT's, paired
+    by seed (``frontier.paired_cost_difference``), in one sentence."""
+    if difference["difference"] is None:
+        return ("No seed has both NL-FT and GA-l1-FT reaching share 1, so the two cannot be "
+                "compared there.")
+    d, lo, hi = difference["difference"]
+    side = ("NL-FT keeps more brain than GA-l1-FT" if hi < 0 else
+            "GA-l1-FT keeps more brain than NL-FT" if lo > 0 else
+            "neither keeps more brain than the other (the interval holds 0)")
+    return (f"At share 1, NL-FT's brain cost minus GA-l1-FT's is {d:.2f} dB [{lo:.2f}, "
+            f"{hi:.2f}] over {difference['seeds']} seeds: {side}.")

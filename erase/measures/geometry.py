@@ -104,7 +104,8 @@ def _replay(lab, job, steps: int | None) -> list[dict]:
     loss_fn = ReconstructionLoss(train.loss, train.l1_weight).to(fabric.device)
     loop = Loop(method=row, forget=inputs.forget, retain=inputs.retain, epochs=inputs.epochs,
                 train=train, seed=lab.seed, checkpoint=None, protocol=protocol,
-                gamma=inputs.gamma, lam=inputs.lam, start_from=inputs.start_from,
+                gamma=inputs.gamma, lam=inputs.lam, ascent=inputs.ascent,
+                start_from=inputs.start_from,
                 knobs=inputs.knobs, teacher_from=inputs.teacher_from,
                 forget_epochs=inputs.forget_epochs)
     parts = prepare(loop, model, optimizer, loss_fn, fabric)

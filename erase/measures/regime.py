@@ -12,6 +12,7 @@ import math
 
 import numpy as np
 
+from ..runs import noise as noise_lib
 from .study import interval
 
 SLOPE_LIMIT = 0.05  # dB per epoch over the last fifth of training at the base learning rate
@@ -76,20 +77,13 @@ def criteria(models: dict, zero_filled: dict, seeds) -> list[dict]:
     return rows
 
 
-def noise_scale(lab, g_record: dict, lam: float) -> dict:
-    """The noisy label's size two ways: lambda over the forget targets' maximum, and the
-    noise's root mean square over G's root-mean-square error on Df (the paper's lambda is about
-    1.3 times its G's error, by the issue's reading of fastMRI's raw scale)."""
-    forget = lab.dataset("forget")
-    maxima = {}
-    for i in range(len(forget)):
-        sample = forget[i]
-        maxima[sample.fname] = max(maxima.get(sample.fname, 0.0), float(sample.max_value))
-    per_volume = g_record["metrics"]["ua"]["per_volume"]
-    rmse = [maxima[f] * 10 ** (-m["psnr"] / 20) for f, m in per_volume.items()]
-    rms_noise = lam  # half-normal |N(0,1)| lambda and gaussian lambda N(0,1) both have rms lambda
-    return {"lambda": lam, "lambda / target max": lam / float(np.mean(list(maxima.values()))),
-            "noise rms / G's RMSE on Df": rms_noise / float(np.mean(rmse))}
+def noise_scale(lab, lam: float) -> dict:
+    """The noisy label's size at a raw ``lam`` on ``lab``'s seed, three ways: lambda, lambda
+    over the forget targets' mean maximum, and rho, its rms over G's RMSE on Df
+    (``runs.noise``; the unit the default is set in, ``erase.paper.noise_strength``)."""
+    maxima = noise_lib.volume_maxima(lab.dataset("forget"))
+    return {**noise_lib.strength(lam, lab.forget_error()),
+            "lambda / target max": lam / float(np.mean(list(maxima.values())))}
 
 
 def summary(rows: list[dict]) -> dict:

@@ -9,10 +9,12 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
-from scipy import stats
 
+from .. import paper
 from ..runs.lab import Lab, run_many
 from ..runs.methods import BEYOND, UNLEARNING, get_method
+from .frontier import Knob, next_value, point
+from .intervals import interval  # noqa: F401  (where the chapters find it)
 
 ABLATION_METHODS = ("FT", "NL-FT", "GA-l1-FT")
 # One knob per method beyond the paper, and the values its sweep tries (on one seed, before the
@@ -72,34 +74,31 @@ def unlearn_all(labs: list[Lab], methods=UNLEARNING, workers: int = 2, **knobs) 
     return {(job.name, lab.seed): r for (lab, job), r in zip(jobs, run_many(jobs, workers))}
 
 
-def ablation_jobs(labs: list[Lab], fractions=None, methods=ABLATION_METHODS) -> list:
-    """(lab, method, fraction, job) of the retain-fraction ablation.
+def ablation_job(lab: Lab, method: str, fraction: float, **knobs):
+    """One run of the retain-fraction ablation: ``method`` on ``fraction`` of Dr, its test
+    metrics at the end only. FT on 100% of Dr is Full FT (the same slices in the same order
+    from the same G, the same computation), and at the default fraction the headline run
+    stands for it: the same runs are never made twice."""
+    if (method, fraction) == ("FT", 1.0):
+        return lab.job("Full FT", **knobs)
+    job = lab.job(method, retain_fraction=fraction, **knobs)
+    return job if job == lab.job(method, **knobs) else lab.job(
+        method, retain_fraction=fraction, curve=False, **knobs)
 
-    FT on 100% of Dr is Full FT: the same slices in the same order from the same G, the same
-    computation, so the Full FT run (of the headline runs) stands for it."""
+
+def ablation_jobs(labs: list[Lab], fractions=None, methods=ABLATION_METHODS, **knobs) -> list:
+    """(lab, method, fraction, job) of the retain-fraction ablation (``ablation_job``)."""
     fractions = fractions or labs[0].profile.fractions
-    return [(lab, m, f, lab.job("Full FT") if (m, f) == ("FT", 1.0) else
-             lab.job(m, retain_fraction=f)) for lab in labs for f in fractions for m in methods]
+    return [(lab, m, f, ablation_job(lab, m, f, **knobs))
+            for lab in labs for f in fractions for m in methods]
 
 
-def ablation(labs: list[Lab], fractions=None, methods=ABLATION_METHODS, workers: int = 2) -> dict:
+def ablation(labs: list[Lab], fractions=None, methods=ABLATION_METHODS, workers: int = 2,
+             **knobs) -> dict:
     """{(method, fraction, seed): record} for the retain-fraction ablation."""
-    jobs = ablation_jobs(labs, fractions, methods)
+    jobs = ablation_jobs(labs, fractions, methods, **knobs)
     records = run_many([(lab, job) for lab, _, _, job in jobs], workers)
     return {(m, f, lab.seed): r for (lab, m, f, _), r in zip(jobs, records)}
-
-
-def lambda_jobs(lab: Lab, lambdas=None, methods=("NL", "NL-FT")) -> list:
-    """(lab, method, lambda, job) of the lambda sweep."""
-    lambdas = lambdas or lab.profile.lambdas
-    return [(lab, m, x, lab.job(m, lam=x)) for x in lambdas for m in methods]
-
-
-def lambda_sweep(lab: Lab, lambdas=None, methods=("NL", "NL-FT"), workers: int = 2) -> dict:
-    """{(method, lambda): record}: the sweep the paper did not run (it fixed lambda)."""
-    jobs = lambda_jobs(lab, lambdas, methods)
-    records = run_many([(lab, job) for lab, _, _, job in jobs], workers)
-    return {(m, x): r for (_, m, x, _), r in zip(jobs, records)}
 
 
 def sweep_jobs(lab: Lab, method: str, knob: str | None = None, values=None, **knobs) -> list:
@@ -120,6 +119,108 @@ def sweep(lab: Lab, method: str, knob: str | None = None, values=None, workers: 
     jobs = sweep_jobs(lab, method, knob, values, **knobs)
     records = run_many([(lab, job) for _, job in jobs], workers)
     return {x: r for (x, _), r in zip(jobs, records)}
+
+
+# ------------------------------------------------------------------ noise strength and frontiers
+
+# The paper's rho and its band (``erase.paper.noise_strength``): the default noisy label, and
+# the two ends at which the findings that depend on it are decided again.
+NOISE = paper.noise_strength()
+BAND = (NOISE["low"], NOISE["rho"], NOISE["high"])
+BAND_FINDINGS = (4, 5, 7, 8)  # the findings whose runs carry the noisy label
+BAND_FRACTIONS = (0.01, 0.2, 1.0)  # the retain fractions finding 7 reads
+
+# Each method's strength knob and its search toward the oracle's forgetting (share 1):
+# values run first on every seed, then outward by a factor 4 (or across the grid) until a run
+# crosses share 1, then halving the bracket (log scale), ``points`` runs per seed in all.
+# Starts: NL's at the band (the findings need them), GA's at the code's weight 2, the others
+# at the values their sweeps tried; SSD's alpha selects no weight at or above
+# 1 + |Dr'| / |Df| = 2, SCRUB's max-steps run in whole epochs (grids).
+FRONTIER = {
+    "NL-FT": Knob("rho", BAND, 5, bounds=(0.05, 200.0)),
+    "GA-l1-FT": Knob("ascent", (2.0,), 4, bounds=(1 / 256, 32.0)),
+    "NL": Knob("rho", BAND, 4, bounds=(0.05, 200.0)),
+    "GA-l1": Knob("ascent", (2.0,), 3, bounds=(1 / 256, 32.0)),
+    "SalUn": Knob("saliency", (0.1, 0.5), 3, bounds=(0.001, 1.0)),
+    "SSD": Knob("alpha", (1.9, 1.99), 3, stronger="down",
+                grid=(1.1, 1.3, 1.5, 1.7, 1.8, 1.9, 1.95, 1.99)),
+    "SCRUB": Knob("max_epochs", (1, 2), 3, grid=(0, 1, 2, 3, 4, 5)),
+    "l1-sparse": Knob("alpha", (2e-4, 5e-4), 3, bounds=(1e-7, 0.1)),
+}
+# The paper's two methods and NL (finding 4 at the band's ends) on every seed; the others on
+# the first three.
+FRONTIER_ALL_SEEDS = ("NL-FT", "GA-l1-FT", "NL")
+FRONTIER_SEEDS = 3
+
+
+def frontier_labs(labs: list[Lab], method: str) -> list[Lab]:
+    """The Labs a method's frontier runs on."""
+    return list(labs) if method in FRONTIER_ALL_SEEDS else list(labs[:FRONTIER_SEEDS])
+
+
+def frontier_job(lab: Lab, method: str, value):
+    """The run of ``method`` at knob ``value``: the headline run itself where the value is the
+    row's default, else a run whose test metrics are taken at the end only."""
+    knob = FRONTIER[method].name
+    job = lab.job(method, **{knob: value})
+    return job if job == lab.job(method) else lab.job(method, curve=False, **{knob: value})
+
+
+def frontier_start_jobs(labs: list[Lab], methods=tuple(FRONTIER)) -> list:
+    """(lab, job) of every frontier's start values (known before anything runs)."""
+    return [(lab, frontier_job(lab, m, x)) for m in methods for lab in frontier_labs(labs, m)
+            for x in FRONTIER[m].start]
+
+
+def _share(lab: Lab, record: dict, read) -> float:
+    return point(record, read(lab, lab.job("original")), read(lab, lab.job("oracle")))[
+        "share_removed"]
+
+
+def frontier_steps(labs: list[Lab], read, methods=tuple(FRONTIER)):
+    """Walk every frontier's search with ``read(lab, job)`` giving a record (or None when it
+    is not there). Returns ({(method, seed): {value: record}}, [(method, lab, value) to run
+    next]): a search waits at its first value without a record."""
+    found, pending = {}, []
+    for m in methods:
+        knob = FRONTIER[m]
+        for lab in frontier_labs(labs, m):
+            records, todo = {}, list(knob.start)
+            while todo:
+                value = todo.pop(0)
+                record = read(lab, frontier_job(lab, m, value))
+                if record is None:
+                    pending += [(m, lab, value)] + [(m, lab, x) for x in todo]
+                    break
+                records[value] = record
+                if not todo:
+                    shares = {x: _share(lab, r, read) for x, r in records.items()}
+                    nxt = next_value(knob, shares)
+                    todo = [] if nxt is None else [nxt]
+            found[(m, lab.seed)] = records
+    return found, pending
+
+
+def frontiers(labs: list[Lab], methods=tuple(FRONTIER), workers: int = 2) -> dict:
+    """Run every frontier's search, a round of runs at a time (all methods and seeds together):
+    {(method, seed): {knob value: record}}."""
+    while True:
+        found, pending = frontier_steps(labs, lambda lab, job: lab.stored(job), methods)
+        if not pending:
+            return found
+        run_many([(lab, frontier_job(lab, m, x)) for m, lab, x in pending], workers)
+
+
+def band_jobs(labs: list[Lab], ablation_labs: list[Lab]) -> list:
+    """(end, lab, name, job) of the runs that decide findings 4, 5, 7 and 8 again at each end of
+    the band of rho: NL and NL-FT on every seed, NL-FT's ablation at the fractions finding 7
+    reads. ``name`` is the record's name in the findings' records."""
+    out = []
+    for end, rho in (("low", BAND[0]), ("high", BAND[2])):
+        out += [(end, lab, m, frontier_job(lab, m, rho)) for m in ("NL", "NL-FT") for lab in labs]
+        out += [(end, lab, ("ablation", "NL-FT", f), ablation_job(lab, "NL-FT", f, rho=rho))
+                for lab in ablation_labs for f in BAND_FRACTIONS]
+    return out
 
 
 def unlearning_share(lab: Lab, methods) -> dict:
@@ -193,16 +294,6 @@ def pooled_volumes(records: dict, name: str, accuracy: str, metric: str) -> np.n
         if n == name:
             values += [v[metric] for v in r["metrics"][accuracy]["per_volume"].values()]
     return np.array(values)
-
-
-def interval(values) -> tuple[float, float, float]:
-    """Mean and 95% t-interval over seeds (half-width 0 for a single seed)."""
-    values = np.asarray(values, dtype=float)
-    mean = float(values.mean())
-    if len(values) < 2:
-        return mean, mean, mean
-    half = float(stats.t.ppf(0.975, len(values) - 1) * values.std(ddof=1) / np.sqrt(len(values)))
-    return mean, mean - half, mean + half
 
 
 def paired_differences(records: dict, a: str, b: str, column: str) -> list[float]:

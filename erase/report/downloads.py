@@ -28,7 +28,7 @@ BOOK_HREF = "../_static/" + STATIC_FOLDER
 LOCAL_FOLDER = "_downloads"  # outside the build: next to the notebook
 
 SPLIT_OF = {"bta": "brain_test", "kta": "knee_test", "ua": "forget"}
-COLUMNS = ("run", "name", "kind", "seed", "protocol", "retain_fraction", "gamma", "lam",
+COLUMNS = ("run", "name", "kind", "seed", "protocol", "retain_fraction", "gamma", "lam", "rho",
            "epochs", "manifest", "accuracy", "split", "volume", "psnr", "ssim", "nmse")
 
 
@@ -48,7 +48,8 @@ def protocol_name(protocol) -> str | None:
 
 def tidy_records(records) -> pd.DataFrame:
     """One row per run and test volume: the run's key, name, kind, seed, protocol, knobs,
-    then the split, the volume and its PSNR, SSIM and NMSE. Knobs beyond the paper's
+    (lambda and rho as the run used them), then the split, the volume and its PSNR, SSIM and
+    NMSE. Knobs beyond the paper's
     (a row's own) get a column each."""
     rows = []
     for record in records:
@@ -58,7 +59,10 @@ def tidy_records(records) -> pd.DataFrame:
                 "kind": config.get("kind"), "seed": config.get("seed"),
                 "protocol": protocol_name(config.get("protocol")),
                 "retain_fraction": knobs.get("retain_fraction"), "gamma": knobs.get("gamma"),
-                "lam": knobs.get("lam"),
+                # the noisy label in both units, as the run used it (a calibrated run's lambda
+                # is rho times its G's error on Df)
+                "lam": (record.get("noise") or {}).get("lambda", knobs.get("lam")),
+                "rho": (record.get("noise") or {}).get("rho", knobs.get("rho")),
                 "epochs": knobs.get("epochs", (config.get("train") or {}).get("epochs")),
                 "manifest": config.get("manifest")}
         base.update({k: v for k, v in knobs.items() if k not in base})

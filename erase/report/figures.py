@@ -16,7 +16,8 @@ TITLE_ROOM = 64  # px above subplots: their titles sit below plotly's mode bar, 
 
 COLORS = {ORACLE: "#1b9e77", "oracle": "#1b9e77", "G": "#d95f02", "original": "#d95f02",
           "FT": "#7570b3", "Full FT": "#e7298a", "GA-l1": "#66a61e", "NL": "#e6ab02",
-          "GA-l1-FT": "#a6761d", "NL-FT": "#1f78b4", "Retrain": "#1b9e77"}
+          "GA-l1-FT": "#a6761d", "NL-FT": "#1f78b4", "Retrain": "#1b9e77",
+          "SalUn": "#e31a1c", "SSD": "#666666", "SCRUB": "#6a3d9a", "l1-sparse": "#b15928"}
 
 
 def image_row(images, titles, *, zmax=None, error_zmax=None, errors=(), height=300,
@@ -222,4 +223,40 @@ def loss_distributions(losses: dict, loss_title: str = "per-slice SSIM loss",
     fig.update_layout(height=420, margin=dict(t=TITLE_ROOM, b=90),
                       legend=dict(orientation="h", x=0.5, y=-0.22, yanchor="top",
                                   xanchor="center"))
+    return fig
+
+
+def frontiers(fronts: dict, paper_points: dict, targets=(0.5, 1.0), height=460) -> go.Figure:
+    """Brain cost against the share of the knowledge gap removed, one line per method and
+    seed (a method's seeds share its colour; hover names the knob value), the paper's points
+    as stars, dashed verticals at the shares where methods are compared.
+
+    Args:
+        fronts: {method: {seed: points}}, points with ``knob``, ``share_removed``, ``bta_cost``.
+        paper_points: {method: {"share_removed", "bta_cost"}} from the paper's Table 1.
+    """
+    fig = go.Figure()
+    for method, by_seed in fronts.items():
+        color = COLORS.get(method, "#999999")
+        for i, (seed, points) in enumerate(sorted(by_seed.items())):
+            points = sorted(points, key=lambda p: p["share_removed"])
+            fig.add_trace(go.Scatter(
+                x=[p["share_removed"] for p in points], y=[p["bta_cost"] for p in points],
+                mode="lines+markers", name=method, legendgroup=method, showlegend=i == 0,
+                line=dict(color=color, width=1.5), marker=dict(size=5), opacity=0.75,
+                text=[f"{method}, seed {seed}, knob {p['knob']:g}" for p in points],
+                hovertemplate="%{text}<br>share %{x:.2f}, cost %{y:.2f} dB<extra></extra>"))
+    for method, p in paper_points.items():
+        fig.add_trace(go.Scatter(
+            x=[p["share_removed"]], y=[p["bta_cost"]], mode="markers", name=f"{method} (paper)",
+            marker=dict(symbol="star", size=14, color=COLORS.get(method, "#999999"),
+                        line=dict(color="black", width=1)),
+            hovertemplate=f"{method} in the paper: share %{{x:.2f}}, cost %{{y:.2f}} dB"
+                          "<extra></extra>"))
+    for t in targets:
+        fig.add_vline(x=t, line=dict(color="#888888", dash="dash", width=1))
+    fig.update_layout(height=height, xaxis_title="share of the knowledge gap removed "
+                      "(1 = down to the oracle's KTA)",
+                      yaxis_title="BTA(G-hat) - BTA(M), dB (brain lost)",
+                      legend=dict(orientation="v"), margin=dict(l=60, r=20, t=30, b=50))
     return fig

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pandas as pd
 
 from ..measures import diagnosis, regime
-from ..measures.headline import Headline
+from ..measures.headline import Headline, band_verdicts
 from ..paper import FINDINGS
 
 SHORT = {  # the findings in a few words, for a narrow table
@@ -23,14 +23,27 @@ SHORT = {  # the findings in a few words, for a narrow table
 def table(h: Headline) -> pd.DataFrame:
     """One row per finding: the claim, the verdict here, how robust it is, and why."""
     rows = []
+    band = band_verdicts(h)
     for r in h.findings:
         rows.append({"finding": r["finding"], "the paper says": SHORT.get(r["finding"],
                                                                           FINDINGS[r["finding"]]),
                      "here": diagnosis.verdict_words(r["verdict"]),
+                     "over the band of the paper's rho": band_text(band.get(r["finding"])),
                      "robust to dropping a seed": "yes" if not r["flipped_by"] else
                      "no (" + ", ".join(f"seed {s}" for s in r["flipped_by"]) + ")",
                      "because": diagnosis.cause(r, h.noise)})
     return pd.DataFrame(rows).set_index("finding")
+
+
+def band_text(verdicts: dict | None) -> str:
+    """A finding's verdicts at the ends of rho's band in a few words ("" for a finding whose
+    runs carry no noisy label)."""
+    if verdicts is None:
+        return ""
+    if not verdicts["depends"]:
+        return "the same at both ends"
+    return (f"depends on the reading of lambda: {diagnosis.verdict_words(verdicts['low'])} at "
+            f"the low end, {diagnosis.verdict_words(verdicts['high'])} at the high end")
 
 
 def bottom_line(h: Headline) -> str:

@@ -51,18 +51,21 @@ ENGINE_VERSION = 4  # bump when a change to the code that computes a run's numbe
 # which would recompute the book's runs, about 15 minutes on two cores, in every developer's
 # store after any rename or refactor of these modules, and never ask whether numbers changed.)
 ENGINE_CODE = {
-    "erase.runs.engine": "30f225e3d67a0bc4",  # the loop, a step, an epoch's order
-    "erase.runs.methods": "e17b80fec0fe7cb5",  # the rows, their terms and losses
+    "erase.runs.engine": "0e3031f99c234c11",  # the loop, a step, an epoch's order
+    "erase.runs.methods": "0d503045b99372ab",  # the rows, their terms and losses
     "erase.runs.models": "038afdaf334f6652",  # the networks and a reconstruction
     "erase.runs.evaluate": "b9b4d42f0fd62c0b",  # the metrics of a record
     "erase.runs.slice_scores": "8c9c1b910e97f204",  # per-slice hallucination scores
     "erase.data.loading": "fac5771f32c6d35e",  # masks and fastMRI's transform
     "erase.data.split:retain_subset": "47844e23e4596924",  # Dr'
-    "erase.runs.lab:Lab.inputs": "4b930edb4b7a311a",  # the data and start a run reads
-    "erase.runs.lab:Lab._evaluation": "028975ad04d04617",  # what is evaluated after every epoch
-    "erase.runs.lab:Lab._record": "12918239664a0a0a",  # a record's final metrics
+    "erase.runs.lab:Lab.inputs": "b69d3cbf95260267",  # the data and start a run reads
+    "erase.runs.lab:Lab._evaluation": "366e8b999900e7d1",  # what is evaluated after every epoch
+    "erase.runs.lab:Lab._record": "3f6b46a354c8824d",  # a record's final metrics
     "erase.runs.lab:Lab._by_anatomy": "d75158e407b04a4c",  # validation per anatomy
     "erase.runs.lab:Lab.zero_filled": "8e58ef22ded816e8",  # the zero-filled floor
+    "erase.runs.noise": "6ac0da9e3f32592f",  # rho <-> lambda
+    "erase.runs.lab:Lab.forget_error": "6157d060c9f9e240",  # G's error on Df, what rho is relative to
+    "erase.runs.lab:Lab.noise_of": "0c12609ed7acccef",  # a run's lambda from its rho
 }
 
 # Interruption tests kill a run at an exact point instead of watching its progress bar: with
@@ -90,6 +93,7 @@ class Loop:
     protocol: Protocol = field(default_factory=Protocol)
     gamma: float | None = None  # None: the protocol's (see methods.ascent_weights)
     lam: float = 0.0
+    ascent: float | None = None  # GA's weight of -J; None: the protocol's
     start_from: Path | None = None  # G's checkpoint (weights, optimizer and scheduler state)
     # G's retain stream keeps the oracle's order: the first ``oracle_order_of`` retain samples
     # are Dr in the order the oracle sees them, the rest (Df) inserted (see epoch_steps)
@@ -273,7 +277,8 @@ def load_teacher(path: Path, model) -> torch.nn.Module:
 
 def step_knobs(loop: Loop, parts: Parts, step: int, total: int) -> dict:
     """The keyword arguments of ``methods.step_terms`` at global step ``step`` of ``total``."""
-    knobs = {"protocol": loop.protocol, "gamma": loop.gamma, "lam": loop.lam}
+    knobs = {"protocol": loop.protocol, "gamma": loop.gamma, "lam": loop.lam,
+             "ascent": loop.ascent}
     if parts.teacher is not None:
         knobs.update(teacher=parts.teacher, distance=loop.knobs["distance"])
     if loop.method.penalty == "l1_decay":

@@ -27,22 +27,29 @@ from pathlib import Path
 import torch
 
 from .. import data as data_lib
+from .. import paper
 from ..config import (ConfigError, check_choice, check_int, config_hash, get_protocol,
                       get_scale, to_dict)
 from ..data.synthetic import stamp_of, synthesize
 from .engine import (ENGINE_VERSION, Loop, epoch_steps, make_fabric, on_device, prepare_reads,
                      run_loop)
 from .evaluate import ACCURACY, evaluate_dataset, evaluate_model, summary_of
-from .methods import Method, get_method, hashed, row_knobs, validate_knobs, version_of
+from .methods import (Method, ascent_weights, get_method, hashed, row_knobs, validate_knobs,
+                      version_of)
 from .models import build_model, count_parameters
+from . import noise as noise_lib
 from .store import Store, check_writable, checkpoint_errors, environment
 
 MODELS = ("oracle", "original")
 DEFAULT_RESULTS = Path(os.environ.get("ERASE_RESULTS", "_output"))
-# The paper's knobs: 10% retain data; lambda = 1e-5 on fastMRI's raw target scale, which our
-# synthetic files share (simulate.SIGNAL_SCALE); gamma None: the protocol's (1 under the public
-# code's GA-l1, 1e-5 under the text's, which gives none).
-DEFAULT_KNOBS = {"retain_fraction": 0.1, "gamma": None, "lam": 1e-5}
+# The paper's knobs: 10% retain data; the noisy label at the paper's strength, rho (noise rms
+# over G's RMSE on Df, ``erase.paper.noise_strength``: lambda = 1e-5 read on fastMRI's scale),
+# set per seed from G before any unlearning run: a rule fixed before looking (``lam`` gives a
+# raw lambda instead); gamma and ascent None: the protocol's (the public code's GA-l1 is
+# -2 J + 1 |theta|_1, the text's -J + 1e-5 |theta|_1).
+RHO_PAPER = paper.noise_strength()["rho"]
+DEFAULT_KNOBS = {"retain_fraction": 0.1, "gamma": None, "lam": None, "rho": RHO_PAPER,
+                 "ascent": None}
 # The protocol switches that change how G and G-hat are trained (the others act on unlearning
 # only, so flipping them must not retrain the models it starts from).
 TRAINING_SWITCHES = ("training_masks", "lr_schedule")
@@ -74,7 +81,7 @@ class Inputs:
     oracle_order_of: int | None = None
     gamma: float | None = None
     lam: float = 0.0
-    extra: dict = field(default_factory=dict)
+    ascent: float | None = None
     knobs: dict = field(default_factory=dict)  # the row's own knobs (Method.knobs)
     teacher_from: Path | None = None  # a row with a teacher: G's checkpoint
     forget_epochs: int | None = None  # forget slices only in the first that many epochs
@@ -119,6 +126,7 @@ class Lab:
         else:
             self._data_root, self._data_seed = Path(data_root), None
         self._manifest: dict | None = None
+        self._forget_error: float | None = None
         self._manifest_key: str | None = None
         self._store: Store | None = None
         self._datasets: dict = {}
@@ -224,29 +232,41 @@ class Lab:
     # ------------------------------------------------------------ jobs
 
     def job(self, name: str, retain_fraction=None, gamma=None, lam=None, epochs=None,
-            **own) -> Job:
+            rho=None, ascent=None, curve=True, **own) -> Job:
         """The job that trains ``oracle`` / ``original`` or unlearns with method ``name``.
 
         Knobs a row does not use are dropped (FT at gamma 1 is FT), so they never split the
-        store; Retrain is the oracle's training job. ``own``: the knobs of rows beyond the
-        paper (``methods.ROW_KNOBS``: saliency, alpha, dampening, distance, max_epochs), each
-        kept only for the rows that name it; a row that does not train runs 0 epochs.
+        store; Retrain is the oracle's training job. The noisy label's strength is ``rho``
+        (times G's RMSE on Df; default the paper's) or a raw ``lam``. ``ascent``: GA's weight
+        of -J (None: the protocol's). ``curve=False``: test metrics only at the end, not after
+        every epoch (a run whose learning curve nothing reads; the same final numbers).
+        ``own``: the knobs of rows beyond the paper (``methods.ROW_KNOBS``: saliency, alpha,
+        dampening, distance, max_epochs), each kept only for the rows that name it; a row that
+        does not train runs 0 epochs.
         """
         if name in MODELS:
             return Job("train", name)
         if name == "Retrain":
             return Job("train", "oracle")
-        knobs = {**DEFAULT_KNOBS}
-        knobs.update({k: v for k, v in (("retain_fraction", retain_fraction), ("gamma", gamma),
-                                        ("lam", lam)) if v is not None})
-        fraction, gamma_, lam_ = validate_knobs(name, knobs["retain_fraction"], knobs["gamma"],
-                                                knobs["lam"])
+        if lam is None and rho is None:
+            rho = DEFAULT_KNOBS["rho"]
+        fraction, gamma_, lam_, rho_, ascent_ = validate_knobs(
+            name, DEFAULT_KNOBS["retain_fraction"] if retain_fraction is None else retain_fraction,
+            gamma, lam, rho, ascent)
         epochs = self.protocol.unlearn_epochs if epochs is None else check_int("epochs", epochs, 1)
         row = get_method(name)
+        noisy = row.forget == "noisy_label"
         used = {"retain_fraction": fraction if row.retain == "subset" else None,
                 "gamma": gamma_ if row.penalty == "l1" else None,
-                "lam": lam_ if row.forget == "noisy_label" else None,
+                "lam": lam_ if noisy else None,
                 "epochs": epochs if row.trains else 0, **row_knobs(row, own)}
+        # knobs grown later enter a key only where they apply, so older keys stay as they were
+        if noisy and rho_ is not None:
+            used["rho"] = rho_
+        if row.forget == "ascent" and ascent_ not in (None, ascent_weights(self.protocol, None)[0]):
+            used["ascent"] = ascent_
+        if not curve and row.trains:
+            used["curve"] = False
         return Job("unlearn", name, tuple(sorted(used.items())))
 
     def config(self, job: Job) -> dict:
@@ -281,11 +301,31 @@ class Lab:
             retain = None
         start = self.store.run_dir(config_hash(self.config(Job("train", "original"))))
         g = start / "checkpoint.ckpt"
+        noise = self.noise_of(job)
         return Inputs(row, self.dataset("forget"), retain, knobs["epochs"], start_from=g,
-                      gamma=knobs["gamma"], lam=knobs["lam"] or 0.0,
+                      gamma=knobs["gamma"], lam=noise["lambda"] if noise else 0.0,
+                      ascent=knobs.get("ascent"),
                       knobs={k: knobs[k] for k, _ in row.knobs},
                       teacher_from=g if row.teacher == "G" else None,
                       forget_epochs=knobs.get("max_epochs"))
+
+    def forget_error(self) -> float:
+        """G's root-mean-square error on Df (mean over volumes): what the noisy label's rho is
+        relative to. Read from G's stored record; G is trained first if it is missing."""
+        if self._forget_error is None:
+            g = self.run(Job("train", "original"))
+            self._forget_error = noise_lib.rmse_from_psnr(
+                g["metrics"]["ua"]["per_volume"], noise_lib.volume_maxima(self.dataset("forget")))
+        return self._forget_error
+
+    def noise_of(self, job: Job) -> dict | None:
+        """The noisy label of an unlearning job in both units (``runs.noise.strength``), or
+        None for a row without one: a calibrated job's lambda is rho times G's error."""
+        if job.kind != "unlearn" or get_method(job.name).forget != "noisy_label":
+            return None
+        knobs, error = job.knob, self.forget_error()
+        lam = knobs["lam"] if knobs.get("rho") is None else knobs["rho"] * error
+        return noise_lib.strength(lam, error)
 
     def cost(self, job: Job) -> int:
         """Slices a job will push through the network (its cost, known before it runs), from
@@ -324,10 +364,11 @@ class Lab:
         return self.run(Job("train", which))
 
     def unlearn(self, method: str, retain_fraction=None, gamma=None, lam=None,
-                epochs=None, **own) -> dict:
+                epochs=None, rho=None, ascent=None, **own) -> dict:
         """Unlearn Df from G with ``method`` (Retrain gives the oracle), or reuse the result;
-        ``own``: the knobs of rows beyond the paper (see ``job``)."""
-        return self.run(self.job(method, retain_fraction, gamma, lam, epochs, **own))
+        ``rho``, ``ascent`` and ``own`` (the knobs of rows beyond the paper): see ``job``."""
+        return self.run(self.job(method, retain_fraction, gamma, lam, epochs, rho=rho,
+                                 ascent=ascent, **own))
 
     def run(self, job: Job) -> dict:
         """The record of a job: from the store, or run now (G first, when unlearning needs it)."""
@@ -345,6 +386,8 @@ class Lab:
             val = self.dataset("val")
             return (lambda model: self._by_anatomy(
                 evaluate_dataset(model, val, self.fabric.device), "val")), {}
+        if job.knob.get("curve") is False:  # the end's metrics only (``_record``)
+            return None, {}
         tests = {name: self.dataset(split) for name, split in ACCURACY.items() if name != "ua"}
         latest: dict = {}  # the last epoch's test metrics, reused as the final BTA / KTA
 
@@ -380,7 +423,8 @@ class Lab:
             loop = Loop(method=inputs.row, forget=inputs.forget, retain=inputs.retain,
                         epochs=inputs.epochs, train=self.train_config, seed=self.seed,
                         checkpoint=run_dir / "checkpoint.ckpt", protocol=self.protocol,
-                        gamma=inputs.gamma, lam=inputs.lam, start_from=inputs.start_from,
+                        gamma=inputs.gamma, lam=inputs.lam, ascent=inputs.ascent,
+                        start_from=inputs.start_from,
                         oracle_order_of=inputs.oracle_order_of, evaluate=evaluate,
                         progress=self.progress, knobs=inputs.knobs,
                         teacher_from=inputs.teacher_from, forget_epochs=inputs.forget_epochs)
@@ -412,6 +456,7 @@ class Lab:
                           if result.get("prepare_seconds") else {}),
                        "eval_seconds": time.perf_counter() - eval_start,
                        "wall_seconds": time.perf_counter() - started},
+            **({"noise": noise} if (noise := self.noise_of(job)) else {}),
             "environment": environment(), "finished": time.time(),
         }
 

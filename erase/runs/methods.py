@@ -145,16 +145,17 @@ def row_knobs(row: Method, given: dict | None = None) -> dict:
     return {k: ROW_KNOBS[k](given.get(k, default)) for k, default in row.knobs}
 
 
-def ascent_weights(protocol: Protocol, gamma: float | None) -> tuple[float, float]:
+def ascent_weights(protocol: Protocol, gamma: float | None,
+                   ascent: float | None = None) -> tuple[float, float]:
     """(weight of -J, gamma) of a GA-l1 forget sample under the protocol's ``ga_l1`` switch.
 
     The public code computes ``loss *= -1; loss += loss + l1_regularization(net)``: -2 J plus an
     unweighted l1 norm. The text writes -J + gamma |theta|_1 without giving gamma (``gamma``,
-    default 1e-5). Under ``code`` a ``gamma`` given explicitly replaces the 1.
+    default 1e-5). Under ``code`` a ``gamma`` given explicitly replaces the 1; an ``ascent``
+    given replaces the weight of -J under either (the strength knob of the trade-off frontiers).
     """
-    if protocol.ga_l1 == "code":
-        return 2.0, 1.0 if gamma is None else gamma
-    return 1.0, 1e-5 if gamma is None else gamma
+    weight, l1 = (2.0, 1.0) if protocol.ga_l1 == "code" else (1.0, 1e-5)
+    return (weight if ascent is None else ascent), (l1 if gamma is None else gamma)
 
 
 class ReconstructionLoss(torch.nn.Module):
@@ -253,7 +254,7 @@ def l1_weight_at(alpha: float, step: int, total: int) -> float:
 
 def step_terms(method: Method, model, loss_fn, forget=None, retain=None, *,
                protocol: Protocol = Protocol(), gamma: float | None = None, lam: float = 0.0,
-               generator: torch.Generator | None = None, teacher=None, distance: str = "ssim",
+               ascent: float | None = None, generator: torch.Generator | None = None, teacher=None, distance: str = "ssim",
                alpha: float = 0.0) -> dict:
     """The terms of one step of ``method`` as tensors: forget, penalty and retain.
 
@@ -269,7 +270,7 @@ def step_terms(method: Method, model, loss_fn, forget=None, retain=None, *,
     ``l1_decay`` penalty, alpha_t |theta|_1 with ``alpha`` = alpha_t, is carried by every slice
     (so once per step under both protocols).
     """
-    ascent, gamma = ascent_weights(protocol, gamma)
+    ascent, gamma = ascent_weights(protocol, gamma, ascent)
     use_forget = forget is not None and method.forget != "none"
     n_f = len(forget.target) if use_forget else 0
     n_r = len(retain.target) if retain is not None else 0
@@ -407,14 +408,20 @@ def step_loss(method: Method, model, loss_fn, forget=None, retain=None, **knobs)
     return sum(terms.values()), {k: float(v.detach()) for k, v in terms.items()}
 
 
-def validate_knobs(method: str, retain_fraction, gamma, lam):
-    """Check unlearning knobs with the messages a user needs; returns cleaned values.
+def validate_knobs(method: str, retain_fraction, gamma, lam, rho=None, ascent=None):
+    """Check unlearning knobs with the messages a user needs; returns cleaned values
+    (retain fraction, gamma, lambda, rho, ascent).
 
-    ``gamma`` may be None: the protocol's own (1 under the code's GA-l1, 1e-5 under the text's).
+    ``gamma`` and ``ascent`` may be None: the protocol's own (1 and 2 under the code's GA-l1,
+    1e-5 and 1 under the text's). The noisy label's strength is ``lam`` (raw) or ``rho`` (times
+    G's error on Df), never both.
     """
-    from ..config import check_fraction, check_number
-
     get_method(method)
+    if lam is not None and rho is not None:
+        raise ConfigError(f"give the noisy label's strength once: lambda {lam!r} (raw) or rho "
+                          f"{rho!r} (times G's RMSE on Df), not both")
     return (check_fraction("retain fraction", retain_fraction),
             None if gamma is None else check_number("gamma", gamma),
-            check_number("lambda", lam))
+            None if lam is None else check_number("lambda", lam),
+            None if rho is None else check_number("rho", rho),
+            None if ascent is None else check_number("ascent", ascent))
