@@ -69,9 +69,9 @@ def chapter_runs(lab) -> dict[str, list[Planned]]:
     models = [Planned(l, j) for l, j in study.model_jobs(labs)]
     chosen = []  # the methods beyond the paper on the later seeds, at their sweep's choice
     for m in BEYOND:
-        knob, value = study.SWEEPS[m][0], study.known_choice(labs[0], m)
-        chosen += [Planned(l, l.job(m), standin=True) if value is None
-                   else Planned(l, l.job(m, **{knob: value})) for l in labs[1:]]
+        value = study.known_choice(labs[0], m)
+        chosen += [Planned(l, l.job(m, curve=False), standin=True) if value is None
+                   else Planned(l, study.beyond_job(l, m, value)) for l in labs[1:]]
     ablation_labs = study.labs_among(labs, lab, profile.ablation_seeds)
     after = headline.after_models(labs, ablation_labs)
     headline_runs = models + [Planned(l, j) for l, j in after] + chosen + frontier_runs(labs)

@@ -72,9 +72,12 @@ def cause(row: dict, noise: dict) -> str:
         removed = _mean(row, "NL-FT: share of the gap removed")
         text = (f"NL-FT removed {_iv(row, 'NL-FT: share of the gap removed', '')} of the gap "
                 f"with {_iv(row, 'BTA(G-hat) - BTA(NL-FT)')} of brain cost")
-        if removed < 0.25:
+        if removed < 0.25 and abs(ratio - _PAPER_NOISE["rho"]) < 0.01:
+            text += (f" at the paper's strength (rho {ratio:.2f}: noise of the size of G's own "
+                     "error on Df); chapter 4's frontier shows how much stronger it must be")
+        elif removed < 0.25:
             text += (f"; its noisy label is {ratio:.2f} times G's error on Df, where the "
-                     f"paper's is {PAPER_NOISE_TO_ERROR} (chapter 4's lambda sweep)")
+                     f"paper's is {PAPER_NOISE_TO_ERROR} (chapter 4's frontiers)")
         ga = _mean(row, "GA-l1-FT: share of the gap removed")
         ga_bta = _mean(row, "BTA(NL-FT) - BTA(GA-l1-FT)")
         text += (f". GA-l1-FT removed {ga:.2f} of it" + (", overshooting the oracle"

@@ -1,7 +1,7 @@
 """The paper's experiments as batches of runs over seeds, and their results as DataFrames.
 
 A chapter asks for a set of runs (the headline runs over the profile's seeds, the
-retain-fraction ablation, the lambda sweep); missing runs are computed in parallel worker
+retain-fraction ablation, the frontiers); missing runs are computed in parallel worker
 processes and everything is then read back from the results store, so a rebuild with a warm
 store only reads JSON.
 """
@@ -110,7 +110,7 @@ def sweep_jobs(lab: Lab, method: str, knob: str | None = None, values=None, **kn
     if knob is None or not values:
         raise ValueError(f"no sweep for {method}: name a knob and its values")
     get_method(method)
-    return [(x, lab.job(method, **{**knobs, knob: x})) for x in values]
+    return [(x, lab.job(method, **{"curve": False, **knobs, knob: x})) for x in values]
 
 
 def sweep(lab: Lab, method: str, knob: str | None = None, values=None, workers: int = 2,
@@ -133,19 +133,21 @@ BAND_FRACTIONS = (0.01, 0.2, 1.0)  # the retain fractions finding 7 reads
 # Each method's strength knob and its search toward the oracle's forgetting (share 1):
 # values run first on every seed, then outward by a factor 4 (or across the grid) until a run
 # crosses share 1, then halving the bracket (log scale), ``points`` runs per seed in all.
-# Starts: NL's at the band (the findings need them), GA's at the code's weight 2, the others
-# at the values their sweeps tried; SSD's alpha selects no weight at or above
-# 1 + |Dr'| / |Df| = 2, SCRUB's max-steps run in whole epochs (grids).
+# Starts: the noisy label's at the band (the findings need them), GA's at the code's weight 2,
+# the others at the values their sweeps tried; SSD's alpha selects no weight at or above
+# 1 + |Dr'| / |Df| = 2, SCRUB's max-steps run in whole epochs (grids). SalUn is NL-FT with
+# its gradient masked to the reference's 50% most salient weights: its strength is its noisy
+# label's rho, as NL-FT's (its own knob, the masked share, is its sweep's, below).
 FRONTIER = {
     "NL-FT": Knob("rho", BAND, 5, bounds=(0.05, 200.0)),
     "GA-l1-FT": Knob("ascent", (2.0,), 4, bounds=(1 / 256, 32.0)),
     "NL": Knob("rho", BAND, 4, bounds=(0.05, 200.0)),
     "GA-l1": Knob("ascent", (2.0,), 3, bounds=(1 / 256, 32.0)),
-    "SalUn": Knob("saliency", (0.1, 0.5), 3, bounds=(0.001, 1.0)),
+    "SalUn": Knob("rho", BAND, 4, bounds=(0.05, 200.0)),
     "SSD": Knob("alpha", (1.9, 1.99), 3, stronger="down",
                 grid=(1.1, 1.3, 1.5, 1.7, 1.8, 1.9, 1.95, 1.99)),
     "SCRUB": Knob("max_epochs", (1, 2), 3, grid=(0, 1, 2, 3, 4, 5)),
-    "l1-sparse": Knob("alpha", (2e-4, 5e-4), 3, bounds=(1e-7, 0.1)),
+    "l1-sparse": Knob("alpha", (2e-4, 5e-4), 4, bounds=(1e-7, 0.1)),
 }
 # The paper's two methods and NL (finding 4 at the band's ends) on every seed; the others on
 # the first three.
@@ -159,11 +161,14 @@ def frontier_labs(labs: list[Lab], method: str) -> list[Lab]:
 
 
 def frontier_job(lab: Lab, method: str, value):
-    """The run of ``method`` at knob ``value``: the headline run itself where the value is the
-    row's default, else a run whose test metrics are taken at the end only."""
+    """The run of ``method`` at knob ``value``: for the paper's methods at their default the
+    headline run itself (Table 2 reads its curve), else a run whose test metrics are taken at
+    the end only (the same key as a sweep's run at that value)."""
     knob = FRONTIER[method].name
     job = lab.job(method, **{knob: value})
-    return job if job == lab.job(method) else lab.job(method, curve=False, **{knob: value})
+    if method in UNLEARNING and job == lab.job(method):
+        return job
+    return lab.job(method, curve=False, **{knob: value})
 
 
 def frontier_start_jobs(labs: list[Lab], methods=tuple(FRONTIER)) -> list:
@@ -232,7 +237,7 @@ def unlearning_share(lab: Lab, methods) -> dict:
 
 def closest_to_oracle(sweep_records: dict, oracle: dict) -> object:
     """The knob value whose run ends closest to the oracle: smallest |BTA - BTA(G-hat)| +
-    |KTA - KTA(G-hat)| (the same rule as the lambda sweep's), the first on a tie."""
+    |KTA - KTA(G-hat)|, the first on a tie."""
     def distance(record):
         s, o = record["summary"], oracle["summary"]
         return abs(s["bta_psnr"] - o["bta_psnr"]) + abs(s["kta_psnr"] - o["kta_psnr"])
@@ -247,6 +252,12 @@ def known_choice(lab: Lab, method: str):
     if oracle is None or any(r is None for r in records.values()):
         return None
     return closest_to_oracle(records, oracle)
+
+
+def beyond_job(lab: Lab, method: str, value):
+    """A method beyond the paper at ``value`` of its sweep's knob (nothing reads its curve: the
+    same key as its frontier's run at that value)."""
+    return lab.job(method, curve=False, **{SWEEPS[method][0]: value})
 
 
 def beyond_sweep_jobs(labs: list[Lab], methods=BEYOND) -> list:
@@ -268,7 +279,7 @@ def beyond(labs: list[Lab], methods=BEYOND, workers: int = 2) -> tuple[dict, dic
         knob, _ = SWEEPS[m]
         sweeps[m] = sweep(first, m, workers=workers)
         chosen[m] = (knob, closest_to_oracle(sweeps[m], oracle))
-    jobs = [(lab, m, lab.job(m, **{chosen[m][0]: chosen[m][1]})) for lab in labs for m in methods]
+    jobs = [(lab, m, beyond_job(lab, m, chosen[m][1])) for lab in labs for m in methods]
     records = run_many([(lab, job) for lab, _, job in jobs], workers)
     return {(m, lab.seed): r for (lab, m, _), r in zip(jobs, records)}, chosen, sweeps
 

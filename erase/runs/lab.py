@@ -533,7 +533,14 @@ def run_many(labs_and_jobs: list[tuple[Lab, Job]], workers: int = 2) -> list[dic
     need G wait for it: every G a batch needs is trained first, then the rest, costliest first
     (longest processing time first, so a long job never starts last while a worker idles).
     """
-    missing = [(lab, job) for lab, job in labs_and_jobs if lab.stored(job) is None]
+    # each run once: a batch may name one twice (a frontier's start value that is also a band
+    # end), and the second worker would wait on the first one's lock
+    missing, keys = [], set()
+    for lab, job in labs_and_jobs:
+        key = config_hash(lab.config(job))
+        if key not in keys and lab.stored(job) is None:
+            keys.add(key)
+            missing.append((lab, job))
     if missing and workers > 1 and len(missing) > 1:
         main = sys.modules["__main__"]
         if not hasattr(main, "__spec__"):  # a Jupyter kernel's __main__ lacks it; spawn needs it
