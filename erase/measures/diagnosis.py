@@ -223,12 +223,22 @@ def matched_words(table: dict, fronts: dict, target: float = 1.0) -> str:
     return text + tail
 
 
-def finding5_matched_words(difference: dict) -> str:
+def finding5_matched_words(difference: dict, table: dict) -> str:
     """Finding 5 at matched forgetting: NL-FT's brain cost at share 1 minus GA-l1-FT's, paired
-    by seed (``frontier.paired_cost_difference``), in one sentence."""
+    by seed (``frontier.paired_cost_difference``), in one sentence; where one of them never
+    reaches share 1, where it stops (``table``: the matched table at share 1 of the two)."""
     if difference["difference"] is None:
-        return ("No seed has both NL-FT and GA-l1-FT reaching share 1, so the two cannot be "
-                "compared there.")
+        parts = []
+        for m in ("NL-FT", "GA-l1-FT"):
+            cell = table[m]
+            if cell["cost"] is None:
+                parts.append(f"{m} reaches it on no seed ("
+                             + "; ".join(f"seed {s}: {why}" for s, why in cell["missing"].items())
+                             + ")")
+            else:
+                mean, lo, hi = cell["cost"]
+                parts.append(f"{m} reaches it at {mean:.2f} dB [{lo:.2f}, {hi:.2f}] of brain")
+        return "At share 1 the two cannot be paired: " + "; ".join(parts) + "."
     d, lo, hi = difference["difference"]
     side = ("NL-FT keeps more brain than GA-l1-FT" if hi < 0 else
             "GA-l1-FT keeps more brain than NL-FT" if lo > 0 else
