@@ -81,6 +81,11 @@ def test_the_comparison_says_who_wins_only_when_the_paired_interval_excludes_zer
     table["B"] = {t: matched(noisy, t) for t in frontier.TARGETS}
     words = diagnosis.matched_words(table, {"A": cheap, "B": noisy})
     assert "not separable" in words
+    table["C"] = {t: matched({0: pts((1, 1.6, 15.0), (2, 1.9, 16.0))}, t) for t in frontier.TARGETS}
+    words = diagnosis.matched_words(table, {"A": cheap, "B": noisy, "C": {0: pts((1, 1.6, 15.0),
+                                                                             (2, 1.9, 16.0))}})
+    assert words.endswith("C never reaches it: even its weakest run removes 1.60 of the gap or "
+                          "more (knob 1).")
     diff = frontier.paired_cost_difference(cheap, dear)
     assert diff["seeds"] == 5 and diff["difference"][0] == pytest.approx(0.5 * (1.0 - 3.0) - 0.5 * 0.01 * 2)
     assert "NL-FT keeps more brain" in diagnosis.finding5_matched_words(diff, {})

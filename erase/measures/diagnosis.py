@@ -193,6 +193,20 @@ def compare_words(better: list, reference: str = "NL-FT") -> str:
             f"quality within {BRAIN_MARGIN:g} dB of {reference}'s (whole intervals apart)")
 
 
+def where_it_stops(by_seed: dict, target: float = 1.0) -> str:
+    """Why a method's frontier never crosses ``target``, over its seeds in a few words: every
+    run short of it (the most it removed) or every run beyond it (the least, at which knob)."""
+    points = [p for pts in by_seed.values() for p in pts]
+    shares = [p["share_removed"] for p in points]
+    if max(shares) < target:
+        return f"at its strongest it removes at most {max(shares):.2f} of the gap"
+    weakest = min(points, key=lambda p: p["share_removed"])
+    if min(shares) > target:
+        return (f"even its weakest run removes {weakest['share_removed']:.2f} of the gap or more "
+                f"(knob {weakest['knob']:g})")
+    return "its runs fall on both sides of it on different seeds, none crossing it on its own"
+
+
 def matched_words(table: dict, fronts: dict, target: float = 1.0) -> str:
     """Chapter 4's verdict on the comparison at matched forgetting: which method loses the
     least brain where it removes ``target`` of the gap, and whether the runner-up is separable
@@ -202,8 +216,7 @@ def matched_words(table: dict, fronts: dict, target: float = 1.0) -> str:
     order = ranking(table, target)
     reach = [m for m in order if table[m][target]["cost"] is not None]
     never = [m for m in order if m not in reach]
-    tail = (f" {', '.join(never)} never {'reaches' if len(never) == 1 else 'reach'} it on any "
-            "seed (the table says where each stops)." if never else "")
+    tail = "".join(f" {m} never reaches it: {where_it_stops(fronts[m], target)}." for m in never)
     if not reach:
         return f"No method removes {target:g} of the gap on any seed." + tail
     best = reach[0]
