@@ -88,10 +88,13 @@ def test_the_comparison_says_who_wins_only_when_the_paired_interval_excludes_zer
                           "more (knob 1).")
     diff = frontier.paired_cost_difference(cheap, dear)
     assert diff["seeds"] == 5 and diff["difference"][0] == pytest.approx(0.5 * (1.0 - 3.0) - 0.5 * 0.01 * 2)
-    assert "NL-FT keeps more brain" in diagnosis.finding5_matched_words(diff, {})
-    never = {"NL-FT": matched(cheap, 1.0), "GA-l1-FT": matched({0: pts((1, 1.6, 15.0))}, 1.0)}
-    words = diagnosis.finding5_matched_words({"difference": None, "seeds": 0}, never)
-    assert "GA-l1-FT reaches it on no seed (seed 0: starts above it (share 1.60" in words
+    assert "NL-FT keeps more brain" in diagnosis.finding5_matched_words(diff, {}, {})
+    ga = {0: pts((1, 1.6, 15.0))}
+    never = {"NL-FT": matched(cheap, 1.0), "GA-l1-FT": matched(ga, 1.0)}
+    words = diagnosis.finding5_matched_words({"difference": None, "seeds": 0}, never,
+                                             {"NL-FT": cheap, "GA-l1-FT": ga})
+    assert words.startswith("At share 1 the two cannot be paired: NL-FT reaches it at")
+    assert "GA-l1-FT never reaches it (even its weakest run removes 1.60" in words
 
 
 def test_the_papers_points_are_read_off_table_1():

@@ -236,18 +236,17 @@ def matched_words(table: dict, fronts: dict, target: float = 1.0) -> str:
     return text + tail
 
 
-def finding5_matched_words(difference: dict, table: dict) -> str:
+def finding5_matched_words(difference: dict, table: dict, fronts: dict) -> str:
     """Finding 5 at matched forgetting: NL-FT's brain cost at share 1 minus GA-l1-FT's, paired
     by seed (``frontier.paired_cost_difference``), in one sentence; where one of them never
-    reaches share 1, where it stops (``table``: the matched table at share 1 of the two)."""
+    reaches share 1, where it stops (``table``: the two methods' matched table at share 1,
+    ``fronts``: their frontiers)."""
     if difference["difference"] is None:
         parts = []
         for m in ("NL-FT", "GA-l1-FT"):
             cell = table[m]
             if cell["cost"] is None:
-                parts.append(f"{m} reaches it on no seed ("
-                             + "; ".join(f"seed {s}: {why}" for s, why in cell["missing"].items())
-                             + ")")
+                parts.append(f"{m} never reaches it ({where_it_stops(fronts[m])})")
             else:
                 mean, lo, hi = cell["cost"]
                 parts.append(f"{m} reaches it at {mean:.2f} dB [{lo:.2f}, {hi:.2f}] of brain")
