@@ -242,8 +242,9 @@ def test_results_csv_has_one_row_per_run_and_test_volume(lab, trained, tmp_path,
     expected = sum(len(m.get("per_volume") or {}) for r in records
                    for m in (r.get("metrics") or {}).values() if isinstance(m, dict))
     assert len(frame) == expected and f"wrote {expected} rows ({len(records)} runs" in printed
-    assert list(frame.columns[:10]) == ["run", "name", "kind", "seed", "protocol",
-                                        "retain_fraction", "gamma", "lam", "epochs", "manifest"]
+    assert list(frame.columns[:11]) == ["run", "name", "kind", "seed", "protocol",
+                                        "retain_fraction", "gamma", "lam", "rho", "epochs",
+                                        "manifest"]
     assert list(frame.columns[-6:]) == ["accuracy", "split", "volume", "psnr", "ssim", "nmse"]
     assert not frame.duplicated(["run", "split", "volume"]).any()
     original = trained["original"]
@@ -258,6 +259,8 @@ def test_results_csv_has_one_row_per_run_and_test_volume(lab, trained, tmp_path,
         assert row["nmse"] == pytest.approx(per_volume[row["volume"]]["nmse"], rel=1e-12)
     nl = frame[frame["name"] == "NL"]
     assert set(nl["kind"]) == {"unlearn"} and set(nl["lam"]) >= {3.7e-5}
+    raw = nl[nl["lam"] == 3.7e-5]  # the noisy label in both units, as the run used it
+    assert (raw["rho"] > 0).all() and raw["rho"].nunique() == 1
 
 
 def test_results_refuses_a_folder_without_a_store(tmp_path, capsys):

@@ -75,7 +75,8 @@ def tidy_records(records) -> pd.DataFrame:
                              **{m: values.get(m) for m in ("psnr", "ssim", "nmse")}})
     frame = pd.DataFrame(rows)
     extra = [c for c in frame.columns if c not in COLUMNS]
-    return frame.reindex(columns=[*COLUMNS[:10], *extra, *COLUMNS[10:]])
+    run_columns = COLUMNS.index("manifest") + 1  # the run's description, then its own knobs
+    return frame.reindex(columns=[*COLUMNS[:run_columns], *extra, *COLUMNS[run_columns:]])
 
 
 def slug(name: str) -> str:
