@@ -112,6 +112,24 @@ def test_unlearn_epochs_sets_the_unlearning_length(results_dir, trained, capsys)
     assert [h["epoch"] for h in record["history"]] == [1, 2]
 
 
+def test_unlearn_rho_sets_the_noisy_label_from_gs_error_and_the_record_carries_it(
+        results_dir, trained, capsys):
+    assert main(["unlearn", "--method", "NL-FT", "--rho", "1.4", "--scale", "smoke",
+                 "--results", str(results_dir), "--json"]) == 0
+    record = one_json_line(capsys.readouterr().out)
+    assert record["config"]["knobs"]["rho"] == 1.4 and record["config"]["knobs"]["lam"] is None
+    noise = record["noise"]
+    assert noise["rho"] == pytest.approx(1.4)
+    assert noise["lambda"] == pytest.approx(1.4 * noise["g_rmse_on_df"])
+    # the paper's rho is the default: the same run
+    assert main(["unlearn", "--method", "NL-FT", "--scale", "smoke", "--results",
+                 str(results_dir), "--json"]) == 0
+    assert one_json_line(capsys.readouterr().out)["key"] == record["key"]
+    assert main(["unlearn", "--method", "NL-FT", "--rho", "1.4", "--lambda", "1e-5",
+                 "--scale", "smoke", "--results", str(results_dir)]) == 2
+    assert "not both" in capsys.readouterr().err
+
+
 def test_train_without_json_prints_a_summary_line(results_dir, trained, capsys):
     assert main(["train", "--model", "original", "--scale", "smoke",
                  "--results", str(results_dir)]) == 0

@@ -152,3 +152,21 @@ def test_a_run_without_its_curve_ends_with_the_same_numbers(lab, trained):
     assert with_curve["summary"] == without["summary"]
     assert all("metrics" in h for h in with_curve["history"])
     assert not any("metrics" in h for h in without["history"])
+
+
+def test_a_finding_depends_on_the_reading_of_lambda_when_its_verdicts_differ_in_the_band():
+    from types import SimpleNamespace
+
+    from erase.measures.headline import band_verdicts
+    from erase.report.glance import band_text
+
+    rows = lambda v4, v5: [{"finding": 4, "verdict": v4}, {"finding": 5, "verdict": v5}]  # noqa: E731
+    h = SimpleNamespace(findings=rows("holds", "holds") + [{"finding": 1, "verdict": "holds"}],
+                        band={"low": rows("holds", "does not hold"), "high": rows("holds", "holds")})
+    band = band_verdicts(h)
+    assert set(band) == {4, 5}  # finding 1's runs carry no noisy label
+    assert band[4] == {"low": "holds", "paper": "holds", "high": "holds", "depends": False}
+    assert band[5]["depends"] and band[5]["low"] == "does not hold"
+    assert band_text(band[4]) == " (the same across the band of the paper's rho)"
+    assert band_text(band[5]).startswith(" (depends on the reading of lambda: does not hold at")
+    assert band_text(None) == ""

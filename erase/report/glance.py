@@ -27,8 +27,8 @@ def table(h: Headline) -> pd.DataFrame:
     for r in h.findings:
         rows.append({"finding": r["finding"], "the paper says": SHORT.get(r["finding"],
                                                                           FINDINGS[r["finding"]]),
-                     "here": diagnosis.verdict_words(r["verdict"]),
-                     "over the band of the paper's rho": band_text(band.get(r["finding"])),
+                     "here": diagnosis.verdict_words(r["verdict"])
+                     + band_text(band.get(r["finding"])),
                      "robust to dropping a seed": "yes" if not r["flipped_by"] else
                      "no (" + ", ".join(f"seed {s}" for s in r["flipped_by"]) + ")",
                      "because": diagnosis.cause(r, h.noise)})
@@ -36,14 +36,14 @@ def table(h: Headline) -> pd.DataFrame:
 
 
 def band_text(verdicts: dict | None) -> str:
-    """A finding's verdicts at the ends of rho's band in a few words ("" for a finding whose
-    runs carry no noisy label)."""
+    """A finding's verdicts at the ends of rho's band, to follow its verdict ("" for a finding
+    whose runs carry no noisy label)."""
     if verdicts is None:
         return ""
     if not verdicts["depends"]:
-        return "the same at both ends"
-    return (f"depends on the reading of lambda: {diagnosis.verdict_words(verdicts['low'])} at "
-            f"the low end, {diagnosis.verdict_words(verdicts['high'])} at the high end")
+        return " (the same across the band of the paper's rho)"
+    return (f" (depends on the reading of lambda: {diagnosis.verdict_words(verdicts['low'])} at "
+            f"the band's low end, {diagnosis.verdict_words(verdicts['high'])} at its high end)")
 
 
 def bottom_line(h: Headline) -> str:
