@@ -86,7 +86,7 @@ def chapter_runs(lab) -> dict[str, list[Planned]]:
         "book/01_introduction": headline_runs,
         "book/03_knowledge_gap": models + [Planned(lab, lab.job("NL-FT"))],
         "book/04_unlearning": headline_runs + replays + [  # and its exercise's
-            Planned(lab, lab.job("NL-FT", retain_fraction=0.2))],
+            Planned(lab, study.ablation_job(lab, "NL-FT", 0.2))],
         "book/05_forgetting_audit": headline_runs,
         "book/06_data_efficiency": models + ablation,
         "book/07_paper_and_code": models + paper_and_code,

@@ -14,7 +14,7 @@ from pathlib import Path
 
 from ..config import ConfigError, DataConfig
 from .fastmri_files import resolve
-from .split import SPLITS, manifest_hash
+from .split import manifest_hash
 
 
 MASKS = ("equispaced", "equispaced_fraction")
@@ -149,8 +149,8 @@ def load_split(manifest: dict, split: str, data_root: Path, config: DataConfig,
                work_dir: Path, in_memory_limit_mb: float = 2048) -> Split:
     """One split through fastMRI's ``SliceDataset``, held in memory when it fits (read once
     per process: see ``KEPT_MB``)."""
-    if split not in SPLITS:
-        raise ConfigError(f"unknown split {split!r}: choose one of {', '.join(SPLITS)}")
+    if split not in manifest["splits"]:  # a protocol's SPLITS, or the audit's pools
+        raise ConfigError(f"unknown split {split!r}: choose one of {', '.join(manifest['splits'])}")
     key = (manifest_hash(manifest), split, str(Path(data_root).resolve()), config,
            in_memory_limit_mb)
     if key in _KEPT:

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from .. import paper
 from ..runs.lab import run_many
 from ..runs.methods import BEYOND, UNLEARNING
-from . import audit, frontier, regime, scorecard, study
+from . import audit, frontier, per_example, regime, scorecard, study
 from .hallucination import excess_over
 
 
@@ -55,11 +55,23 @@ def headline(lab, seeds=None, workers=None, lam: float | None = None) -> Headlin
         seeds=seeds, ablation_seeds=ablation_seeds, records=records, chosen=chosen,
         regime=regime.criteria(models, {l.seed: l.zero_filled() for l in labs}, seeds),
         findings=scorecard.findings(records, seeds, ablation_seeds),
-        beyond_paper=audit.scorecard_entry(records, seeds, methods=(*UNLEARNING, *BEYOND)),
+        beyond_paper=beyond_paper(labs, records, seeds, workers),
         noise={s: records[("NL-FT", s)]["noise"] for s in seeds}, lam=lam,
         frontiers=fronts, matched=matched_table(fronts),
         band=band_findings(records, study.band_jobs(labs, ablation_labs), seeds,
                            ablation_seeds, workers))
+
+
+def beyond_paper(labs, records: dict, seeds, workers: int = 2) -> dict:
+    """The forgetting audit of G-hat, G and every method (``audit.scorecard_entry``) with its
+    per-example test under ``per_example_audit`` (each model scored on the pools first)."""
+    audited = (*UNLEARNING, *BEYOND)
+    entry = audit.scorecard_entry(records, seeds, methods=audited)
+    pools = study.pool_losses(labs, records, (per_example.CONTROL, "original", *audited), workers)
+    members = per_example.memberships({lab.seed: lab.manifest for lab in labs})
+    entry["per_example_audit"] = per_example.scorecard_entry(
+        pools, members, audited, seeds, population=entry["categories"])
+    return entry
 
 
 def after_models(labs, ablation_labs, lam: float | None = None) -> list:

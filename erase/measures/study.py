@@ -13,6 +13,7 @@ import pandas as pd
 from .. import paper
 from ..runs.lab import Lab, run_many
 from ..runs.methods import BEYOND, UNLEARNING, get_method
+from ..runs.pools import pool_losses_many
 from .frontier import Knob, next_value, point
 from .intervals import interval  # noqa: F401  (where the chapters find it)
 
@@ -61,6 +62,16 @@ def train_models(labs: list[Lab], workers: int = 2) -> dict:
     """G-hat and G for every Lab: {(name, seed): record}."""
     jobs = model_jobs(labs)
     return {(job.name, lab.seed): r for (lab, job), r in zip(jobs, run_many(jobs, workers))}
+
+
+def pool_losses(labs: list[Lab], records: dict, names, workers: int = 2) -> dict:
+    """Every model ``names`` of ``records`` ({(name, seed): record}) on the Labs' seeds scored
+    on the pools of slices (``runs.pools``; kept in the store, each once):
+    {(name, seed): {pool: {loss: {slice id: value}}}}."""
+    wanted = [(lab, (name, lab.seed)) for lab in labs for name in names
+              if (name, lab.seed) in records]
+    losses = pool_losses_many([(lab, records[k]) for lab, k in wanted], workers)
+    return {k: v for (_, k), v in zip(wanted, losses)}
 
 
 def unlearn_jobs(labs: list[Lab], methods=UNLEARNING, **knobs) -> list:

@@ -260,3 +260,44 @@ def frontiers(fronts: dict, paper_points: dict, targets=(0.5, 1.0), height=460) 
                       yaxis_title="BTA(G-hat) - BTA(M), dB (brain lost)",
                       legend=dict(orientation="v"), margin=dict(l=60, r=20, t=30, b=50))
     return fig
+
+
+def per_example(scores: dict, fprs=(0.01, 0.05), height=440) -> go.Figure:
+    """The per-example audit's picture. Left: each model's scores on its G's forget slices
+    (log-likelihood ratio, above 0: looks like a member), the control first. Right: the
+    attack's ROC, forget slices against knees the G never saw, on log axes so that the low
+    false-positive rates an auditor cares about are visible (dotted: chance; dashed: ``fprs``).
+
+    Args:
+        scores: {model name: (member scores, non-member scores)}, seeds pooled.
+    """
+    from sklearn.metrics import roc_curve
+
+    fig = make_subplots(rows=1, cols=2, column_widths=[0.55, 0.45], horizontal_spacing=0.1,
+                        subplot_titles=("scores of the forget slices (above 0: member)",
+                                        "ROC at low false-positive rates"))
+    floor = min(min(fprs), 1 / max(len(n) for _, n in scores.values())) / 2
+    for name, (members, non_members) in scores.items():
+        label, color = display_name(name), COLORS.get(display_name(name), "#999999")
+        fig.add_trace(go.Box(y=members, name=label, marker_color=color, boxpoints="outliers",
+                             showlegend=False, hovertemplate=f"{label}: %{{y:.2f}}<extra></extra>"),
+                      1, 1)
+        fpr, tpr, _ = roc_curve(np.r_[np.ones(len(members)), np.zeros(len(non_members))],
+                                np.r_[members, non_members])
+        fig.add_trace(go.Scatter(x=np.maximum(fpr, floor), y=np.maximum(tpr, floor), name=label,
+                                 mode="lines", line=dict(color=color, width=1.5),
+                                 line_shape="hv", hovertemplate=f"{label}: FPR %{{x:.3f}}, "
+                                 "TPR %{y:.3f}<extra></extra>"), 1, 2)
+    fig.add_hline(y=0, line=dict(color="#888888", dash="dot", width=1), row=1, col=1)
+    fig.add_trace(go.Scatter(x=[floor, 1], y=[floor, 1], mode="lines", name="chance",
+                             line=dict(color="#888888", dash="dot", width=1)), 1, 2)
+    for f in fprs:
+        fig.add_vline(x=f, line=dict(color="#bbbbbb", dash="dash", width=1), row=1, col=2)
+    fig.update_yaxes(title="log-likelihood ratio, in vs out", row=1, col=1)
+    fig.update_xaxes(type="log", title="false-positive rate", range=[np.log10(floor), 0],
+                     row=1, col=2)
+    fig.update_yaxes(type="log", title="true-positive rate", range=[np.log10(floor), 0],
+                     row=1, col=2)
+    fig.update_layout(height=height, margin=dict(t=TITLE_ROOM, b=60),
+                      legend=dict(orientation="v", x=1.02, y=1))
+    return fig

@@ -56,7 +56,7 @@ ENGINE_CODE = {
     "erase.runs.models": "038afdaf334f6652",  # the networks and a reconstruction
     "erase.runs.evaluate": "b9b4d42f0fd62c0b",  # the metrics of a record
     "erase.runs.slice_scores": "8c9c1b910e97f204",  # per-slice hallucination scores
-    "erase.data.loading": "fac5771f32c6d35e",  # masks and fastMRI's transform
+    "erase.data.loading": "3e96417a6410756e",  # masks and fastMRI's transform
     "erase.data.split:retain_subset": "47844e23e4596924",  # Dr'
     "erase.runs.lab:Lab.inputs": "b69d3cbf95260267",  # the data and start a run reads
     "erase.runs.lab:Lab._evaluation": "366e8b999900e7d1",  # what is evaluated after every epoch

@@ -500,11 +500,16 @@ class Lab:
 _WORKER_LABS: dict = {}  # a worker process keeps its Labs: data loaded once, not once per job
 
 
-def _run_job(settings: dict, job: Job):
+def worker_lab(settings: dict) -> Lab:
+    """The Lab of ``settings`` in this worker process, made once (``Lab.settings``)."""
     key = json.dumps(to_dict(settings), sort_keys=True)
     if key not in _WORKER_LABS:
         _WORKER_LABS[key] = Lab(**settings)  # sets the profile's thread count in this worker
-    return _WORKER_LABS[key].run(job)
+    return _WORKER_LABS[key]
+
+
+def _run_job(settings: dict, job: Job):
+    return worker_lab(settings).run(job)
 
 
 _POOL: dict = {}  # {workers: executor}, kept between calls: start-up and data paid once
@@ -542,9 +547,6 @@ def run_many(labs_and_jobs: list[tuple[Lab, Job]], workers: int = 2) -> list[dic
             keys.add(key)
             missing.append((lab, job))
     if missing and workers > 1 and len(missing) > 1:
-        main = sys.modules["__main__"]
-        if not hasattr(main, "__spec__"):  # a Jupyter kernel's __main__ lacks it; spawn needs it
-            main.__spec__ = None
         originals = {}
         for lab, job in missing:
             if job.kind == "unlearn" or job.name == "original":
@@ -560,8 +562,16 @@ def run_many(labs_and_jobs: list[tuple[Lab, Job]], workers: int = 2) -> list[dic
 
 
 def _in_workers(labs_and_jobs: list[tuple[Lab, Job]], workers: int) -> None:
-    futures = [worker_pool(workers).submit(_run_job, lab.settings(), job)
-               for lab, job in labs_and_jobs]
+    in_workers(_run_job, [(lab.settings(), job) for lab, job in labs_and_jobs], workers)
+
+
+def in_workers(function, calls: list[tuple], workers: int) -> None:
+    """``function(*args)`` for each of ``calls`` in the worker processes (a module-level
+    function: spawned workers import it), waiting for all; the first error cancels the rest."""
+    main = sys.modules["__main__"]
+    if not hasattr(main, "__spec__"):  # a Jupyter kernel's __main__ lacks it; spawn needs it
+        main.__spec__ = None
+    futures = [worker_pool(workers).submit(function, *args) for args in calls]
     try:
         for future in futures:
             future.result()

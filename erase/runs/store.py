@@ -162,6 +162,28 @@ class Store:
         write_json_atomic(self.run_dir(key) / RECORD, record)
         return record
 
+    def get_beside(self, key: str, name: str) -> dict | None:
+        """A result kept in run ``key``'s folder beside its record (the per-example audit's pool
+        losses), or None; refused like a record when damaged or edited by hand."""
+        path = self.run_dir(key) / name
+        if not path.exists():
+            return None
+        try:
+            body = json.loads(path.read_text())
+        except ValueError as err:
+            raise StoreError(f"{path} is damaged ({err}); delete it to recompute it") from None
+        if not isinstance(body, dict) or body.get(HASH) != content_hash(body):
+            raise StoreError(f"{path} is damaged or was edited by hand (its content no longer "
+                             f"matches its hash); delete it to recompute it")
+        return body
+
+    def put_beside(self, key: str, name: str, body: dict) -> dict:
+        """Write a result beside run ``key``'s record (atomically, with its content hash)."""
+        body = json.loads(json.dumps({k: v for k, v in body.items() if k != HASH}))
+        body[HASH] = content_hash(body)
+        write_json_atomic(self.run_dir(key) / name, body)
+        return body
+
     @contextmanager
     def lock(self, config: dict):
         """Hold the run's lock; if another process holds it, say so and wait for it."""
