@@ -59,7 +59,7 @@ def test_the_score_separates_slices_a_model_trained_on_from_those_it_did_not(kno
         assert forget["auc_interval"][0] < 0.5 < forget["auc_interval"][1]
         assert models[name]["reading"] in (pe.AT_CHANCE, pe.UNDECIDED)
         assert forget["tpr_at_1pct"] < 0.1 and forget["member_share"][0] < 0.2
-    assert entry["control_at_chance"] == (models["oracle"]["reading"] == pe.AT_CHANCE)
+    assert entry["control_at_chance"]  # its interval holds one half
     # every model kept its brains: the retain attack finds them on all four
     assert all(m["retain"]["auc"] > 0.9 for m in models.values())
 

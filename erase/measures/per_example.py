@@ -43,7 +43,7 @@ FPRS = (0.01, 0.05)  # false-positive rates at which the attack's true-positive 
 MIN_DOF = 10  # pooled within-slice degrees of freedom below which a side's spread is across slices
 HARDEST = 0.1  # the share of each seed's D_f most exposed under its G: the hardest slices
 MIN_ERRORS = 5  # errors of each kind a threshold needs before its epsilon is counted
-N_BOOT = 400  # bootstrap resamples (seeds, then slices within each) for every interval
+N_BOOT = 200  # bootstrap resamples (seeds, then slices within each) for every interval
 CHANCE_MARGIN = 0.05  # |AUC - 0.5| within which an attack is "at chance" (audit's EQUIVALENCE)
 
 
@@ -93,19 +93,29 @@ def _spread(groups: dict) -> float:
     return float(values.std(ddof=1)) if len(values) > 1 else float("nan")
 
 
-def lira_scores(target: dict, ins: dict, outs: dict) -> dict:
+def fit(ins: dict, outs: dict) -> tuple:
+    """The two normals of every slice from its reference log-losses: (per-slice "in" means,
+    per-slice "out" means, the median in-minus-out shift, the "in" spread, the "out" spread)."""
+    mu_in = {x: sum(v) / len(v) for x, v in ins.items()}
+    mu_out = {x: sum(v) / len(v) for x, v in outs.items()}
+    both = [mu_in[x] - mu_out[x] for x in mu_in.keys() & mu_out.keys()]
+    shift = float(np.median(both)) if both else float("nan")
+    return mu_in, mu_out, shift, _spread(ins), _spread(outs)
+
+
+def lira_scores(target: dict, ins: dict, outs: dict, fitted: tuple | None = None) -> dict:
     """{slice id: log N(t; in) - log N(t; out)} for every slice of ``target`` ({id: loss}),
-    t its log-loss; ``ins`` / ``outs``: reference log-losses per slice (``references``).
+    t its log-loss; a slice with references on one side only takes the other side's mean
+    moved by the median shift.
 
     Args:
         target: the tested model's per-slice losses.
-        ins, outs: the reference log-losses of models that did / did not train on each slice.
+        ins, outs: the reference log-losses of models that did / did not train on each slice
+            (``references``).
+        fitted: ``fit(ins, outs)`` when already made (the same references serve every model
+            of a seed).
     """
-    mu_in = {x: float(np.mean(v)) for x, v in ins.items()}
-    mu_out = {x: float(np.mean(v)) for x, v in outs.items()}
-    both = [mu_in[x] - mu_out[x] for x in mu_in.keys() & mu_out.keys()]
-    shift = float(np.median(both)) if both else float("nan")
-    sd_in, sd_out = _spread(ins), _spread(outs)
+    mu_in, mu_out, shift, sd_in, sd_out = fitted or fit(ins, outs)
     ids = list(target)
     t = np.log([target[x] for x in ids])
     m_in = np.array([mu_in.get(x, mu_out.get(x, np.nan) + shift) for x in ids])
@@ -114,12 +124,20 @@ def lira_scores(target: dict, ins: dict, outs: dict) -> dict:
     return dict(zip(ids, ratio.tolist()))
 
 
+_FITS: dict = {}  # (id of the pools, pool, seed, loss) -> fit: one fit per seed, every model
+
+
 def scores_of(pools: dict, members: dict, name: str, seed, part: str,
               loss: str = "ssim_loss") -> dict:
     """{slice id: score} of model ``name`` of ``seed`` on one pool (``"knee"`` or
     ``"brain"``), against the references of the other seeds."""
-    ins, outs = references(pools, members, part, seed, loss)
-    return lira_scores(pools[(name, seed)][part][loss], ins, outs)
+    memo = (id(pools), part, seed, loss)
+    kept = _FITS.get(memo)
+    if kept is None or kept[0] is not pools:  # the entry holds its pools: an id is not reused
+        if len(_FITS) > 64:
+            _FITS.clear()
+        kept = _FITS[memo] = (pools, fit(*references(pools, members, part, seed, loss)))
+    return lira_scores(pools[(name, seed)][part][loss], {}, {}, kept[1])
 
 
 def by_membership(scores: dict, seen: frozenset) -> tuple[np.ndarray, np.ndarray]:
@@ -178,34 +196,47 @@ def epsilon(members, non_members, min_errors: int = MIN_ERRORS) -> float:
     return float(best)
 
 
-def _resample(rng, by_seed: list):
-    """One bootstrap draw: seeds with replacement, then slices within each drawn seed."""
-    picks = [by_seed[i] for i in rng.integers(len(by_seed), size=len(by_seed))]
-    return [tuple(v[rng.integers(len(v), size=len(v))] if len(v) else v for v in p)
-            for p in picks]
-
-
-def _with_interval(statistic, by_seed: list, seed: int = 0) -> list:
-    """[value on the pooled slices, 2.5 and 97.5 percentiles over ``N_BOOT`` resamples]."""
-    whole = lambda parts: statistic(*(np.concatenate(v) for v in zip(*parts)))  # noqa: E731
-    rng = np.random.default_rng(seed)
-    draws = [whole(_resample(rng, by_seed)) for _ in range(N_BOOT)]
-    lo, hi = np.nanpercentile(draws, [2.5, 97.5])
-    return [whole(by_seed), float(lo), float(hi)]
-
-
 def auc(members, non_members) -> float:
-    """P(score of a member > score of a non-member) + half the ties (Mann-Whitney, by ranks:
-    scikit-learn's ``roc_auc_score`` to the last digit, fast enough to bootstrap)."""
-    n1, n0 = len(members), len(non_members)
-    if n1 == 0 or n0 == 0:
+    """P(score of a member > score of a non-member) + half the ties (Mann-Whitney, counted on
+    the sorted non-members: scikit-learn's ``roc_auc_score``, fast enough to bootstrap)."""
+    members, non_members = np.asarray(members, float), np.sort(np.asarray(non_members, float))
+    if len(members) == 0 or len(non_members) == 0:
         return float("nan")
-    ranks = stats.rankdata(np.r_[members, non_members])
-    return float((ranks[:n1].sum() - n1 * (n1 + 1) / 2) / (n1 * n0))
+    below = np.searchsorted(non_members, members, side="left")
+    ties = np.searchsorted(non_members, members, side="right") - below
+    return float((below + 0.5 * ties).sum() / (len(members) * len(non_members)))
 
 
-def _member_share(members, non_members) -> float:
-    return float(np.mean(members > 0))
+def member_share(members, non_members=None) -> float:
+    """The share of ``members`` whose score says "member" (above 0: the likelihood ratio
+    favours a model that trained on the slice)."""
+    return float(np.mean(np.asarray(members) > 0)) if len(members) else float("nan")
+
+
+STATISTICS = {"auc": auc, "member_share": member_share}
+
+
+def bootstrap(by_seed: list, statistics=STATISTICS, seed: int = 0) -> dict:
+    """{name: [value on the pooled slices, 2.5 and 97.5 percentiles]} of each statistic over
+    ``N_BOOT`` resamples: seeds with replacement, then slices within each drawn seed (members
+    and non-members apart), the same draws for every statistic.
+
+    Args:
+        by_seed: [(member scores, non-member scores)] per seed.
+        statistics: {name: function(members, non_members)}.
+    """
+    rng = np.random.default_rng(seed)
+    draws = {name: [] for name in statistics}
+    for _ in range(N_BOOT):
+        picks = [by_seed[i] for i in rng.integers(len(by_seed), size=len(by_seed))]
+        sample = [np.concatenate([v[rng.integers(len(v), size=len(v))] for v in side])
+                  for side in zip(*picks)]
+        for name, statistic in statistics.items():
+            draws[name].append(statistic(*sample))
+    whole = [np.concatenate(side) for side in zip(*by_seed)]
+    return {name: [statistics[name](*whole), *map(float, np.nanpercentile(draws[name],
+                                                                         [2.5, 97.5]))]
+            for name in statistics}
 
 
 def part_audit(by_seed: list, hardest: list | None = None) -> dict:
@@ -214,14 +245,13 @@ def part_audit(by_seed: list, hardest: list | None = None) -> dict:
     hardest under G (knees only)."""
     members = np.concatenate([m for m, _ in by_seed])
     non_members = np.concatenate([n for _, n in by_seed])
+    intervals = bootstrap(by_seed)
     out = {"members": int(len(members)), "non_members": int(len(non_members)),
-           **roc_numbers(members, non_members),
-           "auc_interval": _with_interval(auc, by_seed)[1:],
-           "member_share": _with_interval(_member_share, by_seed),
-           "epsilon": epsilon(members, non_members)}
+           **roc_numbers(members, non_members), "auc_interval": intervals["auc"][1:],
+           "member_share": intervals["member_share"], "epsilon": epsilon(members, non_members)}
     if hardest is not None:
-        out["hardest_member_share"] = _with_interval(_member_share,
-                                                     [(h, np.empty(0)) for h in hardest])
+        out["hardest_member_share"] = bootstrap([(h, h) for h in hardest],
+                                                {"share": member_share})["share"]
     return out
 
 
@@ -265,6 +295,14 @@ def reading(forget: dict) -> str:
     return UNDECIDED
 
 
+def control_at_chance(control: dict) -> bool:
+    """The test's premise: on the control, which never saw D_f, the attack's AUC interval
+    holds one half (it finds nothing). A premise, not an equivalence: "at chance" above asks
+    more, an interval inside 0.5 +- ``CHANCE_MARGIN``."""
+    lo, hi = control["forget"]["auc_interval"]
+    return bool(lo <= 0.5 <= hi)
+
+
 # what each population category of ``audit.categories`` expects the per-example attack to say
 EXPECTED = {"forgot": AT_CHANCE, "forgot, at a cost": AT_CHANCE, "still remembers": FINDS,
             "over-unlearned": BELOW}
@@ -301,9 +339,8 @@ def scorecard_entry(pools: dict, members: dict, names, seeds, population: dict |
             result["population"] = population[name]
             result["agreement"] = agreement(result["reading"], population[name])
         models[name] = result
-    control = models.get(CONTROL, {}).get("reading")
     return {"loss": loss, "seeds": [str(s) for s in seeds], "control": CONTROL,
-            "control_at_chance": control == AT_CHANCE, "fprs": list(FPRS),
+            "control_at_chance": CONTROL in models and control_at_chance(models[CONTROL]), "fprs": list(FPRS),
             "hardest_share": HARDEST, "models": models}
 
 
@@ -352,8 +389,9 @@ def sentences(entry: dict) -> list[str]:
     if control is not None:
         auc_text = _cell([control["forget"]["auc"], *control["forget"]["auc_interval"]])
         out.append(f"The control, G-hat, which never saw D_f: AUC {auc_text}, "
-                   + ("at chance, as the test needs." if entry["control_at_chance"] else
-                      f"{control['reading']}: the test's premise does not hold on these "
+                   + ("its interval holds one half, as the test needs." if
+                      entry["control_at_chance"] else
+                      f"its interval leaves out one half: the test's premise does not hold on these "
                       f"seeds, and its readings of the methods are weak evidence."))
     g = models.get("original")
     if g is not None:
