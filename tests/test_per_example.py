@@ -189,3 +189,12 @@ def test_the_oracle_of_a_smoke_build_sits_near_chance(lab, trained):
     assert control["members"] == sum(len(members[s]["knee"]) for s in (0, 1, 2))
     assert control["auc_interval"][0] < 0.5 < control["auc_interval"][1]
     assert entry["models"]["oracle"]["reading"] != pe.FINDS
+
+
+def test_with_no_slice_on_both_sides_the_shift_is_the_difference_of_the_sides_means():
+    # one other seed: every brain slice is "in" for both of its models or "out" for both
+    mu_in, mu_out, shift, _, _ = pe.fit({"a": [0.0], "b": [0.2]}, {"c": [1.0], "d": [1.4]})
+    assert shift == pytest.approx(0.1 - 1.2)
+    scores = pe.lira_scores({"a": 1.0, "c": 1.0}, {"a": [0.0, 0.1], "b": [0.2, 0.3]},
+                            {"c": [1.0, 1.1], "d": [1.4, 1.5]})
+    assert all(np.isfinite(v) for v in scores.values())

@@ -95,11 +95,16 @@ def _spread(groups: dict) -> float:
 
 def fit(ins: dict, outs: dict) -> tuple:
     """The two normals of every slice from its reference log-losses: (per-slice "in" means,
-    per-slice "out" means, the median in-minus-out shift, the "in" spread, the "out" spread)."""
+    per-slice "out" means, the median in-minus-out shift over slices that have both, the "in"
+    spread, the "out" spread)."""
     mu_in = {x: sum(v) / len(v) for x, v in ins.items()}
     mu_out = {x: sum(v) / len(v) for x, v in outs.items()}
     both = [mu_in[x] - mu_out[x] for x in mu_in.keys() & mu_out.keys()]
-    shift = float(np.median(both)) if both else float("nan")
+    if both:
+        shift = float(np.median(both))
+    else:  # no slice has both sides (one other seed): the difference of the sides' means
+        shift = (float(np.mean(list(mu_in.values())) - np.mean(list(mu_out.values())))
+                 if mu_in and mu_out else float("nan"))
     return mu_in, mu_out, shift, _spread(ins), _spread(outs)
 
 
