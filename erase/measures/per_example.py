@@ -371,7 +371,8 @@ def table(entry: dict):
         rows.append({
             "model": display_name(name),
             "AUC": _cell([forget["auc"], *forget["auc_interval"]]),
-            **{f"TPR at {100 * f:g}% FPR": f"{forget[tpr_key(f)]:.3f}" for f in entry["fprs"]},
+            "TPR at " + " / ".join(f"{100 * f:g}" for f in entry["fprs"]) + "% FPR":
+                " / ".join(f"{forget[tpr_key(f)]:.3f}" for f in entry["fprs"]),
             "still member": _cell(forget["member_share"]),
             "hardest still member": _cell(forget["hardest_member_share"]),
             "epsilon": "" if np.isnan(forget["epsilon"]) else f"{forget['epsilon']:.2f}",

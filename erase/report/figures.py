@@ -274,8 +274,8 @@ def per_example(scores: dict, fprs=(0.01, 0.05), height=440) -> go.Figure:
     from sklearn.metrics import roc_curve
 
     fig = make_subplots(rows=1, cols=2, column_widths=[0.55, 0.45], horizontal_spacing=0.1,
-                        subplot_titles=("scores of the forget slices (above 0: member)",
-                                        "ROC at low false-positive rates"))
+                        subplot_titles=("forget slices' scores (above 0: member)",
+                                        "ROC, log axes"))
     floor = min(min(fprs), 1 / max(len(n) for _, n in scores.values())) / 2
     for name, (members, non_members) in scores.items():
         label, color = display_name(name), COLORS.get(display_name(name), "#999999")
@@ -293,7 +293,13 @@ def per_example(scores: dict, fprs=(0.01, 0.05), height=440) -> go.Figure:
                              line=dict(color="#888888", dash="dot", width=1)), 1, 2)
     for f in fprs:
         fig.add_vline(x=f, line=dict(color="#bbbbbb", dash="dash", width=1), row=1, col=2)
-    fig.update_yaxes(title="log-likelihood ratio, in vs out", row=1, col=1)
+    # the axis stops at the 10th percentile of all scores: a collapsed model's long tail
+    # would otherwise squash every other box against zero
+    every = np.concatenate([m for m, _ in scores.values()])
+    low = float(np.percentile(every, 10)) if len(every) else -1.0
+    fig.update_yaxes(title="log-likelihood ratio, in vs out (cut at the 10th percentile)",
+                     range=[low, max(float(every.max()) if len(every) else 1.0, 0) + 2],
+                     row=1, col=1)
     fig.update_xaxes(type="log", title="false-positive rate", range=[np.log10(floor), 0],
                      row=1, col=2)
     fig.update_yaxes(type="log", title="true-positive rate", range=[np.log10(floor), 0],
