@@ -142,7 +142,6 @@ def make_manifest(volumes: list[dict], config: DataConfig, seed: int,
                 "its test set")
         raise DataError(f"cannot split the data: {found}, so the {' and '.join(empty)} split"
                         f"{'s' if len(empty) > 1 else ''} would be empty; {need}")
-    entry = lambda v: {k: v[k] for k in ("path", "slices", "fingerprint", "anatomy")}  # noqa: E731
     left_out = {"other_contrasts": sum(v["anatomy"] == "other" for v in volumes),
                 "unused_knee": len(spare_knee) - n_forget}
     if rule == "release":
@@ -155,10 +154,15 @@ def make_manifest(volumes: list[dict], config: DataConfig, seed: int,
         "rule": rule,
         "split_params": {"val_volumes": n_val, "test_volumes": n_test,
                          "forget_ratio": config.forget_ratio},
-        "splits": {name: sorted((entry(v) for v in vols), key=lambda e: e["path"])
+        "splits": {name: sorted((manifest_entry(v) for v in vols), key=lambda e: e["path"])
                    for name, vols in splits.items()},
         "left_out": left_out,
     }
+
+
+def manifest_entry(volume: dict) -> dict:
+    """What a manifest keeps of a scanned volume: its path, slices, fingerprint and anatomy."""
+    return {k: volume[k] for k in ("path", "slices", "fingerprint", "anatomy")}
 
 
 def manifest_hash(manifest: dict) -> str:

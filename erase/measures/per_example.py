@@ -345,7 +345,8 @@ def scorecard_entry(pools: dict, members: dict, names, seeds, population: dict |
             result["agreement"] = agreement(result["reading"], population[name])
         models[name] = result
     return {"loss": loss, "seeds": [str(s) for s in seeds], "control": CONTROL,
-            "control_at_chance": CONTROL in models and control_at_chance(models[CONTROL]), "fprs": list(FPRS),
+            "control_at_chance": CONTROL in models and control_at_chance(models[CONTROL]),
+            "fprs": list(FPRS),
             "hardest_share": HARDEST, "models": models}
 
 
@@ -397,8 +398,8 @@ def sentences(entry: dict) -> list[str]:
         out.append(f"The control, G-hat, which never saw D_f: AUC {auc_text}, "
                    + ("its interval holds one half, as the test needs." if
                       entry["control_at_chance"] else
-                      f"its interval leaves out one half: the test's premise does not hold on these "
-                      f"seeds, and its readings of the methods are weak evidence."))
+                      "its interval leaves out one half: the test's premise does not hold on "
+                      "these seeds, and its readings of the methods are weak evidence."))
     g = models.get("original")
     if g is not None:
         out.append(f"G: the attack {g['reading']} (AUC {g['forget']['auc']:.2f}, TPR "

@@ -33,10 +33,9 @@ def pool_manifest(volumes: list[dict], brain_sample: int = BRAIN_SAMPLE) -> dict
     knee = by_path(v for v in volumes if v["anatomy"] == "knee")
     brain = by_path(v for v in volumes if v["anatomy"] == "brain")
     picked = np.random.default_rng(SAMPLE_SEED).permutation(len(brain))[:brain_sample]
-    entry = lambda v: {k: v[k] for k in ("path", "slices", "fingerprint", "anatomy")}  # noqa: E731
     return {"version": data_lib.MANIFEST_VERSION, "rule": "pool",
-            "splits": {"knee": [entry(v) for v in knee],
-                       "brain": [entry(brain[i]) for i in sorted(picked)]}}
+            "splits": {"knee": [data_lib.manifest_entry(v) for v in knee],
+                       "brain": [data_lib.manifest_entry(brain[i]) for i in sorted(picked)]}}
 
 
 def pools_of(lab: Lab) -> dict:
@@ -88,8 +87,10 @@ def _in_worker(settings: dict, record: dict) -> None:
 
 def pool_losses_many(labs_and_records: list[tuple[Lab, dict]], workers: int = 2) -> list[dict]:
     """``pool_losses`` of many models, those not yet scored in the worker processes."""
-    missing = [(lab, r) for lab, r in labs_and_records
-               if lab.store.get_beside(r["key"], file_name(pools_of(lab))) is None]
+    kept = [lab.store.get_beside(r["key"], file_name(pools_of(lab)))
+            for lab, r in labs_and_records]
+    missing = [pair for pair, body in zip(labs_and_records, kept) if body is None]
     if workers > 1 and len(missing) > 1:
         in_workers(_in_worker, [(lab.settings(), r) for lab, r in missing], workers)
-    return [pool_losses(lab, r) for lab, r in labs_and_records]
+    return [pool_losses(lab, r) if body is None else body["losses"]
+            for (lab, r), body in zip(labs_and_records, kept)]  # each kept file read once

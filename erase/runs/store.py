@@ -125,6 +125,25 @@ def finished_keys(root: Path) -> set:
     return {p.name for p in runs.iterdir() if (p / RECORD).is_file()}
 
 
+def _read_json(path: Path, remedy: str):
+    """The JSON at ``path``, None when there is no file; StoreError saying ``remedy`` when it
+    cannot be parsed."""
+    if not path.exists():
+        return None
+    try:
+        return json.loads(path.read_text())
+    except ValueError as err:
+        raise StoreError(f"{path} is damaged ({err}); {remedy}") from None
+
+
+def _write_hashed(path: Path, body: dict) -> dict:
+    """Write ``body`` as it reads back from JSON, with its content hash (atomically); return it."""
+    body = json.loads(json.dumps(body))
+    body[HASH] = content_hash(body)
+    write_json_atomic(path, body)
+    return body
+
+
 class Store:
     def __init__(self, root: Path):
         self.root = Path(root)
@@ -144,34 +163,24 @@ class Store:
         """The complete record for ``config``, or None; raises if the record is not its own."""
         key = config_hash(config)
         path = self.run_dir(key) / RECORD
-        if not path.exists():
-            return None
-        try:
-            record = json.loads(path.read_text())
-        except ValueError as err:
-            raise StoreError(f"{path} is damaged ({err}); delete {path.parent} to recompute") from None
-        return check_record(record, path, key)
+        record = _read_json(path, f"delete {path.parent} to recompute")
+        return None if record is None else check_record(record, path, key)
 
     def put(self, config: dict, record: dict) -> dict:
         """Write the record for ``config`` (atomically), with its content hash, and return it
         as it reads back."""
         key = config_hash(config)
-        record = json.loads(json.dumps({k: v for k, v in record.items() if k != HASH}
-                                       | {"key": key, "config": to_dict(config)}))
-        record[HASH] = content_hash(record)
-        write_json_atomic(self.run_dir(key) / RECORD, record)
-        return record
+        return _write_hashed(self.run_dir(key) / RECORD,
+                             {k: v for k, v in record.items() if k != HASH}
+                             | {"key": key, "config": to_dict(config)})
 
     def get_beside(self, key: str, name: str) -> dict | None:
         """A result kept in run ``key``'s folder beside its record (the per-example audit's pool
         losses), or None; refused like a record when damaged or edited by hand."""
         path = self.run_dir(key) / name
-        if not path.exists():
+        body = _read_json(path, "delete it to recompute it")
+        if body is None:
             return None
-        try:
-            body = json.loads(path.read_text())
-        except ValueError as err:
-            raise StoreError(f"{path} is damaged ({err}); delete it to recompute it") from None
         if not isinstance(body, dict) or body.get(HASH) != content_hash(body):
             raise StoreError(f"{path} is damaged or was edited by hand (its content no longer "
                              f"matches its hash); delete it to recompute it")
@@ -179,10 +188,8 @@ class Store:
 
     def put_beside(self, key: str, name: str, body: dict) -> dict:
         """Write a result beside run ``key``'s record (atomically, with its content hash)."""
-        body = json.loads(json.dumps({k: v for k, v in body.items() if k != HASH}))
-        body[HASH] = content_hash(body)
-        write_json_atomic(self.run_dir(key) / name, body)
-        return body
+        return _write_hashed(self.run_dir(key) / name,
+                             {k: v for k, v in body.items() if k != HASH})
 
     @contextmanager
     def lock(self, config: dict):
