@@ -38,3 +38,19 @@ def listed(categories: dict, category: str) -> str:
     """The names whose category is ``category``, comma-separated, or "none"."""
     found = [name for name, c in categories.items() if c == category]
     return ", ".join(found) if found else "none"
+
+
+# The chapters by number, as _toc.yml orders them (tests/test_book.py checks the two agree).
+CHAPTER_FILES = {1: "01_introduction", 2: "02_data_and_protocol", 3: "03_knowledge_gap",
+                 4: "04_unlearning", 5: "05_forgetting_audit", 6: "06_data_efficiency",
+                 7: "07_paper_and_code", 8: "08_scorecard", 9: "09_reproducibility"}
+
+
+def chapter_link(number: int, text: str | None = None) -> str:
+    """A MyST link to chapter ``number`` ("chapter 4", or ``text``) for Markdown a code cell
+    displays: the book renders Markdown outputs as MyST (``nb_render_markdown_format``), so
+    the role becomes a link there as in the prose."""
+    if number not in CHAPTER_FILES:
+        raise ValueError(f"there is no chapter {number}: chapters are {min(CHAPTER_FILES)} to "
+                         f"{max(CHAPTER_FILES)}")
+    return f"{{doc}}`{text or f'chapter {number}'} <{CHAPTER_FILES[number]}>`"
