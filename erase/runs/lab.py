@@ -15,6 +15,7 @@ from __future__ import annotations
 import atexit
 import json
 import os
+import signal
 import sys
 import time
 from concurrent.futures import ProcessPoolExecutor
@@ -520,14 +521,28 @@ def worker_pool(workers: int) -> ProcessPoolExecutor:
     torch state), so that the calls of a chapter or a book share them."""
     if workers not in _POOL:
         shutdown_pool()
-        _POOL[workers] = ProcessPoolExecutor(max_workers=workers, mp_context=get_context("spawn"))
+        _POOL[workers] = ProcessPoolExecutor(max_workers=workers, mp_context=get_context("spawn"),
+                                             initializer=_ignore_interrupts)
     return _POOL[workers]
 
 
+def _ignore_interrupts() -> None:
+    """A worker leaves Ctrl-C to its parent. A terminal's Ctrl-C, a Jupyter interrupt and a
+    kernel's shutdown send SIGINT to the whole process group: an idle worker would die with a
+    KeyboardInterrupt traceback on stderr, which reads like a crash at the end of a finished
+    run. The parent stops its workers itself (``in_workers``, ``shutdown_pool``)."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
 @atexit.register
-def shutdown_pool() -> None:
+def shutdown_pool(kill: bool = False) -> None:
+    """End the worker processes: idle ones at once; running jobs finish first unless ``kill``."""
     while _POOL:
-        _POOL.popitem()[1].shutdown(cancel_futures=True)
+        pool = _POOL.popitem()[1]
+        if kill:  # the executor has no public way to stop a running job (Python < 3.14)
+            for process in list(getattr(pool, "_processes", {}).values()):
+                process.terminate()
+        pool.shutdown(wait=not kill, cancel_futures=True)
 
 
 def run_many(labs_and_jobs: list[tuple[Lab, Job]], workers: int = 2) -> list[dict]:
@@ -580,4 +595,6 @@ def in_workers(function, calls: list[tuple], workers: int) -> None:
             future.cancel()
         if isinstance(err, BrokenProcessPool):  # a worker died: start afresh next time
             shutdown_pool()
+        elif isinstance(err, KeyboardInterrupt):  # workers ignore SIGINT: stop their jobs here
+            shutdown_pool(kill=True)
         raise
