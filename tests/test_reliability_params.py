@@ -181,11 +181,44 @@ def test_chapter_unknown_parameter_names_the_known_ones(tmp_path):
 
 
 def test_chapter_bad_value(tmp_path):
-    with pytest.raises(ConfigError, match="seed must be an integer, got 'one'"):
+    with pytest.raises(ConfigError, match="parameter seed must be a whole number, got 'one'"):
         chapter.setup(namespace(tmp_path / "results", seed="one"), set())
     with pytest.raises(ConfigError, match="unknown scale 'tiny'"):
         chapter.setup({**namespace(tmp_path / "results"), "scale": "tiny"}, set())
     assert not (tmp_path / "results").exists()
+
+
+def test_chapter_list_given_as_a_string_is_read_as_yaml(tmp_path):
+    """papermill's ``-p seeds "[0, 1]"`` passes a string; its characters are not seeds."""
+    ns = namespace(tmp_path / "results", seeds="[0, 1]", switches="{steps: paired}")
+    chapter.setup(ns, set(), own_parameters=("seeds",))
+    assert ns["seeds"] == [0, 1] and ns["switches"] == {"steps": "paired"}
+
+
+@pytest.mark.parametrize("name, value", [("seeds", "0 and 1"), ("seeds", [0, "one"]),
+                                         ("fractions", "half"), ("ablation_methods", "NL-FT")])
+def test_chapter_list_of_the_wrong_kind_is_refused_with_the_yaml_form(name, value, tmp_path):
+    with pytest.raises(ConfigError) as err:
+        chapter.setup(namespace(tmp_path / "results", **{name: value}), set(),
+                      own_parameters=(name,))
+    example = chapter.YAML_EXAMPLES[chapter.PARAMETER_KINDS[name][0]]
+    assert str(err.value).endswith(f"got {value!r} (with papermill give it as YAML: "
+                                   f'-y "{name}: {example}")')
+    assert not (tmp_path / "results").exists()
+
+
+def test_every_chapter_parameter_has_a_kind():
+    """A parameter without a kind would pass unchecked: each chapter's parameters cell is
+    covered by chapter.PARAMETER_KINDS, and its default is of that kind."""
+    jupytext = pytest.importorskip("jupytext")
+    for path in sorted((REPO / "book").glob("*.md")):
+        cells = [c for c in jupytext.read(path).cells if "parameters" in c.metadata.get("tags", [])]
+        for cell in cells:
+            defaults: dict = {}
+            exec(cell.source, {}, defaults)
+            for name, value in defaults.items():
+                assert name in chapter.PARAMETER_KINDS, f"{path.name}: {name} has no kind"
+                assert chapter.typed_parameter(name, value) == value, f"{path.name}: {name}"
 
 
 def test_papermill_unknown_parameter_fails_its_cell(tmp_path):

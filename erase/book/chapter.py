@@ -3,14 +3,77 @@
 A chapter's ``parameters`` cell assigns its knobs; papermill injects a user's ``-p`` values
 after it. ``setup`` refuses names the chapter does not know (a typo would otherwise be
 silently ignored) and values of the wrong kind, with a message that lists what it knows.
+papermill's ``-p NAME VALUE`` passes a list as a string (``-p seeds "[0, 1]"`` gives the
+string ``"[0, 1]"``, whose ``list()`` is its characters): such a string is read as YAML, as
+``-y "seeds: [0, 1]"`` would pass it, and anything else of the wrong kind is refused in one
+line that shows the ``-y`` form.
 """
 from __future__ import annotations
 
+from pathlib import PurePath
 from types import ModuleType
+
+import yaml
 
 from ..config import ConfigError
 
 COMMON = ("scale", "device", "data_root", "seed", "results_dir", "protocol", "switches")
+
+# Every chapter parameter's kind, and whether None (the profile's or protocol's value) is allowed.
+PARAMETER_KINDS = {
+    "scale": ("word", False), "device": ("word", False), "protocol": ("word", False),
+    "loss": ("word", False), "data_root": ("path", True), "results_dir": ("path", True),
+    "seed": ("integer", False), "workers": ("integer", True),
+    "retain_fraction": ("number", False), "gamma": ("number", True), "rho": ("number", True),
+    "lam": ("number", True), "seeds": ("integers", True), "training_seeds": ("integers", False),
+    "fractions": ("numbers", True), "ablation_methods": ("words", False),
+    "switches": ("mapping", True),
+}
+KIND_WORDS = {"word": "a word", "path": "a path", "integer": "a whole number",
+              "number": "a number", "integers": "a list of whole numbers",
+              "numbers": "a list of numbers", "words": "a list of names",
+              "mapping": "a mapping of names to values"}
+YAML_EXAMPLES = {"integers": "[0, 1]", "numbers": "[0.05, 0.2]", "words": "[FT, NL-FT]",
+                 "mapping": "{steps: paired}"}
+
+
+def _is_kind(kind: str, value) -> bool:
+    whole = isinstance(value, int) and not isinstance(value, bool)
+    number = isinstance(value, (int, float)) and not isinstance(value, bool)
+    listed = isinstance(value, (list, tuple))
+    return {"word": isinstance(value, str), "path": isinstance(value, (str, PurePath)),
+            "integer": whole, "number": number,
+            "integers": listed and all(_is_kind("integer", v) for v in value),
+            "numbers": listed and all(_is_kind("number", v) for v in value),
+            "words": listed and all(isinstance(v, str) for v in value),
+            "mapping": isinstance(value, dict)}[kind]
+
+
+def typed_parameter(name: str, value):
+    """``value`` as the kind parameter ``name`` takes; a list or mapping given as a string is
+    read as YAML; any other mismatch is refused with the form that works.
+
+    Args:
+        name: the parameter's name (a parameter without a kind in PARAMETER_KINDS passes as is).
+        value: what the parameters cell and papermill's injection left in the namespace.
+    """
+    if name not in PARAMETER_KINDS:
+        return value
+    kind, optional = PARAMETER_KINDS[name]
+    if value is None and optional:
+        return None
+    typed = value
+    if kind in YAML_EXAMPLES and isinstance(value, str):
+        try:
+            typed = yaml.safe_load(value)
+        except yaml.YAMLError:
+            pass
+    if _is_kind(kind, typed):
+        return typed
+    hint = (f" (with papermill give it as YAML: -y \"{name}: {YAML_EXAMPLES[kind]}\")"
+            if kind in YAML_EXAMPLES else "")
+    raise ConfigError(f"parameter {name} must be {KIND_WORDS[kind]}"
+                      f"{' or None' if optional else ''}, got {value!r}{hint}")
 
 
 def unknown_parameters(namespace: dict, before: set, known) -> list[str]:
@@ -37,6 +100,9 @@ def setup(namespace: dict, before: set, own_parameters=(), **lab_options):
     if extra:
         raise ConfigError(f"unknown parameter(s) {', '.join(extra)}: this chapter knows "
                           f"{', '.join(known)}")
+    for name in known:
+        if name in namespace:
+            namespace[name] = typed_parameter(name, namespace[name])
     offline.enable()
     import pandas as pd
 
