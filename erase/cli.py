@@ -534,10 +534,10 @@ def _evaluate_checkpoint(lab, args) -> int:
 def _results(args) -> int:
     """Every record of the store as one tidy CSV."""
     from .report.downloads import tidy_records
-    from .runs.lab import DEFAULT_RESULTS
+    from .runs.lab import default_results
     from .runs.store import Store
 
-    root = Path(args.results) if args.results is not None else DEFAULT_RESULTS
+    root = Path(args.results) if args.results is not None else default_results()
     if not (root / "runs").is_dir():
         raise ConfigError(f"{root} holds no results store (no {root / 'runs'}); pass the "
                           "--results directory that `erase train` or the book wrote")

@@ -157,6 +157,65 @@ def test_book_renders_every_chapter(rendered):
         assert (rendered / "_sources" / f"{doc}.ipynb").is_file()
 
 
+class _Prose(HTMLParser):
+    """A page's visible text, each piece with whether it is inside a link and inside code."""
+
+    def __init__(self):
+        super().__init__()
+        self.open, self.pieces = [], []
+
+    def handle_starttag(self, tag, attrs):
+        if tag not in ("br", "img", "hr", "input", "meta", "link", "wbr"):
+            self.open.append((tag, dict(attrs).get("class") or ""))
+
+    def handle_endtag(self, tag):
+        while self.open and self.open.pop()[0] != tag:
+            pass
+
+    def handle_data(self, data):
+        tags = [t for t, _ in self.open]
+        if "script" in tags or "style" in tags:
+            return
+        code = any(t in ("pre", "code") or "highlight" in c or "cell_input" in c
+                   for t, c in self.open)
+        self.pieces.append((data, "a" in tags, code))
+
+
+def _prose(page: Path) -> list[tuple[str, bool, bool]]:
+    parser = _Prose()
+    parser.feed(page.read_text())
+    return parser.pieces
+
+
+@slow
+def test_pages_show_no_machine_path_no_raw_markdown_and_link_every_chapter(rendered, executed):
+    """What a reader sees: no absolute path of the machine that built the book (in a page or
+    its .ipynb download), no Markdown that reached the page as text (``**``, a ``* `` list),
+    and every "chapter N" in the prose a link (code cells and their comments aside)."""
+    machine = {str(ROOT), str(executed["out"]), str(Path(executed["out"]).resolve())}
+    home = str(Path.home())
+    if home not in ("/", ""):
+        machine.add(home)
+    pages = sorted(rendered.glob("book/*.html"))
+    downloads = sorted((rendered / "_sources").glob("book/*.ipynb"))
+    assert pages and downloads
+    problems = []
+    for path in pages + downloads:
+        text = path.read_text()
+        problems += [f"{path.name}: shows the path {p}" for p in machine if p in text]
+    for page in pages:
+        for data, linked, code in _prose(page):
+            if code:
+                continue
+            if "**" in data or re.search(r"(^|\n)\s*\* \S", data):
+                problems.append(f"{page.name}: raw Markdown {data.strip()[:80]!r}")
+            for m in re.finditer(r"\b[Cc]hapters? \d", data):
+                if not linked:
+                    problems.append(f"{page.name}: {data[max(0, m.start() - 40):m.end() + 20]!r}"
+                                    " names a chapter without a link")
+    assert not problems, "\n".join(problems)
+
+
 @slow
 def test_the_papers_tables_come_with_their_csv(rendered):
     """Tables 1 to 3 of the paper, as this run measured them, are a link away as CSV files

@@ -49,6 +49,20 @@ def test_the_chapters_come_first_then_the_pages_for_readers():
         assert book.is_notebook(ROOT / f"{doc}.md") == (doc in NOTEBOOKS), doc
 
 
+def test_the_chapters_are_numbered_as_the_pages_call_them():
+    """"chapter 4" in a page (formats.chapter_link) is the sidebar's "4. Unlearning"."""
+    from erase.report.formats import CHAPTER_FILES, chapter_link
+
+    docs = book.toc_documents(ROOT)[:9]
+    assert [f"book/{CHAPTER_FILES[n]}" for n in range(1, 10)] == docs
+    toc = yaml.safe_load((ROOT / "_toc.yml").read_text())
+    titles = [entry["title"] for entry in toc["parts"][0]["chapters"]]
+    assert [t.split(".")[0] for t in titles] == [str(n) for n in range(2, 10)]
+    assert chapter_link(4) == "{doc}`chapter 4 <04_unlearning>`"
+    with pytest.raises(ValueError, match="there is no chapter 10"):
+        chapter_link(10)
+
+
 @pytest.mark.parametrize("doc", sorted(NOTEBOOKS))
 def test_a_notebook_page_takes_the_chapters_parameters(doc):
     import jupytext

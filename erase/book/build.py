@@ -291,7 +291,7 @@ def _reset_cell(cwd: Path):
 def _tidy(path: Path) -> None:
     """Drop the shared-kernel reset cell; fold papermill's injected-parameters cell.
 
-    The injected cell (the values the book ran with: scale, device, results_dir) stays in the
+    The injected cell (the values the book ran with: scale, device) stays in the
     notebook and on the page behind a "show code" toggle (``hide-input``).
     """
     import nbformat
@@ -448,6 +448,7 @@ def execute(root: Path, scale: str = "default", device: str = "cpu", results_dir
     """
     from ..report.downloads import DOWNLOADS_VARIABLE
     from ..report.teaching import TIMINGS_VARIABLE  # the teaching guide shows the timings
+    from ..runs.lab import RESULTS_VARIABLE
     from .progress import Progress, Tracker
 
     root = book_root(root)
@@ -458,18 +459,42 @@ def execute(root: Path, scale: str = "default", device: str = "cpu", results_dir
     documents = toc_documents(root)
     chosen = select(documents, chapters)
     kernel_environment()
-    parameters = {"scale": scale, "device": device, "results_dir": str(results)}
+    # The kernels find the results store by the environment (erase.runs.lab.default_results),
+    # not by an injected parameter: the page and its .ipynb download show no path of this machine.
+    parameters = {"scale": scale, "device": device}
     timings = {}
     notebooks = [d for d in chosen if is_notebook(root / f"{d}.md")]
     tracker = Tracker(results, plan_runs(scale, device, results, notebooks))
     if not quiet:
         print(tracker.workload.line(), flush=True)
+    kernels_see = {DOWNLOADS_VARIABLE: str(out / "_build" / "downloads"),
+                   TIMINGS_VARIABLE: str(share_timings(out, scale, device, timings)),
+                   RESULTS_VARIABLE: str(results)}
+    with environment(kernels_see):
+        return _execute(root, notebooks, tracker, parameters, out, timings, quiet, timeout,
+                        shared_kernel)
+
+
+@contextmanager
+def environment(variables: dict):
+    """Set environment variables (the kernels and their workers inherit them) until the block
+    ends, then restore what was there."""
+    before = {name: os.environ.get(name) for name in variables}
+    os.environ.update(variables)
+    try:
+        yield
+    finally:
+        for name, value in before.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+
+
+def _execute(root, notebooks, tracker, parameters, out, timings, quiet, timeout, shared_kernel):
+    """``execute``'s loop over the chapters, in the environment the kernels need."""
     terminal = sys.stdout.isatty()
     kernel = None
-    before = os.environ.get(DOWNLOADS_VARIABLE)
-    os.environ[DOWNLOADS_VARIABLE] = str(out / "_build" / "downloads")  # the kernels inherit it
-    before_timings = os.environ.get(TIMINGS_VARIABLE)
-    os.environ[TIMINGS_VARIABLE] = str(share_timings(out, scale, device, timings))
     try:
         for i, doc in enumerate(notebooks, 1):
             cwd = (root / doc).parent
@@ -516,14 +541,6 @@ def execute(root: Path, scale: str = "default", device: str = "cpu", results_dir
     finally:
         if kernel is not None:
             kernel.close()
-        if before is None:
-            os.environ.pop(DOWNLOADS_VARIABLE, None)
-        else:
-            os.environ[DOWNLOADS_VARIABLE] = before
-        if before_timings is None:
-            os.environ.pop(TIMINGS_VARIABLE, None)
-        else:
-            os.environ[TIMINGS_VARIABLE] = before_timings
     return timings
 
 

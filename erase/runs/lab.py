@@ -42,7 +42,12 @@ from . import noise as noise_lib
 from .store import Store, check_writable, checkpoint_errors, environment
 
 MODELS = ("oracle", "original")
-DEFAULT_RESULTS = Path(os.environ.get("ERASE_RESULTS", "_output"))
+RESULTS_VARIABLE = "ERASE_RESULTS"  # the results store when none is named (the book sets it)
+
+
+def default_results() -> Path:
+    """Where results go when no ``results_dir`` is given: $ERASE_RESULTS, else ``_output``."""
+    return Path(os.environ.get(RESULTS_VARIABLE, "_output"))
 # The paper's knobs: 10% retain data; the noisy label at the paper's strength, rho (noise rms
 # over G's RMSE on Df, ``erase.paper.noise_strength``: lambda = 1e-5 read on fastMRI's scale),
 # set per seed from G before any unlearning run: a rule fixed before looking (``lam`` gives a
@@ -117,7 +122,7 @@ class Lab:
             self.model_config = replace(self.model_config, arch=check_choice("arch", arch, ("varnet", "unet")))
         self.data_config = self.profile.data
         self.precision, self.progress = precision, progress
-        self.results = Path(results_dir) if results_dir is not None else DEFAULT_RESULTS
+        self.results = Path(results_dir) if results_dir is not None else default_results()
         check_writable(self.results)  # probes without leaving anything
         self._user_manifest = None if manifest is None else data_lib.load_manifest(manifest)
         if data_root is None:  # the embedded synthetic set, kept in the store by its stamp
