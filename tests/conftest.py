@@ -38,6 +38,27 @@ def _one_torch_thread():
 
 
 @pytest.fixture(scope="session")
+def smoke_book(tmp_path_factory):
+    """Every chapter of the book executed at smoke scale into one temporary build folder, in
+    toc order: {"out", "timings", "error", "log"}. The book's tests read it; the printed
+    commands' test reruns chapters on a copy of its results store."""
+    import contextlib
+    import io
+
+    from erase.book import build as book
+
+    root = Path(__file__).resolve().parents[1]
+    out = tmp_path_factory.mktemp("book")
+    error, log = None, io.StringIO()
+    try:
+        with contextlib.redirect_stdout(log):  # not a terminal: plain progress lines
+            timings = book.execute(root, scale="smoke", results_dir=out / "_output", out=out)
+    except book.BookError as err:
+        timings, error = {}, str(err)
+    return {"out": out, "timings": timings, "error": error, "log": log.getvalue()}
+
+
+@pytest.fixture(scope="session")
 def smoke():
     from erase.config import get_scale
 

@@ -14,11 +14,9 @@
 """
 from __future__ import annotations
 
-import contextlib
 import fcntl
 import functools
 import http.server
-import io
 import json
 import os
 import queue
@@ -66,16 +64,9 @@ def chromium_or_fail() -> str:
 # --------------------------------------------------------------------------- the real book
 
 @pytest.fixture(scope="session")
-def executed(tmp_path_factory):
-    """Every chapter executed at smoke scale into one temporary build folder, in toc order."""
-    out = tmp_path_factory.mktemp("book")
-    error, log = None, io.StringIO()
-    try:
-        with contextlib.redirect_stdout(log):  # not a terminal: plain progress lines
-            timings = book.execute(ROOT, scale="smoke", results_dir=out / "_output", out=out)
-    except book.BookError as err:
-        timings, error = {}, str(err)
-    return {"out": out, "timings": timings, "error": error, "log": log.getvalue()}
+def executed(smoke_book):
+    """Every chapter executed at smoke scale into one temporary build folder (conftest)."""
+    return smoke_book
 
 
 def _notebook(out: Path, doc: str):

@@ -449,7 +449,7 @@ def execute(root: Path, scale: str = "default", device: str = "cpu", results_dir
     from ..report.downloads import DOWNLOADS_VARIABLE
     from ..report.teaching import TIMINGS_VARIABLE  # the teaching guide shows the timings
     from ..runs.lab import RESULTS_VARIABLE
-    from .progress import Progress, Tracker
+    from .progress import Tracker
 
     root = book_root(root)
     out = Path(out).resolve() if out is not None else root
@@ -493,6 +493,8 @@ def environment(variables: dict):
 
 def _execute(root, notebooks, tracker, parameters, out, timings, quiet, timeout, shared_kernel):
     """``execute``'s loop over the chapters, in the environment the kernels need."""
+    from .progress import Progress
+
     terminal = sys.stdout.isatty()
     kernel = None
     try:
@@ -528,7 +530,7 @@ def _execute(root, notebooks, tracker, parameters, out, timings, quiet, timeout,
             t["runs"] = {"planned": len(tracker.workload.chapters.get(doc, [])),
                          "computed": tracker.computed() - computed}
             timings[doc] = t
-            share_timings(out, scale, device, timings)
+            share_timings(out, parameters["scale"], parameters["device"], timings)
             if not quiet:
                 runs = f", {t['runs']['computed']} runs" if live else ""
                 print(f"{head + ' ...' if live else ''} {t['seconds']:6.1f} s  (cells "

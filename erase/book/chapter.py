@@ -107,6 +107,8 @@ def setup(namespace: dict, before: set, own_parameters=(), **lab_options):
     import pandas as pd
 
     pd.set_option("display.max_colwidth", None)  # the book's tables show whole sentences
+    # six significant digits, not six decimals: a lambda of 2.5e-6 printed as 0.000003
+    pd.set_option("display.float_format", "{:.6g}".format)
     return Lab(scale=namespace["scale"], device=namespace["device"],
                data_root=namespace["data_root"], seed=namespace["seed"],
                results_dir=namespace["results_dir"], protocol=namespace.get("protocol", "code"),

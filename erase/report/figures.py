@@ -12,12 +12,13 @@ from plotly.subplots import make_subplots
 
 from ..paper import ORACLE, display_name
 
+DASHES = ("solid", "dash", "dot", "dashdot", "longdash")  # one per seed: five seeds, five dashes
 TITLE_ROOM = 64  # px above subplots: their titles sit below plotly's mode bar, not under it
 
 COLORS = {ORACLE: "#1b9e77", "oracle": "#1b9e77", "G": "#d95f02", "original": "#d95f02",
           "FT": "#7570b3", "Full FT": "#e7298a", "GA-l1": "#66a61e", "NL": "#e6ab02",
           "GA-l1-FT": "#a6761d", "NL-FT": "#1f78b4", "Retrain": "#1b9e77",
-          "SalUn": "#e31a1c", "SSD": "#666666", "SCRUB": "#6a3d9a", "l1-sparse": "#b15928"}
+          "SalUn": "#e31a1c", "SSD": "#17becf", "SCRUB": "#6a3d9a", "l1-sparse": "#b15928"}
 
 
 def image_row(images, titles, *, zmax=None, error_zmax=None, errors=(), height=300,
@@ -72,13 +73,15 @@ def training_curves(histories: dict) -> go.Figure:
         for col, anatomy in ((1, "brain"), (2, "knee")):
             fig.add_trace(go.Scatter(
                 x=epochs, y=[h["metrics"].get(f"{anatomy}_psnr") for h in history],
-                mode="lines+markers", name=f"{name} seed {seed}",
+                mode="lines+markers", name=f"{display_name(name)} seed {seed}",
                 legendgroup=f"{name}{seed}", showlegend=col == 1,
-                line=dict(color=COLORS.get(name), dash=["solid", "dash", "dot"][seed % 3])),
+                line=dict(color=COLORS.get(name), dash=DASHES[seed % len(DASHES)])),
                 1, col)
     fig.update_xaxes(title="epoch")
     fig.update_yaxes(title="PSNR (dB)", col=1)
-    fig.update_layout(height=360, margin=dict(t=TITLE_ROOM, b=40))
+    rows = int(np.ceil(len(histories) / 4))  # the legend below the plots, four entries a row
+    fig.update_layout(height=360 + 24 * rows, margin=dict(t=TITLE_ROOM, b=40 + 24 * rows),
+                      legend=dict(orientation="h", yanchor="top", y=-0.18, xanchor="left", x=0))
     return fig
 
 
@@ -107,7 +110,7 @@ def radar(rows: dict, axes=("UA", "BTA", "KTA", "1/RTE")) -> go.Figure:
     cols = min(3, len(names))
     fig = make_subplots(rows=int(np.ceil(len(names) / cols)), cols=cols,
                         specs=[[{"type": "polar"}] * cols] * int(np.ceil(len(names) / cols)),
-                        subplot_titles=names, vertical_spacing=0.12)
+                        subplot_titles=names, vertical_spacing=0.16, horizontal_spacing=0.12)
     for i, name in enumerate(names):
         r, c = i // cols + 1, i % cols + 1
         for label, values, color in ((ORACLE, rows.get(ORACLE), COLORS["oracle"]),
@@ -118,7 +121,10 @@ def radar(rows: dict, axes=("UA", "BTA", "KTA", "1/RTE")) -> go.Figure:
             fig.add_trace(go.Scatterpolar(r=v + v[:1], theta=list(axes) + [axes[0]], fill="toself",
                                           name=label, legendgroup=label, showlegend=i == 0 or label != ORACLE,
                                           line=dict(color=color), opacity=0.6), r, c)
-    fig.update_polars(radialaxis=dict(range=[0, 1], showticklabels=False))
+    # the axis labels on the diagonals: level with the centre, one radar's "UA" ran into the
+    # next one's "KTA", and the top label into the method's title
+    fig.update_polars(radialaxis=dict(range=[0, 1], showticklabels=False),
+                      angularaxis=dict(rotation=45, tickfont=dict(size=11)))
     fig.update_layout(height=330 * int(np.ceil(len(names) / cols)), margin=dict(t=TITLE_ROOM, b=20))
     return fig
 
