@@ -1,9 +1,8 @@
 """Benchmark 1: one training step of our loop against fastMRI's own Lightning training path.
 
-Ours is the body of ``erase.runs.engine.run_loop`` (a batch of the profile's size collated and
-moved by Fabric,
-``erase.runs.methods.step_loss`` for the Retrain row, ``fabric.backward``, ``fabric.clip_gradients``
-at the profile's clip, Adam), checked against ``run_loop`` itself. Theirs is
+Ours is the step of ``erase.runs.engine.run_loop``, ``engine.train_step`` itself (a batch of
+the profile's size collated and moved by Fabric, the Retrain row's terms, backward, the
+profile's gradient clip, Adam), checked against ``run_loop``. Theirs is
 ``fastmri.pl_modules.VarNetModule`` driven the way fastMRI trains it: a
 ``pytorch_lightning.Trainer`` on a DataLoader (the same batch size, Adam through the module's own
 ``configure_optimizers``, the same gradient clip, no logger, no checkpoints, no progress bar,
@@ -55,8 +54,8 @@ def our_step(profile, dataset, device="cpu", precision="32-true", compile_mode=N
     import torch
     from torch.utils.data import default_collate
 
-    from erase.runs.engine import make_fabric, make_optimizer
-    from erase.runs.methods import ReconstructionLoss, get_method, step_loss
+    from erase.runs.engine import Loop, Parts, make_fabric, make_optimizer, train_step
+    from erase.runs.methods import ReconstructionLoss, get_method
     from erase.runs.models import build_model
 
     fabric = make_fabric(device, precision)
@@ -81,13 +80,13 @@ def our_step(profile, dataset, device="cpu", precision="32-true", compile_mode=N
     noise = torch.Generator().manual_seed(seed)
     n, size = len(dataset), batch or profile.train.batch_size
 
+    loop = Loop(method=row, forget=None, retain=dataset, epochs=1, train=profile.train, seed=seed,
+                checkpoint=None)
+
     def step(i):
         retain = fabric.to_device(default_collate([dataset[j] for j in batch_indices(i, size, n)]))
-        loss, _ = step_loss(row, model, loss_fn, None, retain, generator=noise)
-        optimizer.zero_grad(set_to_none=True)
-        fabric.backward(loss)
-        fabric.clip_gradients(model, optimizer, max_norm=profile.train.grad_clip)
-        optimizer.step()
+        loss = train_step(loop, model, optimizer, loss_fn, fabric, Parts(), None, retain,
+                          generator=noise)
         return float(loss.detach())  # run_loop reads the loss every step too
 
     return step

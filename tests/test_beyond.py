@@ -212,16 +212,16 @@ def test_ssd_dampens_only_the_selected_weights_and_trains_nothing(lab, trained, 
     assert record["timing"]["steps"] == 0 and record["history"] == []
     assert capture.loops[-1].epochs == 0
     job = lab.job("SSD", alpha=alpha, dampening=dampening)
-    inputs = lab.inputs(job)
-    assert record["timing"]["samples"] == lab.cost(job) == len(inputs.forget) + len(inputs.retain)
+    planned = lab.loop(job)
+    assert record["timing"]["samples"] == lab.cost(job) == len(planned.forget) + len(planned.retain)
 
     g_state = checkpoint_weights(lab, trained["original"])
     ssd_state = checkpoint_weights(lab, record)
     model = lab.load_model(trained["original"])
     loss_fn = ReconstructionLoss()
-    i_f = fisher(model, inputs.forget, loss_fn)
-    i_r = fisher(model, inputs.retain, loss_fn)
-    n_f, n_r = len(inputs.forget), len(inputs.retain)
+    i_f = fisher(model, planned.forget, loss_fn)
+    i_r = fisher(model, planned.retain, loss_fn)
+    n_f, n_r = len(planned.forget), len(planned.retain)
     chosen_total, selected = 0, capture.results[-1]["parts"].selected
     for name, f, r, chosen in zip(names(lab), i_f, i_r, selected):
         i_d = (n_f * f + n_r * r) / (n_f + n_r)
@@ -335,7 +335,7 @@ def test_scrub_reads_no_forget_slice_after_its_max_epochs(lab, trained, monkeypa
     record = fresh.unlearn("SCRUB", max_epochs=1, epochs=3)
     assert record["from_store"] is False
     loop_reads = [x for x in reads if x[1] < 3]  # the final evaluation reads Df for UA
-    n_f, n_r = len(fresh.dataset("forget")), len(fresh.inputs(fresh.job("SCRUB")).retain)
+    n_f, n_r = len(fresh.dataset("forget")), len(fresh.loop(fresh.job("SCRUB")).retain)
     for e in range(3):
         forget = sorted(i for name, k, i in loop_reads if name == "forget" and k == e)
         retain = sorted(i for name, k, i in loop_reads if name == "retain" and k == e)
@@ -413,13 +413,13 @@ def test_l1_sparse_weight_decays_linearly_to_zero_and_its_gradient_is_alpha_t_si
 
 def test_l1_sparse_run_follows_the_schedule(lab, trained, monkeypatch):
     seen = []
-    real = engine.step_loss
+    real = engine.step_terms
 
     def spy(*args, **knobs):
         seen.append(knobs["alpha"])
         return real(*args, **knobs)
 
-    monkeypatch.setattr(engine, "step_loss", spy)
+    monkeypatch.setattr(engine, "step_terms", spy)
     record = lab.unlearn("l1-sparse", alpha=1e-4)
     assert record["from_store"] is False
     total = record["timing"]["steps"]
@@ -479,10 +479,7 @@ def test_figure_4_replay_follows_the_new_rows(lab, trained, method):
     if method == "SSD":  # no training: nothing to replay
         assert rows == []
         return
-    inputs = lab.inputs(lab.job(method))
-    steps = len(engine.epoch_plan(engine.Loop(
-        method=METHODS[method], forget=inputs.forget, retain=inputs.retain, epochs=1,
-        train=lab.train_config, seed=lab.seed, checkpoint=None), 0))
+    steps = len(engine.epoch_plan(lab.loop(lab.job(method)), 0))
     assert len(rows) == min(2, steps) and all("toward_oracle" in r for r in rows)
     if method in ("SalUn", "SCRUB"):  # both terms: their gradients have a cosine
         assert any("cosine" in r for r in rows)

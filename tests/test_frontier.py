@@ -113,7 +113,7 @@ def test_a_calibrated_run_takes_rho_times_gs_error_and_records_both_units(lab, t
             g["metrics"]["ua"]["per_volume"].values())) / len(g["metrics"]["ua"]["per_volume"]),
         rel=1e-4)
     job = lab.job("NL", rho=2.0, curve=False)
-    assert lab.inputs(job).lam == pytest.approx(2.0 * error)
+    assert lab.loop(job).lam == pytest.approx(2.0 * error)
     record = lab.run(job)
     assert record["noise"] == {"lambda": pytest.approx(2.0 * error), "rho": pytest.approx(2.0),
                                "g_rmse_on_df": pytest.approx(error)}

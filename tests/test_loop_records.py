@@ -125,12 +125,12 @@ def test_a_process_of_a_torchrun_job_trains_its_share_and_counts_the_jobs(
 def test_the_history_has_each_epochs_mean_loss_rate_and_metrics(small_g, smoke, samples,
                                                                 tmp_path, monkeypatch):
     g_path, g_state = small_g
-    steps = record_calls(monkeypatch, engine, "step_loss")
+    steps = record_calls(monkeypatch, engine, "step_terms")
     calls = []
     loop = nl_ft(smoke, samples, g_path, tmp_path / "u.ckpt",
                  evaluate=lambda model: calls.append(1) or {"calls": len(calls)})
     result = run_loop(loop, fresh_model(smoke, seed=7), make_fabric("cpu"))
-    losses = [float(loss.detach()) for _, _, (loss, _) in steps]
+    losses = [float(sum(terms.values()).detach()) for _, _, terms in steps]
     assert set(result) == RESULT_KEYS
     n = len(epoch_plan(loop, 0))
     assert result["steps"] == len(losses) == 2 * n
@@ -223,7 +223,7 @@ def test_the_loss_weighs_its_l1_part_as_the_training_config_says(smoke, samples,
     """J = SSIM loss + w L1 with the config's w: the same first step under w = 1e-5 and w = 1
     has losses that differ by (1 - 1e-5) times the step's L1 (about 1e-4 on fastMRI's raw
     scale, hundreds of float32 steps at a loss near 0.5)."""
-    steps = record_calls(monkeypatch, engine, "step_loss")
+    steps = record_calls(monkeypatch, engine, "step_terms")
     for w in (1e-5, 1.0):
         loop = Loop(method=METHODS["Retrain"], forget=None,
                     retain=samples["retain"].select(range(2)), epochs=1,
@@ -231,7 +231,7 @@ def test_the_loss_weighs_its_l1_part_as_the_training_config_says(smoke, samples,
                     checkpoint=tmp_path / f"{w}.ckpt", protocol=CODE, progress=False)
         run_loop(loop, fresh_model(smoke), make_fabric("cpu"))
     first = {}
-    for args, _, (loss, _) in steps:  # args[2]: the step's loss function J
-        first.setdefault(args[2].l1_weight, float(loss.detach()))
+    for args, _, terms in steps:  # args[2]: the step's loss function J
+        first.setdefault(args[2].l1_weight, float(sum(terms.values()).detach()))
     assert set(first) == {1e-5, 1.0}
     assert first[1.0] - first[1e-5] > 1e-5

@@ -38,7 +38,7 @@ def row_loop(name, smoke, samples, g_path, checkpoint, epochs=1, batch_size=None
 
 
 def knobs_of(calls) -> list:
-    """The keyword arguments of every recorded ``step_loss``, in order."""
+    """The keyword arguments of every recorded ``step_terms``, in order."""
     return [kwargs for _, kwargs, _ in calls]
 
 
@@ -165,7 +165,7 @@ def test_scrubs_teacher_is_g_frozen_and_stays_g_while_the_student_moves(
         small_g, smoke, samples, tmp_path, monkeypatch):
     g_path, g_state = small_g
     g_bytes = g_path.read_bytes()
-    calls = record_calls(monkeypatch, engine, "step_loss")
+    calls = record_calls(monkeypatch, engine, "step_terms")
     model = fresh_model(smoke, seed=7)
     loop = row_loop("SCRUB", smoke, samples, g_path, tmp_path / "u.ckpt", epochs=2,
                     forget_epochs=1, distance="l1")
@@ -212,7 +212,7 @@ def test_l1_sparse_weight_falls_linearly_over_the_whole_run_across_a_resume(
     killed after epoch 1 and resumed carries on from step t where it stopped."""
     g_path, _ = small_g
     alpha, checkpoint = 5e-4, tmp_path / "u.ckpt"
-    calls = record_calls(monkeypatch, engine, "step_loss")
+    calls = record_calls(monkeypatch, engine, "step_terms")
     kill_raises(monkeypatch)
 
     def run():
@@ -237,7 +237,7 @@ def test_l1_sparse_weight_falls_linearly_over_the_whole_run_across_a_resume(
 def test_every_step_gets_the_loops_protocol_and_knobs(small_g, smoke, samples, tmp_path,
                                                      monkeypatch):
     g_path, _ = small_g
-    calls = record_calls(monkeypatch, engine, "step_loss")
+    calls = record_calls(monkeypatch, engine, "step_terms")
     loop = replace(row_loop("GA-l1-FT", smoke, samples, g_path, tmp_path / "u.ckpt"),
                    gamma=0.25, lam=3e-4)
     result = run_loop(loop, fresh_model(smoke, seed=7), make_fabric("cpu"))

@@ -9,6 +9,7 @@ import torch
 from erase.measures import geometry, study
 from erase.report import panels
 from erase.runs import lab as lab_lib
+from erase.runs import engine
 from erase.runs.engine import epoch_steps
 from erase.runs.evaluate import reconstruct_volumes, shape_batches
 from erase.runs.lab import Job, Lab
@@ -92,12 +93,37 @@ def test_figure_one_picks_the_slice_of_largest_excess(lab, trained):
     assert excess[info["file"]][info["slice"]] == pytest.approx(info["excess"])
 
 
+class _StopAfter(engine.Watch):
+    def __init__(self, steps: int):
+        self.steps = steps
+
+    def after(self, step, model):
+        return step >= self.steps
+
+
+@pytest.mark.parametrize("method", ["NL-FT", "GA-l1-FT"])
+def test_figure_four_replay_takes_the_runs_own_steps(lab, trained, method, tmp_path):
+    """The replay and the run take the same steps: after the replayed steps (the first epoch's,
+    at most 3) the replayed model's weights are those of the run itself (its Lab.loop, its
+    checkpoint kept) stopped there."""
+    job = lab.job(method)
+    steps = min(3, len(engine.epoch_plan(lab.loop(job), 0)))
+    rows, replayed = geometry.replay(lab, job, steps=3)
+    assert [r["step"] for r in rows] == list(range(1, steps + 1)) and steps >= 2
+    model = lab.new_model()
+    engine.run_loop(lab.loop(job, tmp_path / "run.ckpt"), model, lab.fabric, _StopAfter(steps))
+    g = lab.load_model(trained["original"]).state_dict()
+    for name, weight in model.state_dict().items():
+        assert torch.equal(replayed.state_dict()[name], weight), name
+    assert any(not torch.equal(g[n], w) for n, w in model.state_dict().items())  # it moved
+
+
 def test_figure_four_replay_is_stored_and_read_back(lab, trained, monkeypatch):
     rows = geometry.trace(lab, "NL-FT", steps=2)
     assert [r["step"] for r in rows] == [1, 2]
     # a cosine between the forget and retain gradients where a step has both terms
-    inputs = lab.inputs(lab.job("NL-FT"))
-    plan = epoch_steps(len(inputs.forget), len(inputs.retain), lab.seed, 0,
+    planned = lab.loop(lab.job("NL-FT"))
+    plan = epoch_steps(len(planned.forget), len(planned.retain), lab.seed, 0,
                        lab.train_config.batch_size, lab.protocol.steps)
     for row, (f, r) in zip(rows, plan):
         assert ("cosine" in row) == bool(f and r), (row, f, r)
@@ -107,7 +133,7 @@ def test_figure_four_replay_is_stored_and_read_back(lab, trained, monkeypatch):
     def must_not_replay(*args, **kwargs):
         raise AssertionError("the replay ran again although its record is stored")
 
-    monkeypatch.setattr(geometry, "_replay", must_not_replay)
+    monkeypatch.setattr(geometry, "replay", must_not_replay)
     assert geometry.trace(lab, "NL-FT", steps=2) == rows
 
 
@@ -117,7 +143,7 @@ def test_paired_steps_give_a_cosine_at_every_step(lab, trained):
     paired = Lab(scale="smoke", results_dir=lab.results, switches={"steps": "paired"})
     assert paired.config(paired.job("original")) == lab.config(lab.job("original"))
     rows = geometry.trace(paired, "GA-l1-FT", steps=None)
-    longer = max(len(paired.dataset("forget")), len(paired.inputs(paired.job("GA-l1-FT")).retain))
+    longer = max(len(paired.dataset("forget")), len(paired.loop(paired.job("GA-l1-FT")).retain))
     assert [r["step"] for r in rows] == list(range(1, -(-longer // paired.train_config.batch_size) + 1))
     assert all(-1.0 <= r["cosine"] <= 1.0 for r in rows)
 
@@ -195,7 +221,7 @@ def test_cost_is_what_the_loop_pushes_through(lab, trained):
     paired = Lab(scale="smoke", results_dir=lab.results, switches={"steps": "paired"})
     record = paired.unlearn("NL-FT", epochs=1)
     n_forget = len(paired.dataset("forget"))
-    n_retain = len(paired.inputs(paired.job("NL-FT")).retain)
+    n_retain = len(paired.loop(paired.job("NL-FT")).retain)
     assert paired.cost(paired.job("NL-FT", epochs=1)) == record["timing"]["samples"] == \
         2 * max(n_forget, n_retain)
 

@@ -631,11 +631,11 @@ def test_lab_hands_each_row_the_data_it_names(lab, trained, monkeypatch):
             assert all(loop.retain.raw[k] is full.raw[i] for k, i in enumerate(subset))
         assert loop.gamma == (2e-6 if row.penalty == "l1" else None)
         assert loop.lam == (0.25 if row.forget == "noisy_label" else 0.0)
-        # Lab.inputs is the one place that decides it
-        inputs = lab.inputs(lab.job(name, retain_fraction=0.3, gamma=2e-6, lam=0.25))
-        assert (inputs.row, inputs.forget, inputs.epochs, inputs.start_from, inputs.gamma,
-                inputs.lam) == (loop.method, loop.forget, loop.epochs, loop.start_from,
-                                loop.gamma, loop.lam)
+        # Lab.loop is the one place that decides it
+        planned = lab.loop(lab.job(name, retain_fraction=0.3, gamma=2e-6, lam=0.25))
+        assert (planned.method, planned.forget, planned.epochs, planned.start_from,
+                planned.gamma, planned.lam) == (loop.method, loop.forget, loop.epochs,
+                                                loop.start_from, loop.gamma, loop.lam)
     # Retrain is the oracle: from scratch, on all of Dr, nothing of Df
     monkeypatch.setattr(lab.store, "get", lambda config: None)
     with pytest.raises(Captured):

@@ -167,14 +167,14 @@ def test_a_loop_under_alternating_steps_hands_each_step_one_stream(smoke, sample
                                                                    monkeypatch):
     """At batch size 1 every step of the loop is a forget slice or a retain slice."""
     seen = []
-    real = engine.step_loss
+    real = engine.step_terms
 
     def spy(method, model, loss_fn, forget=None, retain=None, **knobs):
         seen.append((0 if forget is None else len(forget.target),
                      0 if retain is None else len(retain.target)))
         return real(method, model, loss_fn, forget, retain, **knobs)
 
-    monkeypatch.setattr(engine, "step_loss", spy)
+    monkeypatch.setattr(engine, "step_terms", spy)
     retain = samples["retain"].select(range(4))
     for protocol in (CODE, replace(CODE, steps="paired")):
         seen.clear()
@@ -399,7 +399,7 @@ def test_the_unlearning_length_is_the_protocols(labs):
     assert labs("code").job("NL-FT").knob["epochs"] == 5
     short = labs("code", unlearn_epochs=2)
     assert short.job("NL-FT").knob["epochs"] == 2
-    assert short.inputs(short.job("NL-FT")).epochs == 2
+    assert short.loop(short.job("NL-FT")).epochs == 2
     assert short.job("NL-FT", epochs=4).knob["epochs"] == 4  # an explicit length wins
 
 

@@ -85,7 +85,7 @@ COMPUTES_NUMBERS = (
     "erase.runs.methods:noisy_target", "erase.runs.models:reconstruct",
     "erase.runs.models:build_model", "erase.runs.evaluate:volume_metrics",
     "erase.runs.evaluate:evaluate_dataset", "erase.data.loading:mask_func",
-    "erase.data.loading:Split", "erase.data.split:retain_subset", "erase.runs.lab:Lab.inputs",
+    "erase.data.loading:Split", "erase.data.split:retain_subset", "erase.runs.lab:Lab.loop",
 )
 
 

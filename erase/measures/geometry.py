@@ -4,21 +4,19 @@ For an unlearning method with both a forget and a retain term we replay its firs
 G and record, at every step, the cosine between the gradient of the forget term and the
 gradient of the retain term (do the two objectives fight or cooperate?), and where the
 weights are on the way from G to the oracle G-hat: the share of the G -> G-hat direction
-travelled and the distance off that line. The replay uses the same terms as the loop
-(``methods.step_terms``) and the same optimizer state as the run it mirrors. ``takeaway``
-says what the traces show in one sentence.
+travelled and the distance off that line. The replay is the loop
+itself (``engine.run_loop`` with a ``Watch``): same data, start, terms and steps as the run it
+mirrors. ``takeaway`` says what the traces show in one sentence.
 """
 from __future__ import annotations
 
 import time
+from dataclasses import replace
 
 import numpy as np
 import torch
 
-from ..runs.engine import (Loop, batch_of, epoch_plan, load_start, make_optimizer,
-                           make_scheduler, mask_seed, noise_generator, on_device, optimizer_step,
-                           prepare, step_knobs)
-from ..runs.methods import ReconstructionLoss, step_terms
+from ..runs.engine import Watch, epoch_plan, run_loop
 
 
 def _flat(tensors) -> torch.Tensor:
@@ -51,7 +49,7 @@ def trace(lab, method: str, steps: int | None = None, **knobs) -> list[dict]:
             record = lab.store.get(config)
             if record is None:
                 started = time.perf_counter()
-                rows = _replay(lab, job, steps)
+                rows, _ = replay(lab, job, steps)
                 record = lab.store.put(config, {
                     "name": f"Figure 4 replay of {method}", "rows": rows, "finished": time.time(),
                     "timing": {"train_seconds": time.perf_counter() - started, "steps": len(rows)}})
@@ -84,54 +82,46 @@ def takeaway(traces: dict) -> str:
            "sideways, not backwards" if sideways else ""))
 
 
-def _replay(lab, job, steps: int | None) -> list[dict]:
-    """The loop's first epoch of ``job``, step by step: same inputs (``Lab.inputs``), same
-    parts (``engine.prepare``: a weight mask, a teacher), same order and masks
-    (``engine.epoch_plan``, ``engine.batch_of``), same terms and same step
-    (``engine.optimizer_step``) from the same checkpoint, with measurements in between."""
+class _Figure4(Watch):
+    """At every step: the cosine between the forget and the retain term's gradients (before
+    the weights move), then where the weights are on the way from G to G-hat. G's weights are
+    the model's at the first step, before it moves."""
+
+    def __init__(self, model, theta_hat, method: str, last_step: int):
+        self.model, self.theta_hat, self.method, self.last_step = model, theta_hat, method, last_step
+        self.rows: list[dict] = []
+
+    def before(self, step: int, terms: dict) -> None:
+        if not self.rows:
+            self.params = [p for p in self.model.parameters() if p.requires_grad]
+            self.theta_g = _flat([p.detach().clone() for p in self.model.parameters()])
+            self.axis = self.theta_hat.to(self.theta_g.device) - self.theta_g
+        entry = {"step": step + 1, "method": self.method}
+        if "forget" in terms and "retain" in terms:
+            g_f = _gradient(terms["forget"], self.params)
+            g_r = _gradient(terms["retain"], self.params)
+            entry["cosine"] = float(torch.nn.functional.cosine_similarity(g_f, g_r, dim=0))
+        self.rows.append(entry)
+
+    def after(self, step: int, model) -> bool:
+        delta = _flat([p.detach() for p in self.model.parameters()]) - self.theta_g
+        along = float(delta @ self.axis / (self.axis @ self.axis))
+        self.rows[-1]["toward_oracle"] = along
+        self.rows[-1]["off_axis"] = float((delta - along * self.axis).norm() / self.axis.norm())
+        return step >= self.last_step
+
+
+def replay(lab, job, steps: int | None = None):
+    """The first epoch of ``job``'s run (its first ``steps`` steps), through the loop itself
+    (``engine.run_loop``: same inputs from ``Lab.loop``, same start, same steps), measured
+    between steps. Returns (rows, the model after the last replayed step)."""
     oracle = lab.run(lab.job("oracle"))
     lab.run(lab.job("original"))
-    inputs = lab.inputs(job)
-    fabric = lab.fabric
-    train = lab.train_config
-    model = on_device(lab.new_model(), fabric.device)  # as the loop (Adam's state follows)
-    optimizer = make_optimizer(model, train)
-    load_start(inputs.start_from, model, optimizer, make_scheduler(optimizer, lab.protocol))
-    theta_g = _flat([p.detach().clone() for p in model.parameters()])
-    theta_hat = _flat(lab.load_model(oracle).parameters()).detach().to(theta_g.device)
-    axis = theta_hat - theta_g
-    row, protocol = inputs.row, lab.protocol
-    loss_fn = ReconstructionLoss(train.loss, train.l1_weight).to(fabric.device)
-    loop = Loop(method=row, forget=inputs.forget, retain=inputs.retain, epochs=inputs.epochs,
-                train=train, seed=lab.seed, checkpoint=None, protocol=protocol,
-                gamma=inputs.gamma, lam=inputs.lam, ascent=inputs.ascent,
-                start_from=inputs.start_from,
-                knobs=inputs.knobs, teacher_from=inputs.teacher_from,
-                forget_epochs=inputs.forget_epochs)
-    parts = prepare(loop, model, optimizer, loss_fn, fabric)
-    params = [p for p in model.parameters() if p.requires_grad]
-    noise = noise_generator(lab.seed, 0)
-    plan = epoch_plan(loop, 0)
-    total = sum(len(epoch_plan(loop, e)) for e in range(loop.epochs))
-    random_masks = protocol.training_masks == "random"
-    rows = []
-    model.train()
-    for step, (f_indices, r_indices) in enumerate(plan[:steps]):
-        f = batch_of(inputs.forget, f_indices, fabric,
-                     mask_seed(lab.seed, 0, "forget") if random_masks else None)
-        r = batch_of(inputs.retain, r_indices, fabric,
-                     mask_seed(lab.seed, 0, "retain") if random_masks else None)
-        terms = step_terms(row, model, loss_fn, f, r, generator=noise,
-                           **step_knobs(loop, parts, step, total))
-        entry = {"step": step + 1, "method": job.name}
-        if "forget" in terms and "retain" in terms:
-            g_f, g_r = _gradient(terms["forget"], params), _gradient(terms["retain"], params)
-            entry["cosine"] = float(torch.nn.functional.cosine_similarity(g_f, g_r, dim=0))
-        optimizer_step(fabric, model, optimizer, sum(terms.values()), train.grad_clip,
-                       parts.mask)
-        delta = _flat([p.detach() for p in model.parameters()]) - theta_g
-        along = float(delta @ axis / (axis @ axis))
-        entry["toward_oracle"] = along
-        entry["off_axis"] = float((delta - along * axis).norm() / axis.norm())
-        rows.append(entry)
-    return rows
+    loop = replace(lab.loop(job), progress=False)  # no checkpoint: nothing written
+    first_epoch = len(epoch_plan(loop, 0))
+    model = lab.new_model()
+    theta_hat = _flat(lab.load_model(oracle).parameters()).detach()
+    watch = _Figure4(model, theta_hat, job.name, min(steps or first_epoch, first_epoch))
+    if watch.last_step > 0:
+        run_loop(loop, model, lab.fabric, watch)
+    return watch.rows, model

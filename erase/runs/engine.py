@@ -33,7 +33,7 @@ from tqdm import tqdm
 
 from ..config import ConfigError, Protocol, TrainConfig
 from .methods import (Method, ReconstructionLoss, dampen, fisher_importance, gradient_sum,
-                      l1_weight_at, saliency_mask, step_loss, trainable)
+                      l1_weight_at, saliency_mask, step_terms, trainable)
 from .store import checkpoint_errors
 
 if TYPE_CHECKING:  # Lightning is imported only when a run trains: reading results stays fast
@@ -51,14 +51,14 @@ ENGINE_VERSION = 4  # bump when a change to the code that computes a run's numbe
 # which would recompute the book's runs, about 15 minutes on two cores, in every developer's
 # store after any rename or refactor of these modules, and never ask whether numbers changed.)
 ENGINE_CODE = {
-    "erase.runs.engine": "0e3031f99c234c11",  # the loop, a step, an epoch's order
+    "erase.runs.engine": "626cb71f2579a15d",  # the loop, a step, an epoch's order
     "erase.runs.methods": "0d503045b99372ab",  # the rows, their terms and losses
     "erase.runs.models": "038afdaf334f6652",  # the networks and a reconstruction
     "erase.runs.evaluate": "b9b4d42f0fd62c0b",  # the metrics of a record
     "erase.runs.slice_scores": "8c9c1b910e97f204",  # per-slice hallucination scores
     "erase.data.loading": "3e96417a6410756e",  # masks and fastMRI's transform
     "erase.data.split:retain_subset": "47844e23e4596924",  # Dr'
-    "erase.runs.lab:Lab.inputs": "b69d3cbf95260267",  # the data and start a run reads
+    "erase.runs.lab:Lab.loop": "c81289a48470cc70",  # the data and start a run reads
     "erase.runs.lab:Lab._evaluation": "366e8b999900e7d1",  # what is evaluated after every epoch
     "erase.runs.lab:Lab._record": "3f6b46a354c8824d",  # a record's final metrics
     "erase.runs.lab:Lab._by_anatomy": "d75158e407b04a4c",  # validation per anatomy
@@ -89,7 +89,7 @@ class Loop:
     epochs: int
     train: TrainConfig
     seed: int
-    checkpoint: Path  # progress checkpoint, rewritten atomically after every epoch
+    checkpoint: Path | None  # rewritten atomically after every epoch; None: none (a replay)
     protocol: Protocol = field(default_factory=Protocol)
     gamma: float | None = None  # None: the protocol's (see methods.ascent_weights)
     lam: float = 0.0
@@ -328,6 +328,37 @@ def optimizer_step(fabric: Fabric, model, optimizer, loss, grad_clip: float,
     optimizer.step()
 
 
+def train_step(loop: Loop, model, optimizer, loss_fn, fabric: Fabric, parts: Parts, forget,
+               retain, watch: Watch | None = None, step: int = 0, **knobs) -> torch.Tensor:
+    """One step of the loop: the row's terms on the batches, then ``optimizer_step``. The one
+    step body: ``run_loop`` takes it, and so do Figure 4's replay and the step benchmark.
+
+    Args:
+        watch: sees the terms before the weights move (``Watch.before``).
+        step: the step's number in the run, for ``watch``.
+        knobs: the row's knobs for this step (``step_knobs``) and the noisy label's generator.
+    """
+    terms = step_terms(loop.method, model, loss_fn, forget, retain, **knobs)
+    if watch is not None:
+        watch.before(step, terms)
+    loss = sum(terms.values())
+    optimizer_step(fabric, model, optimizer, loss, loop.train.grad_clip, parts.mask)
+    return loss
+
+
+class Watch:
+    """Measurements that ride along ``run_loop``'s steps without changing them (Figure 4's
+    replay). ``before`` sees a step's terms before the weights move; ``after`` the model once
+    they have, and returns True to end the run there (no checkpoint or history for the part
+    of an epoch that ran)."""
+
+    def before(self, step: int, terms: dict) -> None:
+        pass
+
+    def after(self, step: int, model) -> bool:
+        return False
+
+
 def noise_generator(seed: int, epoch: int) -> torch.Generator:
     """The generator of an epoch's noisy labels: drawn from (seed, epoch) alone, so a resumed
     run draws what an uninterrupted one draws."""
@@ -377,7 +408,10 @@ def slices_read(plan, fabric) -> int:
 
 
 def save_atomic(fabric: Fabric, path: Path, state: dict) -> None:
-    """Write a checkpoint next to ``path`` and rename it in place: a kill never leaves half."""
+    """Write a checkpoint next to ``path`` and rename it in place: a kill never leaves half.
+    ``path`` None: the run keeps no checkpoint (a replay)."""
+    if path is None:
+        return
     path = Path(path)
     tmp = path.with_name(f".{path.name}.tmp")
     fabric.save(tmp, state)
@@ -452,8 +486,10 @@ class RunProgress:
 # ------------------------------------------------------------------ the loop
 
 
-def run_loop(loop: Loop, model: torch.nn.Module, fabric: Fabric) -> dict:
-    """Run (or resume) the loop; returns history and timing. The model is trained in place."""
+def run_loop(loop: Loop, model: torch.nn.Module, fabric: Fabric,
+             watch: Watch | None = None) -> dict:
+    """Run (or resume) the loop; returns history and timing. The model is trained in place.
+    ``watch``: measurements between steps (``Watch``); it may end the run early."""
     torch.manual_seed(loop.seed)
     # on the run's device before Adam exists: G's Adam state then loads onto the device of its
     # weights (loaded onto CPU weights, it would stay there when Fabric moves the model)
@@ -471,8 +507,8 @@ def run_loop(loop: Loop, model: torch.nn.Module, fabric: Fabric) -> dict:
         state.update(prepare_samples=parts.samples, prepare_seconds=parts.seconds)
     if scheduler is not None:
         state["scheduler"] = scheduler
-    if Path(loop.checkpoint).exists():  # resumed: the checkpoint's timing counts the prepare
-        with checkpoint_errors(loop.checkpoint):
+    if loop.checkpoint is not None and Path(loop.checkpoint).exists():
+        with checkpoint_errors(loop.checkpoint):  # resumed: its timing counts the prepare
             fabric.load(loop.checkpoint, state, weights_only=True)
     elif loop.epochs == 0:  # nothing to train (SSD): the prepared model is the result
         save_atomic(fabric, loop.checkpoint, state)
@@ -494,12 +530,14 @@ def run_loop(loop: Loop, model: torch.nn.Module, fabric: Fabric) -> dict:
                               mask_seed(loop.seed, epoch, "forget") if random_masks else None)
             retain = batch_of(loop.retain, r_indices, fabric,
                               mask_seed(loop.seed, epoch, "retain") if random_masks else None)
-            loss, _ = step_loss(loop.method, model, loss_fn, forget, retain, generator=noise,
-                                **step_knobs(loop, parts, state["steps"], total_steps))
-            optimizer_step(fabric, model, optimizer, loss, loop.train.grad_clip, parts.mask)
+            loss = train_step(loop, model, optimizer, loss_fn, fabric, parts, forget, retain,
+                              watch, state["steps"], generator=noise,
+                              **step_knobs(loop, parts, state["steps"], total_steps))
             losses.append(float(loss.detach()))
             state["steps"] += 1
             stop_if(stop_step, state["steps"])
+            if watch is not None and watch.after(state["steps"], model):
+                return {"history": state["history"], "steps": state["steps"], "parts": parts}
             if shown is not None:
                 shown.step(epoch, losses[-1])
         state["train_seconds"] += time.perf_counter() - start

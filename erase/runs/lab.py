@@ -6,9 +6,9 @@ method from G. Every call returns a record: config, metrics (BTA, KTA, UA per vo
 aggregated, per-slice losses), per-epoch history, timing and environment.
 
 Every run is first described as a ``Job`` (what it is and its knobs). From a job the Lab derives,
-each in one place, its config (the key in the results store), its inputs (which data, which
-starting checkpoint: ``inputs``) and its cost (``cost``); the Lab, ``run_many``'s scheduler, the
-command line and Figure 4's replay all go through them.
+each in one place, its config (the key in the results store), its loop (the engine's ``Loop``:
+which data, how long, which starting checkpoint: ``loop``) and its cost (``cost``); the Lab,
+``run_many``'s scheduler, the command line and Figure 4's replay all go through them.
 """
 from __future__ import annotations
 
@@ -21,7 +21,7 @@ import time
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from contextlib import nullcontext
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from multiprocessing import get_context
 from pathlib import Path
 
@@ -35,7 +35,7 @@ from ..data.synthetic import stamp_of, synthesize
 from .engine import (ENGINE_VERSION, Loop, epoch_steps, make_fabric, on_device, prepare_reads,
                      run_loop)
 from .evaluate import ACCURACY, evaluate_dataset, evaluate_model, summary_of
-from .methods import (Method, ascent_weights, get_method, hashed, row_knobs, validate_knobs,
+from .methods import (ascent_weights, get_method, hashed, row_knobs, validate_knobs,
                       version_of)
 from .models import build_model, count_parameters
 from . import noise as noise_lib
@@ -73,24 +73,6 @@ class Job:
     @property
     def knob(self) -> dict:
         return dict(self.knobs)
-
-
-@dataclass
-class Inputs:
-    """What the loop of a job reads: its row, data, length and starting point."""
-
-    row: Method
-    forget: object | None
-    retain: object | None
-    epochs: int
-    start_from: Path | None = None
-    oracle_order_of: int | None = None
-    gamma: float | None = None
-    lam: float = 0.0
-    ascent: float | None = None
-    knobs: dict = field(default_factory=dict)  # the row's own knobs (Method.knobs)
-    teacher_from: Path | None = None  # a row with a teacher: G's checkpoint
-    forget_epochs: int | None = None  # forget slices only in the first that many epochs
 
 
 class Lab:
@@ -289,16 +271,20 @@ class Lab:
                              if k != "unlearn_epochs"},  # the knob "epochs" holds its value
                 "start": config_hash(self.config(Job("train", "original"))), **self._shared_config()}
 
-    def inputs(self, job: Job) -> Inputs:
-        """Which data a job's loop reads and where it starts: decided here and only here."""
+    def loop(self, job: Job, checkpoint: Path | None = None, evaluate=None) -> Loop:
+        """The engine's description of a job's run: which data its loop reads, how long, where
+        it starts. Decided here and only here (the runs, the scheduler's costs, Figure 4's
+        replay). ``checkpoint`` None: the loop keeps none (a replay)."""
         retain = self.dataset("retain")
+        shared = dict(train=self.train_config, seed=self.seed, checkpoint=checkpoint,
+                      protocol=self.protocol, evaluate=evaluate, progress=self.progress)
         if job.kind == "train":
             row = get_method("Retrain")
             if job.name == "oracle":
-                return Inputs(row, None, retain, self.train_config.epochs)
+                return Loop(row, None, retain, self.train_config.epochs, **shared)
             # G: Dr first, in the oracle's order; Df inserted (engine.epoch_steps)
-            return Inputs(row, None, retain.join(self.dataset("forget")),
-                          self.train_config.epochs, oracle_order_of=len(retain))
+            return Loop(row, None, retain.join(self.dataset("forget")), self.train_config.epochs,
+                        oracle_order_of=len(retain), **shared)
         row, knobs = get_method(job.name), job.knob
         if row.retain == "subset":
             retain = retain.select(data_lib.retain_subset(len(retain), knobs["retain_fraction"],
@@ -308,12 +294,11 @@ class Lab:
         start = self.store.run_dir(config_hash(self.config(Job("train", "original"))))
         g = start / "checkpoint.ckpt"
         noise = self.noise_of(job)
-        return Inputs(row, self.dataset("forget"), retain, knobs["epochs"], start_from=g,
-                      gamma=knobs["gamma"], lam=noise["lambda"] if noise else 0.0,
-                      ascent=knobs.get("ascent"),
-                      knobs={k: knobs[k] for k, _ in row.knobs},
-                      teacher_from=g if row.teacher == "G" else None,
-                      forget_epochs=knobs.get("max_epochs"))
+        return Loop(row, self.dataset("forget"), retain, knobs["epochs"], start_from=g,
+                    gamma=knobs["gamma"], lam=noise["lambda"] if noise else 0.0,
+                    ascent=knobs.get("ascent"), knobs={k: knobs[k] for k, _ in row.knobs},
+                    teacher_from=g if row.teacher == "G" else None,
+                    forget_epochs=knobs.get("max_epochs"), **shared)
 
     def forget_error(self) -> float:
         """G's root-mean-square error on Df (mean over volumes): what the noisy label's rho is
@@ -419,21 +404,13 @@ class Lab:
             record = self.store.get(config) if fabric.is_global_zero else None
             if fabric.broadcast(record is not None, src=0):  # another job finished it meanwhile
                 return {**self.store.get(config), "from_store": True}
-            inputs = self.inputs(job)
             evaluate, last_tests = self._evaluation(job)
+            loop = self.loop(job, run_dir / "checkpoint.ckpt", evaluate)
             model = self.new_model()
             params = count_parameters(model)
             if self.progress and fabric.is_global_zero:
                 print(f"{job.kind} {job.name}: {self.model_config.arch} with {params:,} "
-                      f"parameters, {inputs.epochs} epochs")
-            loop = Loop(method=inputs.row, forget=inputs.forget, retain=inputs.retain,
-                        epochs=inputs.epochs, train=self.train_config, seed=self.seed,
-                        checkpoint=run_dir / "checkpoint.ckpt", protocol=self.protocol,
-                        gamma=inputs.gamma, lam=inputs.lam, ascent=inputs.ascent,
-                        start_from=inputs.start_from,
-                        oracle_order_of=inputs.oracle_order_of, evaluate=evaluate,
-                        progress=self.progress, knobs=inputs.knobs,
-                        teacher_from=inputs.teacher_from, forget_epochs=inputs.forget_epochs)
+                      f"parameters, {loop.epochs} epochs")
             started = time.perf_counter()
             result = run_loop(loop, model, fabric)
             if fabric.is_global_zero:
