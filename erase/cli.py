@@ -31,6 +31,7 @@ from pathlib import Path
 from .config import SWITCHES, ConfigError, get_protocol, get_scale
 from .book.build import Interrupted
 from .data import DataError
+from .io import write_json
 from .runs.store import StoreError, check_writable
 
 
@@ -326,7 +327,7 @@ def _manifest(args) -> int:
     volumes = data.scan(Path(args.data_root))
     manifest = data.make_manifest(volumes, config, seed, Path(args.data_root))
     manifest["data_root"] = str(Path(args.data_root).resolve())
-    data.write_json_atomic(out, manifest)
+    write_json(out, manifest)
     _print_manifest(manifest, Path(args.data_root))
     print(f"manifest written to {out}")
     return 0

@@ -14,6 +14,7 @@ import torch
 from erase import data as data_lib
 from erase.config import ConfigError, DataConfig, get_scale
 from erase.data.synthetic import STAMP, synthesize
+from erase.io import write_json
 
 
 def h5_files(root: Path) -> list[Path]:
@@ -388,7 +389,7 @@ def test_saved_manifest_gives_the_same_split(lab, tmp_path):
     from erase.runs.lab import Lab
 
     path = tmp_path / "manifest.json"
-    data_lib.write_json_atomic(path, lab.manifest)
+    write_json(path, lab.manifest)
     # another seed would split differently; the saved manifest wins
     again = Lab(scale="smoke", results_dir=lab.results, manifest=path, seed=1)
     assert again.manifest["splits"] == lab.manifest["splits"]

@@ -1,6 +1,6 @@
 """The package's layout: wings along the data flow, every import pointing down it.
 
-    config, paper (top level)  <  data/  <  runs/  <  measures/  <  report/  <  book/  <  cli
+    config, paper, io (top level)  <  data/  <  runs/  <  measures/  <  report/  <  book/  <  cli
 
 A module may import from its own wing or from any wing before it, never from one after it.
 Imports inside functions count as well: a lazy import is still a dependency. The top level of
@@ -15,7 +15,7 @@ PACKAGE = Path(__file__).resolve().parents[1] / "erase"
 # The parts of the package in data-flow order; each is (name, the modules or wings it holds).
 # The package's own __init__ ("erase") is at the bottom with config and paper.
 FLOW = (
-    ("top level", {"erase", "erase.config", "erase.paper"}),
+    ("top level", {"erase", "erase.config", "erase.paper", "erase.io"}),
     ("data", {"erase.data"}),
     ("runs", {"erase.runs"}),
     ("measures", {"erase.measures"}),

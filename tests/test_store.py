@@ -13,7 +13,7 @@ import pytest
 
 from erase.runs import lab as lab_lib
 from erase.config import ConfigError, config_hash
-from erase.data import write_json_atomic
+from erase.io import write_json
 from erase.runs.engine import ENGINE_VERSION
 from erase.runs.methods import METHODS, METHODS_VERSION
 from erase.runs.store import (HASH, RECORD, Store, StoreError, _first_line, check_record,
@@ -83,7 +83,7 @@ def test_an_unfinished_run_is_not_a_result(tmp_path):
 
 def test_any_change_of_config_is_a_new_key(lab, tmp_path):
     manifest = tmp_path / "m.json"
-    write_json_atomic(manifest, lab.manifest)
+    write_json(manifest, lab.manifest)
     base = key(lab, "oracle")
     same = lab_lib.Lab(scale="smoke", results_dir=lab.results, manifest=manifest)
     assert key(same, "oracle") == base

@@ -49,6 +49,8 @@ import time
 from contextlib import contextmanager, nullcontext
 from pathlib import Path
 
+from ..io import atomic, write_text
+
 CONFIG_FILES = ("_config.yml", "_toc.yml")
 # The folder this package sits in: the project's checkout when it runs from one (an editable
 # install or PYTHONPATH), site-packages when it was installed. Only ``find_root`` looks here.
@@ -100,15 +102,6 @@ def book_root(root: Path) -> Path:
         raise BookError(f"{root} holds no book (no _toc.yml): pass the project's root, the "
                         "folder with _toc.yml, _config.yml and book/")
     return root
-
-
-def _write_atomic(path: Path, text: str) -> None:
-    """Write ``text`` next to ``path`` and rename it in place: a kill never leaves half."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)
 
 
 # --------------------------------------------------------------------------- stopping
@@ -303,9 +296,8 @@ def _tidy(path: Path) -> None:
         if "injected-parameters" in tags and not any(t.startswith(("hide-", "remove-"))
                                                      for t in tags):
             cell.metadata["tags"] = tags + ["hide-input"]
-    tmp = path.with_name(f".{path.name}.tmp")
-    nbformat.write(nb, tmp)
-    os.replace(tmp, path)  # a stop while it writes leaves the notebook as papermill wrote it
+    with atomic(path) as tmp:  # a stop while it writes leaves the notebook as papermill wrote it
+        nbformat.write(nb, tmp)
 
 
 class Kernel:
@@ -560,7 +552,7 @@ def plan_runs(scale: str, device: str, results: Path, notebooks) -> "Workload":
 def share_timings(out: Path, scale: str, device: str, timings: dict) -> Path:
     """Write the chapters' timings so far to ``_build/timings-so-far.json``; return its path."""
     path = Path(out) / "_build" / "timings-so-far.json"
-    _write_atomic(path, json.dumps({"scale": scale, "device": device, "chapters": timings},
+    write_text(path, json.dumps({"scale": scale, "device": device, "chapters": timings},
                                    indent=1))
     return path
 
@@ -744,7 +736,7 @@ def render(root: Path, out: Path | None = None) -> Path:
         finally:
             _STARTED.discard(proc.pid)
     text = _ANSI.sub("", stdout + stderr)
-    _write_atomic(log, text)
+    write_text(log, text)
     html = out / "_build" / "html"
     if (staging / "_build" / "html").is_dir():
         _replace_tree(staging / "_build" / "html", html)
@@ -808,7 +800,7 @@ def build_book(root: Path, scale="default", device="cpu", results_dir=None, chap
         scorecard = results / "scorecard.json"
         if scorecard.is_file():
             shutil.copy2(scorecard, html / "scorecard.json")
-        _write_atomic(out / "_build" / "timings.json", json.dumps(
+        write_text(out / "_build" / "timings.json", json.dumps(
             {"scale": scale, "device": device, "chapters": timings, "render_seconds": rendered,
              "total_seconds": time.perf_counter() - started}, indent=1))
     total = time.perf_counter() - started

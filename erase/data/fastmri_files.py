@@ -5,9 +5,7 @@ Every check raises DataError naming the file and what is wrong with it.
 from __future__ import annotations
 
 import hashlib
-import json
 import os
-import tempfile
 import time
 import xml.etree.ElementTree as etree
 from pathlib import Path
@@ -214,11 +212,3 @@ def resolve(data_root: Path, relative: str, resolved_root: Path | None = None) -
     return path
 
 
-def write_json_atomic(path: Path, payload: dict) -> None:
-    """Write JSON via a temporary file and rename, so readers never see half a file."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    with os.fdopen(fd, "w") as f:
-        json.dump(payload, f, indent=1, sort_keys=True)
-    os.replace(tmp, path)

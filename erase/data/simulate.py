@@ -8,11 +8,12 @@ real data.
 """
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import h5py
 import numpy as np
+
+from ..io import atomic
 
 # fastMRI's raw targets peak around 1e-4 .. 1e-3; we write at that scale so that loss weights
 # such as the public code's 1e-5 * L1 mean the same thing on our files.
@@ -106,8 +107,7 @@ def write_fastmri_file(path: Path, kspace: np.ndarray, target: np.ndarray, acqui
                        patient_id: str) -> None:
     """Write one volume exactly in fastMRI's multi-coil layout, atomically (tmp + rename)."""
     path = Path(path)
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    with h5py.File(tmp, "w") as f:
+    with atomic(path) as tmp, h5py.File(tmp, "w") as f:
         f.create_dataset("kspace", data=kspace)
         f.create_dataset("reconstruction_rss", data=target)
         f.create_dataset("ismrmrd_header", data=ismrmrd_header(*kspace.shape[-2:]))
@@ -115,4 +115,3 @@ def write_fastmri_file(path: Path, kspace: np.ndarray, target: np.ndarray, acqui
         f.attrs["max"] = float(target.max())
         f.attrs["norm"] = float(np.linalg.norm(target))
         f.attrs["patient_id"] = patient_id
-    os.replace(tmp, path)

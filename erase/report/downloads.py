@@ -18,6 +18,7 @@ from pathlib import Path
 import pandas as pd
 
 from ..config import PROTOCOLS, to_dict
+from ..io import atomic
 
 # Set by the book's build: where chapters write their CSV files while they execute.
 DOWNLOADS_VARIABLE = "ERASE_BOOK_DOWNLOADS"
@@ -123,10 +124,8 @@ def downloadable(frame: pd.DataFrame, name: str, directory=None) -> Downloadable
     folder.mkdir(parents=True, exist_ok=True)
     data = frame.data if hasattr(frame, "data") and not isinstance(frame, pd.DataFrame) else frame
     path = folder / filename
-    tmp = folder / f".{filename}.tmp{os.getpid()}"
-    index = not isinstance(data.index, pd.RangeIndex)
-    data.to_csv(tmp, index=index)
-    os.replace(tmp, path)
+    with atomic(path) as tmp:
+        data.to_csv(tmp, index=not isinstance(data.index, pd.RangeIndex))
     return Downloadable(frame, path, href)
 
 

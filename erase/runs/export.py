@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import subprocess
 import time
 from argparse import Namespace
@@ -27,6 +26,7 @@ import torch
 
 from .. import data as data_lib
 from ..config import ConfigError, ModelConfig
+from ..io import atomic, write_json
 from .engine import on_device
 from .evaluate import ACCURACY, evaluate_model, reconstruct_volumes, summary_of
 from .store import StoreError, checkpoint_errors
@@ -87,10 +87,8 @@ def export_model(lab, record: dict, out: Path) -> dict:
     kwargs = varnet_kwargs(lab.model_config)
     state = state_dict_of(lab, record)
     VarNet(**kwargs).load_state_dict(state)  # strict: what a user will do
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(f".{out.name}.tmp{os.getpid()}")
-    torch.save(state, tmp)
-    os.replace(tmp, out)
+    with atomic(out) as tmp:
+        torch.save(state, tmp)
     config = record.get("config", {})
     embedded = lab.data_root.is_relative_to(lab.results / "data")
     info = {
@@ -112,7 +110,7 @@ def export_model(lab, record: dict, out: Path) -> dict:
         "git_commit": git_commit(),
         "exported": time.strftime("%Y-%m-%d %H:%M:%S"),
     }
-    data_lib.write_json_atomic(sidecar(out), info)
+    write_json(sidecar(out), info)
     return info
 
 
@@ -172,10 +170,8 @@ def write_reconstructions(model, dataset, out_dir: Path, device="cpu",
     for fname, (_, recon) in sorted(reconstruct_volumes(model, dataset, device,
                                                         baseline).items()):
         path = out_dir / fname
-        tmp = out_dir / f".{fname}.tmp{os.getpid()}"
-        with h5py.File(tmp, "w") as f:
+        with atomic(path) as tmp, h5py.File(tmp, "w") as f:
             f.create_dataset("reconstruction", data=np.asarray(recon, dtype=np.float32))
-        os.replace(tmp, path)
         written.append(path)
     return written
 

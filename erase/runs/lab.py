@@ -32,6 +32,7 @@ from .. import paper
 from ..config import (ConfigError, check_choice, check_int, config_hash, get_protocol,
                       get_scale, to_dict)
 from ..data.synthetic import stamp_of, synthesize
+from ..io import write_json
 from .engine import (ENGINE_VERSION, Loop, epoch_steps, make_fabric, on_device, prepare_reads,
                      run_loop)
 from .evaluate import ACCURACY, evaluate_dataset, evaluate_model, summary_of
@@ -139,7 +140,7 @@ class Lab:
                                                   self._data_root)
             data_lib.verify_manifest(manifest, self._data_root)
             key = data_lib.manifest_hash(manifest)
-            data_lib.write_json_atomic(self.results / "manifests" / f"{key}.json", manifest)
+            write_json(self.results / "manifests" / f"{key}.json", manifest)
             self._manifest, self._manifest_key = manifest, key
         return self
 

@@ -25,7 +25,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from ..config import ConfigError, config_hash, to_dict
-from ..data import write_json_atomic
+from ..io import write_json
 
 RECORD = "record.json"
 HASH = "content_hash"
@@ -140,7 +140,7 @@ def _write_hashed(path: Path, body: dict) -> dict:
     """Write ``body`` as it reads back from JSON, with its content hash (atomically); return it."""
     body = json.loads(json.dumps(body))
     body[HASH] = content_hash(body)
-    write_json_atomic(path, body)
+    write_json(path, body)
     return body
 
 
