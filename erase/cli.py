@@ -284,15 +284,18 @@ def _with_audit(lab, record: dict) -> dict:
     return {**record, "audit": audit_model(record, lab.train("oracle"))}
 
 
+def _metrics_line(summary: dict) -> str:
+    """'BTA 31.20 dB / 0.912   KTA ...   UA ...': a run's accuracies, PSNR and SSIM."""
+    return "   ".join(f"{a} {summary[a.lower() + '_psnr']:.2f} dB / "
+                       f"{summary[a.lower() + '_ssim']:.3f}" for a in ("BTA", "KTA", "UA"))
+
+
 def _print_record(record: dict, as_json: bool) -> None:
     if as_json:
         slim = {k: v for k, v in record.items() if k not in ("metrics",)}
         print(json.dumps(slim, sort_keys=True))
         return
-    s = record["summary"]
-    print(f"{record['name']}: BTA {s['bta_psnr']:.2f} dB / {s['bta_ssim']:.3f}   "
-          f"KTA {s['kta_psnr']:.2f} dB / {s['kta_ssim']:.3f}   "
-          f"UA {s['ua_psnr']:.2f} dB / {s['ua_ssim']:.3f}"
+    print(f"{record['name']}: {_metrics_line(record['summary'])}"
           + (f"   rho {record['noise']['rho']:.3g} (lambda {record['noise']['lambda']:.3g})"
              if "noise" in record else "")
           + (f"   ({record['timing']['train_seconds']:.1f} s training"
@@ -345,11 +348,9 @@ def _book(args) -> int:
     from .book.build import book_root
 
     get_scale(args.scale)
-    if args.device == "cuda":
-        import torch
-        if not torch.cuda.is_available():
-            raise ConfigError("device 'cuda' was asked for but no GPU is visible; "
-                              "use --device cpu")
+    from .runs.engine import check_device
+
+    check_device(args.device, "--device cpu")
     try:
         root = find_root() if args.root is None else book_root(Path(args.root))
     except BookError as err:
@@ -483,9 +484,7 @@ def _takeaway(lab, args) -> int:
         print(f"load it with: fastmri.models.VarNet(**{info['varnet']})"
               f".load_state_dict(torch.load({str(args.out)!r}, weights_only=True))")
         if s:
-            print(f"its metrics: BTA {s['bta_psnr']:.2f} dB / {s['bta_ssim']:.3f}   KTA "
-                  f"{s['kta_psnr']:.2f} dB / {s['kta_ssim']:.3f}   UA {s['ua_psnr']:.2f} dB / "
-                  f"{s['ua_ssim']:.3f}")
+            print(f"its metrics: {_metrics_line(s)}")
         return 0
     accuracy = {split: name for name, split in ACCURACY.items()}[args.split]
     if args.model == "zero-filled":

@@ -51,8 +51,8 @@ ENGINE_VERSION = 4  # bump when a change to the code that computes a run's numbe
 # which would recompute the book's runs, about 15 minutes on two cores, in every developer's
 # store after any rename or refactor of these modules, and never ask whether numbers changed.)
 ENGINE_CODE = {
-    "erase.runs.engine": "626cb71f2579a15d",  # the loop, a step, an epoch's order
-    "erase.runs.methods": "0d503045b99372ab",  # the rows, their terms and losses
+    "erase.runs.engine": "1a7fb6556369770b",  # the loop, a step, an epoch's order
+    "erase.runs.methods": "f50fd4fb4b755d4d",  # the rows, their terms and losses
     "erase.runs.models": "038afdaf334f6652",  # the networks and a reconstruction
     "erase.runs.evaluate": "b9b4d42f0fd62c0b",  # the metrics of a record
     "erase.runs.slice_scores": "8c9c1b910e97f204",  # per-slice hallucination scores
@@ -117,14 +117,21 @@ class Parts:
     seconds: float = 0.0
 
 
+def check_device(device: str, instead: str = "device='cpu'") -> str:
+    """``device`` if it is 'cpu', or 'cuda' with a GPU visible; otherwise one error that says
+    what to use ``instead`` (the Lab's and the command line's words differ)."""
+    if device not in ("cpu", "cuda"):
+        raise ConfigError(f"unknown device {device!r}: choose one of cpu, cuda")
+    if device == "cuda" and not torch.cuda.is_available():
+        raise ConfigError(f"device 'cuda' was asked for but no GPU is visible; use {instead}")
+    return device
+
+
 def make_fabric(device: str = "cpu", precision: str = "32-true") -> Fabric:
     """A Fabric on ``device``; under torchrun it joins the process group (DDP)."""
     from lightning_fabric import Fabric
 
-    if device not in ("cpu", "cuda"):
-        raise ConfigError(f"unknown device {device!r}: choose 'cpu' or 'cuda'")
-    if device == "cuda" and not torch.cuda.is_available():
-        raise ConfigError("device 'cuda' was asked for but no GPU is visible; use device='cpu'")
+    check_device(device)
     world = int(os.environ.get("WORLD_SIZE", "1"))
     strategy = "ddp" if world > 1 else "auto"
     fabric = Fabric(accelerator=device, devices=world if world > 1 else 1, strategy=strategy,

@@ -29,11 +29,11 @@ import torch
 
 from .. import data as data_lib
 from .. import paper
-from ..config import (ConfigError, check_choice, check_int, config_hash, get_protocol,
+from ..config import (check_choice, check_int, config_hash, get_protocol,
                       get_scale, to_dict)
 from ..data.synthetic import stamp_of, synthesize
 from ..io import write_json
-from .engine import (ENGINE_VERSION, Loop, epoch_steps, make_fabric, on_device, prepare_reads,
+from .engine import (ENGINE_VERSION, Loop, check_device, epoch_steps, make_fabric, on_device, prepare_reads,
                      run_loop)
 from .evaluate import ACCURACY, evaluate_dataset, evaluate_model, summary_of
 from .methods import (ascent_weights, get_method, hashed, row_knobs, validate_knobs,
@@ -94,9 +94,7 @@ class Lab:
         if self.profile.threads is not None and device == "cpu":
             torch.set_num_threads(self.profile.threads)
         self.seed = check_int("seed", seed)
-        self.device = check_choice("device", device, ("cpu", "cuda"))
-        if device == "cuda" and not torch.cuda.is_available():
-            raise ConfigError("device 'cuda' was asked for but no GPU is visible; use device='cpu'")
+        self.device = check_device(device)
         self.train_config = self.profile.train
         if epochs is not None:
             self.train_config = replace(self.train_config, epochs=check_int("epochs", epochs, 1))

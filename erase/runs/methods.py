@@ -327,19 +327,25 @@ def trainable(model) -> list:
     return [p for p in model.parameters() if p.requires_grad]
 
 
-def gradient_sum(model, loss_fn, batches) -> tuple[list, int]:
-    """sum over the slices of ``batches`` of grad_theta J (one term per slice), and the number
-    of slices: SalUn's saliency, at G."""
+def _gradient_total(model, batches, loss_of, each=None) -> tuple[list, int]:
+    """sum over ``batches`` of ``each``(grad_theta ``loss_of``(output, batch)), one tensor per
+    weight tensor, and the number of slices read: the loop of both importances below."""
     params = trainable(model)
     total, n = [torch.zeros_like(p) for p in params], 0
     for b in batches:
-        out = reconstruct(model, b)
-        loss = loss_fn.per_sample(out, b.target, b.max_value.to(out)).sum()
+        loss = loss_of(reconstruct(model, b), b)
         for t, g in zip(total, torch.autograd.grad(loss, params, allow_unused=True)):
             if g is not None:
-                t += g
+                t += g if each is None else each(g)
         n += len(b.target)
     return total, n
+
+
+def gradient_sum(model, loss_fn, batches) -> tuple[list, int]:
+    """sum over the slices of ``batches`` of grad_theta J (one term per slice), and the number
+    of slices: SalUn's saliency, at G."""
+    return _gradient_total(model, batches, lambda out, b: loss_fn.per_sample(
+        out, b.target, b.max_value.to(out)).sum())
 
 
 def saliency_mask(gradients, fraction: float) -> list:
@@ -356,15 +362,8 @@ def fisher_importance(model, loss_fn, slices) -> tuple[list, int]:
     """SSD's importance: the diagonal Fisher information with J for the log-likelihood, i.e.
     the mean over slices of the squared gradient of J on each slice (``slices``: batches of one
     slice each), and the number of slices."""
-    params = trainable(model)
-    total, n = [torch.zeros_like(p) for p in params], 0
-    for b in slices:
-        out = reconstruct(model, b)
-        loss = loss_fn(out, b.target, b.max_value.to(out))
-        for t, g in zip(total, torch.autograd.grad(loss, params, allow_unused=True)):
-            if g is not None:
-                t += g.square()
-        n += len(b.target)
+    total, n = _gradient_total(model, slices, lambda out, b: loss_fn(
+        out, b.target, b.max_value.to(out)), torch.square)
     return [t / max(n, 1) for t in total], n
 
 
