@@ -1,12 +1,16 @@
 """Results at a glance: every finding's verdict in plain words, with the reason, for the first
-page a reader sees. Generated from the scorecard, never typed."""
+page a reader sees; and the one line above them that says what build they are about. Generated
+from the scorecard and the Lab, never typed."""
 from __future__ import annotations
+
+import re
 
 import pandas as pd
 
 from ..measures import diagnosis, regime
 from ..measures.headline import Headline, band_verdicts
 from ..paper import FINDINGS
+from .formats import chapter_link
 
 SHORT = {  # the findings in a few words, for a narrow table
     1: "G knows knees the oracle does not (knowledge gap)",
@@ -18,6 +22,28 @@ SHORT = {  # the findings in a few words, for a narrow table
     7: "more retain data is not always better",
     8: "unlearning removes hallucinations (the title's claim)",
 }
+ARCHITECTURES = {"varnet": "E2E-VarNet", "unet": "U-Net"}
+
+
+def build_line(lab, seeds) -> str:
+    """What this build is, in one line of Markdown, read from the Lab and its profile: the
+    data, image size, coils, acceleration, network, epochs and seeds, and a link to chapter 3,
+    which checks that it poses the paper's question."""
+    d, m = lab.data_config, lab.model_config
+    if lab.settings()["data_root"] is None:  # the embedded synthetic set
+        data = (f"synthetic phantoms (the book's embedded data), {d.image_size} × "
+                f"{d.image_size} pixels, {d.coils} coils")
+    else:
+        data = "real fastMRI multi-coil data, at the files' own size and coils"
+    network = ARCHITECTURES.get(m.arch, m.arch)
+    if m.arch == "varnet":
+        network += f" with {m.cascades} cascade{'s' if m.cascades != 1 else ''}"
+    seeds = list(seeds)
+    return (f"**This build** (scale `{lab.profile.name}`): {data}, {d.acceleration}x "
+            f"acceleration (centre fraction {d.center_fraction:g}), {network}, trained for "
+            f"{lab.train_config.epochs} epochs, {len(seeds)} seed{'s' if len(seeds) != 1 else ''} "
+            f"({', '.join(str(s) for s in seeds)}). {chapter_link(3, 'Chapter 3')} checks that "
+            "this run is in the paper's regime.")
 
 
 def table(h: Headline) -> pd.DataFrame:
@@ -33,6 +59,26 @@ def table(h: Headline) -> pd.DataFrame:
                      "no (" + ", ".join(f"seed {s}" for s in r["flipped_by"]) + ")",
                      "because": diagnosis.cause(r, h.noise)})
     return pd.DataFrame(rows).set_index("finding")
+
+
+def table_markdown(h: Headline) -> str:
+    """``table`` as a Markdown table, so that a chapter named in a reason is a link."""
+    frame = table(h).reset_index()
+    cells = [[linked(escape(str(v))) for v in row] for row in frame.itertuples(index=False)]
+    head = "| " + " | ".join(frame.columns) + " |"
+    rule = "|" + "|".join(":--" if c == "finding" else "---" for c in frame.columns) + "|"
+    return "\n".join([head, rule] + ["| " + " | ".join(row) + " |" for row in cells])
+
+
+def escape(text: str) -> str:
+    """Text for a Markdown table cell: the characters Markdown would read as markup escaped."""
+    return re.sub(r"([\\|*_\[\]`<$])", r"\\\1", text)
+
+
+def linked(text: str) -> str:
+    """Every "chapter N" of a sentence made a link to that chapter (``formats.chapter_link``)."""
+    return re.sub(r"\b([Cc]hapter) (\d+)\b",
+                  lambda mt: chapter_link(int(mt.group(2)), f"{mt.group(1)} {mt.group(2)}"), text)
 
 
 def band_text(verdicts: dict | None) -> str:
@@ -54,7 +100,10 @@ def bottom_line(h: Headline) -> str:
             f"build's {len(h.seeds)} seeds, {counts.get('does not hold', 0)} do not and "
             f"{counts.get('inconclusive', 0)} are undecided.")
     rg = regime.summary(h.regime)
-    regime_text = ("The run is in the paper's regime (chapter 3's criteria all pass)."
-                   if rg["all_pass"] else "Not every regime criterion of chapter 3 passes ("
-                   + "; ".join(rg["failed"]) + "): read the verdicts with that in mind.")
-    return " ".join([head, *diagnosis.plain_sentences(h.findings, h.noise), regime_text])
+    ch3 = chapter_link(3)
+    failed = "; ".join(escape(f) for f in rg["failed"])
+    regime_text = (f"The run is in the paper's regime ({ch3}'s criteria all pass)."
+                   if rg["all_pass"] else f"Not every regime criterion of {ch3} passes "
+                   f"({failed}): read the verdicts with that in mind.")
+    sentences = [escape(s) for s in diagnosis.plain_sentences(h.findings, h.noise)]
+    return " ".join([head, *sentences, regime_text])

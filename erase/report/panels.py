@@ -1,4 +1,5 @@
-"""Figure 1 and the hallucination table: reconstructions of the brain test set, side by side.
+"""Figure 1 and the hallucination table: reconstructions of the brain test set, side by side;
+and the sentences chapter 3 writes beside them, generated from the numbers they describe.
 
 Every run stores the hallucination score (``erase.runs.slice_scores``) of each brain test slice
 with its metrics; a model's score is compared with the oracle's on the same slice, and the
@@ -125,3 +126,71 @@ def zero_filled_psnr(lab, split: str, acceleration: int, center_fraction: float 
                      center_fraction=center_fraction or lab.data_config.center_fraction)
     data = lab.dataset(split)
     return evaluate_dataset(None, Split(data.raw, config, data.in_memory), baseline=True)["psnr"]
+
+
+# ------------------------------------------------------------------ chapter 3's sentences
+
+
+def gap_words(interval) -> str:
+    """What the interval of KTA(G) - KTA(G-hat) over seeds says: a knowledge gap or not."""
+    mean, lo, hi = interval
+    if lo > 0:
+        return ("G knows knees that the oracle does not (the whole interval is above 0): that "
+                "is the knowledge gap")
+    if hi <= 0:
+        return ("G is no better than the oracle on knees (the whole interval is at or below 0): "
+                "this run has no knowledge gap to unlearn")
+    return ("the interval holds 0: with these seeds, this run shows no clear knowledge gap to "
+            "unlearn")
+
+
+def excess_words(interval) -> str:
+    """What the interval over seeds of G's mean hallucination excess over the oracle says."""
+    mean, lo, hi = interval
+    if lo > 0:
+        return "G hallucinates more than the oracle (the whole interval is above 0)"
+    if hi < 0:
+        return ("G's score is below the oracle's (the whole interval is below 0): no excess "
+                "hallucination to remove")
+    return ("the interval holds 0: with these seeds, G's excess cannot be told apart from "
+            "none")
+
+
+def relative_db(value: float, digits: int = 1) -> str:
+    """'1.2 dB above', '1.2 dB below' or 'level with' (what rounds to 0): a difference in words,
+    to be followed by what it is compared with, never a negative 'above'."""
+    if round(abs(value), digits) == 0:
+        return "level with"
+    return f"{abs(value):.{digits}f} dB {'above' if value > 0 else 'below'}"
+
+
+def knee_reading(oracle_vs_zero_filled: float, g_vs_oracle: float) -> str:
+    """What the knee PSNRs say about the two models (mean differences over seeds, dB)."""
+    if oracle_vs_zero_filled > 0 and g_vs_oracle > 0:
+        return ("the oracle removes part of the knee's aliasing with what it learnt from "
+                "brains, and misses what it never saw in a brain")
+    if oracle_vs_zero_filled <= 0:
+        return ("on average the oracle does not improve on the zero-filled knee input: what it "
+                "learnt from brains does not transfer to knees in this run")
+    return ("the oracle improves on the zero-filled knee input, but G, which saw knees, is no "
+            "better than it on average")
+
+
+def seeds_beyond(rows: list[dict]) -> str:
+    """The regime criteria that pass on the mean over seeds while a single seed is on the
+    wrong side of the threshold, in one sentence ("" when there are none)."""
+    parts = []
+    for r in rows:
+        if not r["passes"]:
+            continue
+        wrong = {s: v for s, v in r["values"].items()
+                 if (v >= r["threshold"] if r["side"] == "below" else v < r["threshold"])}
+        if wrong:
+            unit = r["unit"].strip()
+            parts.append(f"{r['criterion']} on seed{'s' if len(wrong) > 1 else ''} "
+                         + ", ".join(f"{s} ({v:.2f} {unit})" for s, v in wrong.items()))
+    if not parts:
+        return ""
+    return ("Passing on the mean over seeds does not mean passing on every seed: "
+            + "; ".join(parts) + (" is" if len(parts) == 1 else " are")
+            + " on the wrong side of the threshold.")
