@@ -116,7 +116,7 @@ def test_new_rows_are_rows_with_their_own_knobs_and_keys(lab):
     assert dict(rows["SCRUB"].knobs) == {"distance": "ssim", "max_epochs": 2}
     assert dict(rows["l1-sparse"].knobs) == {"alpha": 5e-4}
     # a knob enters a job only for the rows that use it
-    knobs = {n: lab.job(n).knob for n in BEYOND}
+    knobs = {n: lab.job(n).knobs for n in BEYOND}
     assert knobs["SalUn"]["saliency"] == 0.5 and "alpha" not in knobs["SalUn"]
     assert knobs["SSD"]["epochs"] == 0 and knobs["SSD"]["lam"] is None
     assert knobs["SCRUB"]["max_epochs"] == 2 and "saliency" not in knobs["SCRUB"]

@@ -131,7 +131,7 @@ def test_the_plan_walks_each_search_as_far_as_the_store_allows(lab):
     def read(l, job):
         if job.kind == "train":
             return g if job.name == "original" else o
-        value = job.knob["rho"]
+        value = job.knobs["rho"]
         if value not in shares:
             return None
         return {"summary": {"kta_psnr": 30.0 - 10.0 * shares[value], "bta_psnr": 35.0}}
@@ -140,7 +140,7 @@ def test_the_plan_walks_each_search_as_far_as_the_store_allows(lab):
     assert sorted(found[("NL-FT", lab.seed)]) == [0.72, 1.4, 2.4, 9.6]
     assert [(m, x) for m, _, x in pending] == [("NL-FT", 4.8)]  # between 2.4 and 9.6
     assert study.frontier_job(lab, "NL-FT", 1.4) == lab.job("NL-FT")  # the headline run
-    assert study.frontier_job(lab, "NL-FT", 4.8).knob["curve"] is False
+    assert study.frontier_job(lab, "NL-FT", 4.8).knobs["curve"] is False
 
 
 def test_a_run_without_its_curve_ends_with_the_same_numbers(lab, trained):

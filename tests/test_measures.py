@@ -233,7 +233,7 @@ def test_run_many_hands_out_the_longest_jobs_first(lab, trained, monkeypatch):
 
     class Recorder:  # a pool that only records the order; the read-back computes the runs
         def submit(self, fn, settings, job):
-            submitted.append(job.knob["retain_fraction"])
+            submitted.append(job.knobs["retain_fraction"])
             done = Future()
             done.set_result(None)
             return done

@@ -396,11 +396,11 @@ def test_a_training_switch_retrains_g_and_g_hat(switch, labs):
 
 
 def test_the_unlearning_length_is_the_protocols(labs):
-    assert labs("code").job("NL-FT").knob["epochs"] == 5
+    assert labs("code").job("NL-FT").knobs["epochs"] == 5
     short = labs("code", unlearn_epochs=2)
-    assert short.job("NL-FT").knob["epochs"] == 2
+    assert short.job("NL-FT").knobs["epochs"] == 2
     assert short.loop(short.job("NL-FT")).epochs == 2
-    assert short.job("NL-FT", epochs=4).knob["epochs"] == 4  # an explicit length wins
+    assert short.job("NL-FT", epochs=4).knobs["epochs"] == 4  # an explicit length wins
 
 
 def test_run_many_rebuilds_a_lab_with_its_protocol(labs):

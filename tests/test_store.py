@@ -177,18 +177,18 @@ def test_default_knobs_are_the_papers(lab):
     assert key(lab, "NL-FT") == key(lab, "NL-FT", retain_fraction=0.1, rho=1.4,
                                     epochs=lab.protocol.unlearn_epochs)
     assert key(lab, "NL-FT", lam=1e-5) != key(lab, "NL-FT")
-    assert lab.job("NL-FT", lam=1e-5).knob == {"retain_fraction": 0.1, "gamma": None,
+    assert lab.job("NL-FT", lam=1e-5).knobs == {"retain_fraction": 0.1, "gamma": None,
                                                "lam": 1e-5, "epochs": 5}
-    assert lab.job("GA-l1-FT").knob == {"retain_fraction": 0.1, "gamma": None, "lam": None,
+    assert lab.job("GA-l1-FT").knobs == {"retain_fraction": 0.1, "gamma": None, "lam": None,
                                         "epochs": 5}
     assert lab.job("GA-l1-FT", ascent=2.0) == lab.job("GA-l1-FT")  # the code's own weight
-    assert lab.job("GA-l1-FT", ascent=0.5).knob["ascent"] == 0.5
-    assert "ascent" not in lab.job("NL", ascent=0.5).knob  # a knob a row does not use
-    assert "rho" not in lab.job("FT", rho=3.0).knob
-    assert lab.job("NL").knob == {"retain_fraction": None, "gamma": None, "lam": None,
+    assert lab.job("GA-l1-FT", ascent=0.5).knobs["ascent"] == 0.5
+    assert "ascent" not in lab.job("NL", ascent=0.5).knobs  # a knob a row does not use
+    assert "rho" not in lab.job("FT", rho=3.0).knobs
+    assert lab.job("NL").knobs == {"retain_fraction": None, "gamma": None, "lam": None,
                                   "rho": 1.4, "epochs": 5}
-    assert lab.job("NL", curve=False).knob["curve"] is False
-    assert "curve" not in lab.job("SSD", curve=False).knob  # it trains no epoch
+    assert lab.job("NL", curve=False).knobs["curve"] is False
+    assert "curve" not in lab.job("SSD", curve=False).knobs  # it trains no epoch
     with pytest.raises(ConfigError, match="not both"):
         lab.job("NL-FT", lam=1e-5, rho=1.4)
     assert lab.job("Retrain") == lab.job("oracle") == lab_lib.Job("train", "oracle")

@@ -52,7 +52,7 @@ class Planned:
         """Its time at ``step_seconds`` a training step, on one worker."""
         lab = self.lab
         if self.replay:
-            epoch = work(lab, self.job)["steps"] / max(1, int(self.job.knob.get("epochs", 1)))
+            epoch = work(lab, self.job)["steps"] / max(1, int(self.job.knobs.get("epochs", 1)))
             return epoch * step_seconds * REPLAY_STEP_COST
         return seconds(lab, work(lab, self.job), step_seconds)
 

@@ -21,7 +21,7 @@ import time
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from contextlib import nullcontext
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from multiprocessing import get_context
 from pathlib import Path
 
@@ -69,11 +69,7 @@ class Job:
 
     kind: str
     name: str
-    knobs: tuple = ()  # sorted (knob, value) pairs of an unlearning run
-
-    @property
-    def knob(self) -> dict:
-        return dict(self.knobs)
+    knobs: dict = field(default_factory=dict)  # an unlearning run's knobs, by name
 
 
 class Lab:
@@ -254,7 +250,7 @@ class Lab:
             used["ascent"] = ascent_
         if not curve and row.trains:
             used["curve"] = False
-        return Job("unlearn", name, tuple(sorted(used.items())))
+        return Job("unlearn", name, dict(sorted(used.items())))
 
     def config(self, job: Job) -> dict:
         """The complete description of a job's result: its key in the results store."""
@@ -265,7 +261,7 @@ class Lab:
             return {"kind": "train", "which": job.name, **order, "protocol": protocol,
                     **self._shared_config()}
         return {"kind": "unlearn", "method": hashed(get_method(job.name)),
-                "methods_version": version_of(job.name), "knobs": job.knob,
+                "methods_version": version_of(job.name), "knobs": job.knobs,
                 "protocol": {k: v for k, v in to_dict(self.protocol).items()
                              if k != "unlearn_epochs"},  # the knob "epochs" holds its value
                 "start": config_hash(self.config(Job("train", "original"))), **self._shared_config()}
@@ -284,7 +280,7 @@ class Lab:
             # G: Dr first, in the oracle's order; Df inserted (engine.epoch_steps)
             return Loop(row, None, retain.join(self.dataset("forget")), self.train_config.epochs,
                         oracle_order_of=len(retain), **shared)
-        row, knobs = get_method(job.name), job.knob
+        row, knobs = get_method(job.name), job.knobs
         if row.retain == "subset":
             retain = retain.select(data_lib.retain_subset(len(retain), knobs["retain_fraction"],
                                                           self.seed))
@@ -313,7 +309,7 @@ class Lab:
         None for a row without one: a calibrated job's lambda is rho times G's error."""
         if job.kind != "unlearn" or get_method(job.name).forget != "noisy_label":
             return None
-        knobs, error = job.knob, self.forget_error()
+        knobs, error = job.knobs, self.forget_error()
         lam = knobs["lam"] if knobs.get("rho") is None else knobs["rho"] * error
         return noise_lib.strength(lam, error)
 
@@ -324,7 +320,7 @@ class Lab:
         if job.kind == "train":
             extra = slices["forget"] if job.name == "original" else 0
             return self.train_config.epochs * (slices["retain"] + extra)
-        row, knobs = get_method(job.name), job.knob
+        row, knobs = get_method(job.name), job.knobs
         n_forget = slices["forget"] if row.forget != "none" else 0
         n_retain = {"none": 0, "all": slices["retain"]}.get(row.retain)
         if row.retain == "subset":  # Dr', drawn as the run will draw it
@@ -376,7 +372,7 @@ class Lab:
             val = self.dataset("val")
             return (lambda model: self._by_anatomy(
                 evaluate_dataset(model, val, self.fabric.device), "val")), {}
-        if job.knob.get("curve") is False:  # the end's metrics only (``_record``)
+        if job.knobs.get("curve") is False:  # the end's metrics only (``_record``)
             return None, {}
         tests = {name: self.dataset(split) for name, split in ACCURACY.items() if name != "ua"}
         latest: dict = {}  # the last epoch's test metrics, reused as the final BTA / KTA

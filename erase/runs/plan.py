@@ -136,7 +136,7 @@ def work(lab, job: Job) -> dict:
     counts = {name: c["slices"] for name, c in lab.counts().items()}
     tests = sum(counts[split] for split in ACCURACY.values())
     slices = lab.cost(job)
-    epochs = lab.train_config.epochs if job.kind == "train" else int(job.knob.get("epochs", 0))
+    epochs = lab.train_config.epochs if job.kind == "train" else int(job.knobs.get("epochs", 0))
     per_epoch = counts["val"] if job.kind == "train" else counts["brain_test"] + counts["knee_test"]
     return {"slices": slices, "steps": -(-slices // max(1, lab.train_config.batch_size)),
             "evaluated": epochs * per_epoch + tests, "epochs": epochs}
