@@ -32,7 +32,10 @@ def _mean(row: dict, quantity: str) -> float:
 
 
 def _iv(row: dict, quantity: str, unit: str = " dB") -> str:
-    mean, lo, hi = _check(row, quantity)["interval"]
+    check = _check(row, quantity)
+    mean, lo, hi = check["interval"]
+    if lo == hi:  # no interval: one seed, or no spread
+        return f"{mean:.2f}{unit} ({'one seed' if len(check['values']) == 1 else 'every seed'})"
     return f"{mean:.2f}{unit} [{lo:.2f}, {hi:.2f}]"
 
 
@@ -41,8 +44,32 @@ def noise_ratio(noise: dict) -> float:
     return float(np.mean([v["rho"] for v in noise.values()]))
 
 
-def cause(row: dict, noise: dict) -> str:
-    """One sentence: what decided this finding on this run."""
+def spread_words(row: dict, effects) -> str:
+    """Each effect's mean against its seed-to-seed standard deviation, from the per-seed
+    values of its check: "the brain cost is 0.26 dB with a seed-to-seed sd of 0.15 dB (1.7
+    sd from its threshold 0)". ``effects``: (words, quantity, unit) triples."""
+    parts = []
+    for words, quantity, unit in effects:
+        c = _check(row, quantity)
+        values = np.asarray(list(c["values"].values()), dtype=float)
+        if len(values) < 2:
+            continue
+        mean, sd = float(values.mean()), float(values.std(ddof=1))
+        distance = (f"{abs(mean - c['threshold']) / sd:.1f} sd from its threshold "
+                    f"{c['threshold']:g}" if sd > 0 else "the same on every seed")
+        parts.append(f"{words} is {mean:.2f}{unit} with a seed-to-seed sd of {sd:.2f}{unit} "
+                     f"({distance})")
+    return "; ".join(parts)
+
+
+def _plain_chapter(number: int) -> str:
+    return f"chapter {number}"
+
+
+def cause(row: dict, noise: dict, chapter=_plain_chapter) -> str:
+    """One sentence: what decided this finding on this run. ``chapter``: how a chapter is
+    named, plain words by default (a table cell); ``erase.report.formats.chapter_link`` where
+    the sentence is displayed as Markdown, so that it becomes a link."""
     n = row["finding"]
     ratio = noise_ratio(noise)
     if n == 1:
@@ -50,8 +77,10 @@ def cause(row: dict, noise: dict) -> str:
     if n == 2:
         text = (f"Mixing cost the brain {_iv(row, 'BTA(G-hat) - BTA(G)')} and added "
                 f"{_iv(row, EXCESS, ' pp')} of hallucination.")
-        if row["flipped_by"]:
-            text += " Both effects are small next to the seed-to-seed spread."
+        spread = spread_words(row, (("the brain cost", "BTA(G-hat) - BTA(G)", " dB"),
+                                    ("the hallucination excess", EXCESS, " pp")))
+        if row["flipped_by"] and spread:
+            text += f" Leaving one seed out changes the verdict: {spread}."
         return text
     if n == 3:
         return (f"FT removed {_iv(row, 'FT: share of the gap removed', '')} and Full FT "
@@ -74,10 +103,10 @@ def cause(row: dict, noise: dict) -> str:
                 f"with {_iv(row, 'BTA(G-hat) - BTA(NL-FT)')} of brain cost")
         if removed < 0.25 and abs(ratio - _PAPER_NOISE["rho"]) < 0.01:
             text += (f" at the paper's strength (rho {ratio:.2f}: noise of the size of G's own "
-                     "error on Df); chapter 4's frontier shows how much stronger it must be")
+                     f"error on Df); {chapter(4)}'s frontier shows how much stronger it must be")
         elif removed < 0.25:
             text += (f"; its noisy label is {ratio:.2f} times G's error on Df, where the "
-                     f"paper's is {PAPER_NOISE_TO_ERROR} (chapter 4's frontiers)")
+                     f"paper's is {PAPER_NOISE_TO_ERROR} ({chapter(4)}'s frontiers)")
         ga = _mean(row, "GA-l1-FT: share of the gap removed")
         ga_bta = _mean(row, "BTA(NL-FT) - BTA(GA-l1-FT)")
         text += (f". GA-l1-FT removed {ga:.2f} of it" + (", overshooting the oracle"
@@ -90,7 +119,8 @@ def cause(row: dict, noise: dict) -> str:
     if n == 7:
         parts = [f"{m}: BTA(20%) - BTA(100%) = {_iv(row, f'{m}: BTA(20%) - BTA(100%)')}"
                  for m in ("NL-FT", "GA-l1-FT")]
-        return "; ".join(parts) + f" (on {len(row['seeds'])} seeds)."
+        n = len(row["seeds"])
+        return "; ".join(parts) + (f" (on {n} seeds)." if n > 1 else ".")
     if n == 8:
         diff = _mean(row, EXCESS_DIFF)
         return (f"G's hallucination excess minus NL-FT's is {_iv(row, EXCESS_DIFF, ' pp')}"

@@ -19,12 +19,14 @@ from .regime import rate_drops
 from .study import interval, labs_for
 
 ABLATED_METHODS = ("NL-FT", "GA-l1-FT", "NL")
-# One more reading of the paper, beside the six switches: its lambda = 1e-5 taken on our raw
+# One more reading of the paper, beside the switches: its lambda = 1e-5 taken on our raw
 # scale, where the default takes it as rho (noise rms over G's error on Df, ``paper.
 # noise_strength``). Run for the methods with a noisy label, on the same seeds.
 RAW = "raw_lambda"
 
 
+# The details of the protocol where the paper's text and its public code could differ, each a
+# switch of ``config.Protocol``; in all but one (``agreeing``) they do (``flips``).
 DIFFERENCES = {  # switch: (the paper's text, the public code)
     "noisy_label": ("y + lambda N(0, I), lambda = 1e-5",
                     "the raw target plus abs(randn * lambda), lambda = 1e-5, redrawn at every "
@@ -44,7 +46,8 @@ DIFFERENCES = {  # switch: (the paper's text, the public code)
 
 
 def differences(protocol: Protocol | None = None) -> list[dict]:
-    """The six differences, with the value of each switch in ``code``, ``text`` and ours."""
+    """The details of DIFFERENCES, with the value of each switch in ``code``, ``text`` and
+    ours."""
     ours = protocol or PROTOCOLS["code"]
     return [{"switch": name, "paper text": text, "public code": code,
              "code preset": getattr(PROTOCOLS["code"], name),
@@ -57,6 +60,13 @@ def flips() -> list[tuple[str, object]]:
     code, text = PROTOCOLS["code"], PROTOCOLS["text"]
     return [(f.name, getattr(text, f.name)) for f in fields(Protocol)
             if getattr(text, f.name) != getattr(code, f.name)]
+
+
+def agreeing() -> list[str]:
+    """The switches of DIFFERENCES on which the paper's text and its code agree (the code
+    and text presets are equal): nothing to flip."""
+    differ = {name for name, _ in flips()}
+    return [name for name in DIFFERENCES if name not in differ]
 
 
 def acts_on(switch: str, method: str) -> bool:
@@ -135,8 +145,8 @@ def flipped_jobs(labs: list[Lab], methods=ABLATED_METHODS, training_seeds=None,
                                "the same computation")
             continue
         if switch in TRAINING_SWITCHES and not training_seeds & {l.seed for l in labs}:
-            skipped[switch] = ("not run in this build: it retrains G on every seed it runs on "
-                               "(pass the seeds as training_seeds)")
+            skipped[switch] = ("it retrains G on every seed it runs on, and this build gave it "
+                               "no seeds (they are passed as training_seeds)")
             continue
         for l in labs:
             if switch in TRAINING_SWITCHES and l.seed not in training_seeds:
@@ -174,7 +184,10 @@ def table(results: dict, methods=ABLATED_METHODS) -> list[dict]:
     return rows
 
 
-def carries(rows: list[dict], threshold: float = 0.5) -> dict:
+CARRIES_DB = 0.5  # a flip "carries the result" beyond this change of BTA or KTA (whole interval)
+
+
+def carries(rows: list[dict], threshold: float = CARRIES_DB) -> dict:
     """Which flips change a method's KTA or BTA by more than ``threshold`` dB, with the whole
     95% interval beyond it: {switch: [(method, metric, mean change)]}."""
     out: dict = {}
@@ -186,3 +199,38 @@ def carries(rows: list[dict], threshold: float = 0.5) -> dict:
             if lo > threshold or hi < -threshold:
                 out.setdefault(r["switch"], []).append((r["method"], metric.split()[0], mean))
     return out
+
+
+def plain_words(rows: list[dict], results: dict, threshold: float = CARRIES_DB) -> list[str]:
+    """The ablation in plain words, one Markdown list item per switch (display them as
+    Markdown: each starts with "* " and names its switch in bold): which flips carry the
+    result (``carries``), which do not, which were not run and why, which rows a flip cannot
+    act on, and the details where text and code agree."""
+    carried, skipped = carries(rows, threshold), results["skipped"]
+    lines = []
+    for switch, effects in carried.items():
+        said = ", ".join(f"{m}'s {metric} by {change:+.2f} dB" for m, metric, change in effects)
+        change = ("reading lambda on the raw scale instead of as the paper's rho" if switch == RAW
+                  else "flipping it to the text's version")
+        lines.append(f"* **{switch}** carries part of the result: {change} changes {said} "
+                     f"(whole 95% interval beyond {threshold:g} dB).")
+    if RAW not in carried and any(r["switch"] == RAW for r in rows):
+        lines.append(f"* **{RAW}** does not: reading lambda on the raw scale moves no "
+                     f"method's BTA or KTA by more than {threshold:g} dB with its whole "
+                     "interval.")
+    quiet = [s for s, _ in flips() if s not in carried and s not in skipped]
+    if quiet:
+        lines.append("* " + ", ".join(f"**{s}**" for s in quiet)
+                     + (" does" if len(quiet) == 1 else " do")
+                     + f" not: no method's BTA or KTA moves by more than {threshold:g} dB "
+                     "with its whole interval.")
+    for switch, why in skipped.items():
+        lines.append(f"* **{switch}** was not run: {why}.")
+    for switch, unaffected in results["unaffected"].items():
+        lines.append(f"* **{switch}** cannot act on {', '.join(unaffected)} (their rows do not "
+                     "use it), so they were not rerun with it flipped.")
+    for switch in agreeing():
+        text, code = DIFFERENCES[switch]
+        lines.append(f"* **{switch}**: text and code agree (the text: {text}; the code: "
+                     f"{code}), so there is nothing to flip.")
+    return lines

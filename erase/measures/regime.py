@@ -90,3 +90,59 @@ def summary(rows: list[dict]) -> dict:
     """All criteria passed?, and the names of those that did not."""
     failed = [r["criterion"] for r in rows if not r["passes"]]
     return {"all_pass": not failed, "failed": failed}
+
+
+# ------------------------------------------------------------------ reporting
+# Words about the rows above, for the chapters; nothing here changes a pass.
+
+
+def seeds_beyond(row: dict) -> dict:
+    """{seed: value} of the seeds whose own value would not pass the row's threshold (the
+    rule of ``_row`` applied to one seed): a criterion passed on the mean may still have
+    them."""
+    threshold = row["threshold"]
+    fails = (lambda v: v >= threshold) if row["side"] == "below" else (lambda v: v < threshold)
+    return {s: v for s, v in row["values"].items() if fails(v)}
+
+
+def seeds_words(row: dict) -> str:
+    """The seeds that would not pass on their own, in words: "seed 3 (0.072 dB/epoch) is not
+    below 0.05 dB/epoch", or "" when there is none."""
+    out = seeds_beyond(row)
+    if not out:
+        return ""
+    unit, threshold = row["unit"], row["threshold"]
+    digits = 3 if 0 < abs(threshold) < 0.1 else 2
+    seeds = [f"seed {s} ({v:.{digits}f}{unit})" for s, v in out.items()]
+    listed = " and ".join(", ".join(seeds).rsplit(", ", 1))
+    side = "not below" if row["side"] == "below" else "below"
+    return f"{listed} {'is' if len(seeds) == 1 else 'are'} {side} {threshold:g}{unit}"
+
+
+def beyond_words(row: dict) -> str:
+    """What a passing row's mean hides, from its per-seed values: "passes on the mean (0.038
+    dB/epoch), but seed 3 (0.072 dB/epoch) is not below 0.05 dB/epoch", or "" when every seed
+    passes on its own (or the row does not pass). To print beside the pass."""
+    if not row["passes"] or not seeds_beyond(row):
+        return ""
+    digits = 3 if 0 < abs(row["threshold"]) < 0.1 else 2
+    return (f"passes on the mean ({row['mean']:.{digits}f}{row['unit']}), but "
+            f"{seeds_words(row)}")
+
+
+def seed_table(rows: list[dict]):
+    """The regime's rows with every seed's value, the threshold and, beside each pass ("yes,
+    but ..."), the seeds that would not pass on their own (``seeds_words``): a DataFrame for
+    a chapter."""
+    import pandas as pd
+
+    seeds = sorted({s for r in rows for s in r["values"]}, key=lambda s: (len(s), s))
+    return pd.DataFrame([{
+        "criterion": r["criterion"],
+        "threshold": f"{'below' if r['side'] == 'below' else 'at least'} {r['threshold']:g}"
+                     f"{r['unit']}",
+        **{f"seed {s}": round(r["values"][s], 3) if s in r["values"] else None for s in seeds},
+        "mean": round(r["mean"], 3),
+        "passes": ("no" if not r["passes"] else
+                   f"yes, but {seeds_words(r)}" if seeds_beyond(r) else "yes")}
+        for r in rows]).set_index("criterion")

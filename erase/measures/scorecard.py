@@ -277,11 +277,16 @@ def _unit(finding: Finding, quantity: str) -> str:
     return next(c.unit for g in finding.groups for c in g if c.quantity == quantity)
 
 
+def _it(verdict: str) -> str:
+    """A verdict after "it": "it holds", "it does not hold", "it is inconclusive"."""
+    return f"it {verdict}" if verdict in (HOLDS, FAILS) else f"it is {verdict}"
+
+
 def robustness_text(row: dict) -> str:
     """'stable' or 'fragile: without seed 3 it does not hold'."""
     if not row["flipped_by"]:
         return STABLE
-    return "fragile: " + "; ".join(f"without seed {s} it is {v}"
+    return "fragile: " + "; ".join(f"without seed {s} {_it(v)}"
                                    for s, v in row["flipped_by"].items())
 
 
@@ -325,3 +330,194 @@ def time_ratio(records: dict, method: str, seed) -> float:
     """Unlearning time of ``method`` over the oracle's training time (the paper's RTE)."""
     get = SeedView(records, seed)
     return get(method, "train_seconds") / get("oracle", "train_seconds")
+
+
+# ------------------------------------------------------------------ reporting (chapter 8)
+# Words and tables about the verdicts above; nothing here decides or changes one.
+
+CANNOT = "cannot be computed"
+_SIDE_WORDS = {"above": "above", "below": "below", "within": "within +/-"}
+
+
+def criterion_words(side: str, threshold: float, unit: str = "") -> str:
+    """'above 1 dB', 'below 0.25', 'within +/-1 dB': the paper's side of a threshold."""
+    return f"{_SIDE_WORDS[side]} {threshold:g}{unit}"
+
+
+def finding_of(number, criteria=CRITERIA) -> Finding:
+    """The Finding of that number (or label) in ``criteria``."""
+    return next(f for f in criteria if f.number == number)
+
+
+def paper_checks(finding: Finding) -> list[dict]:
+    """Every criterion of ``finding`` decided on the paper's own numbers, by the same rule as
+    ours (``check``) on its one value (its tables hold one run: no interval). ``value`` is
+    None, and the verdict CANNOT, where its tables do not give the quantity (hallucinations,
+    times) or the finding is not read off them at all."""
+    out = []
+    for group in finding.groups:
+        for c in group:
+            value = None
+            if finding.on_paper:
+                try:
+                    value = float(c.value(paper_view))
+                except (KeyError, ValueError):
+                    value = None
+            out.append({"quantity": c.quantity, "value": value, "threshold": c.threshold,
+                        "side": c.side, "unit": c.unit,
+                        "verdict": CANNOT if value is None else
+                        check(c, {"paper": value})["verdict"]})
+    return out
+
+
+def paper_verdict(finding: Finding) -> str:
+    """The finding's verdict on the paper's own numbers: HOLDS, FAILS or CANNOT (a criterion
+    its tables do not give, where no computable one fails: ``combine`` reads it as
+    undecided)."""
+    checks, groups, i = paper_checks(finding), [], 0
+    for group in finding.groups:
+        groups.append([UNSURE if c["verdict"] == CANNOT else c["verdict"]
+                       for c in checks[i:i + len(group)]])
+        i += len(group)
+    verdict = combine(finding, groups)
+    return CANNOT if verdict == UNSURE else verdict
+
+
+def paper_verdict_text(finding: Finding) -> str:
+    """The paper's own numbers against the finding's criterion, in a few words: "holds",
+    "does not hold: BTA(G-hat) - BTA(NL-FT) is 1.12 dB, not below 1 dB", or "cannot be
+    computed" with what its tables lack."""
+    verdict, checks = paper_verdict(finding), paper_checks(finding)
+    if verdict == HOLDS:
+        return HOLDS
+    if verdict == FAILS:
+        failed = [c for c in checks if c["verdict"] == FAILS]
+        return FAILS + ": " + "; ".join(
+            f"{c['quantity']} is {c['value']:.2f}{c['unit']}, not "
+            f"{criterion_words(c['side'], c['threshold'], c['unit'])}" for c in failed)
+    missing = [c["quantity"] for c in checks if c["verdict"] == CANNOT]
+    if len(missing) == len(checks):
+        return CANNOT + (f": {finding.paper_note}" if finding.paper_note else
+                         ": its tables do not give it")
+    rest = len(checks) - len(missing)
+    return (f"{CANNOT}: its tables do not give {', '.join(missing)} (the other "
+            + ("criterion holds)" if rest == 1 else f"{rest} criteria hold)"))
+
+
+def _digits(threshold: float) -> int:
+    return 3 if 0 < abs(threshold) < 0.1 else 2
+
+
+def seeds_beyond(values: dict, threshold: float, side: str) -> dict:
+    """{seed: value} of the seeds whose own value is not on the paper's side of the threshold
+    (``side``: "above", "below", or "within" +/- threshold)."""
+    wrong = {"above": lambda v: v <= threshold, "below": lambda v: v >= threshold,
+             "within": lambda v: abs(v) >= threshold}[side]
+    return {str(s): float(v) for s, v in values.items() if wrong(v)}
+
+
+def seeds_beyond_text(values: dict, threshold: float, side: str, unit: str = "") -> str:
+    """'seed 3 (0.072 dB/epoch) is not below 0.05 dB/epoch', or "" when every seed is on
+    the paper's side."""
+    out = seeds_beyond(values, threshold, side)
+    if not out:
+        return ""
+    d = _digits(threshold)
+    seeds = " and ".join(", ".join(f"seed {s} ({v:.{d}f}{unit})" for s, v in out.items())
+                         .rsplit(", ", 1))
+    return (f"{seeds} {'is' if len(out) == 1 else 'are'} not "
+            f"{criterion_words(side, threshold, unit)}")
+
+
+def passed_with_seeds_beyond(rows: list[dict], criteria=CRITERIA) -> list[dict]:
+    """The checks that hold (on the mean or on the interval) while single seeds lie on the
+    other side of the threshold: {"finding", "quantity", "on", "mean", "unit", "seeds":
+    {seed: value}, "text"}. A pass on the mean says nothing about each seed; this says it."""
+    out = []
+    for row in rows:
+        finding = finding_of(row["finding"], criteria)
+        for c in row["checks"]:
+            if c["verdict"] != HOLDS:
+                continue
+            unit = _unit(finding, c["quantity"])
+            text = seeds_beyond_text(c["values"], c["threshold"], c["side"], unit)
+            if text:
+                out.append({"finding": row["finding"], "quantity": c["quantity"],
+                            "on": c["on"], "mean": c["interval"][0], "unit": unit,
+                            "seeds": seeds_beyond(c["values"], c["threshold"], c["side"]),
+                            "text": text})
+    return out
+
+
+def _knob_text(value) -> str:
+    return f"{value:g}" if isinstance(value, float) else str(value)
+
+
+NO_OP_DB = 0.005  # a row whose BTA and KTA are within this of G's on every seed: 0.00 dB shown
+
+
+def knobs_used(records: dict, names, seeds) -> list[dict]:
+    """Per method, the knob values its runs used, read from the runs' own records
+    (``config["knobs"]``, the values the run's key was made of; a knob that does not apply to
+    the row is None there and left out) and the largest distance of its BTA or KTA from G's
+    over ``seeds`` (dB): a row within NO_OP_DB of G on every seed changed nothing
+    measurable."""
+    rows = []
+    for m in names:
+        used: dict = {}
+        for s in seeds:
+            for k, v in (records[(m, s)]["config"].get("knobs") or {}).items():
+                if v is not None and k != "curve" and v not in used.setdefault(k, []):
+                    used[k].append(v)
+        shift = max(abs(records[(m, s)]["summary"][col] - records[("original", s)]["summary"][col])
+                    for s in seeds for col in ("bta_psnr", "kta_psnr"))
+        rows.append({"method": m,
+                     "knobs used": ", ".join(f"{k} {'/'.join(map(_knob_text, vs))}"
+                                             for k, vs in sorted(used.items())),
+                     "largest change from G (dB)": shift,
+                     "no-op": shift < NO_OP_DB})
+    return rows
+
+
+def _numbers(numbers) -> str:
+    numbers = [str(n) for n in numbers]
+    return " and ".join(", ".join(numbers).rsplit(", ", 1))
+
+
+def paper_summary_words(criteria=CRITERIA) -> str:
+    """The findings on the paper's own numbers (``paper_verdict``), as a Markdown list: those
+    that hold, each one that does not with the criterion it fails (in bold: the paper's own
+    result fails it), and each one its tables cannot decide, with why."""
+    by = {f.number: paper_verdict(f) for f in criteria if f.on_paper}
+    holds = [n for n, v in by.items() if v == HOLDS]
+    lines = ["Decided by the same rule on the paper's own numbers (its tables: one run, no "
+             "interval):", ""]
+    if holds:
+        lines.append(f"* finding{'s' if len(holds) > 1 else ''} {_numbers(holds)} "
+                     f"{'hold' if len(holds) > 1 else 'holds'};")
+    for f in criteria:
+        verdict = by.get(f.number)
+        if verdict == FAILS:
+            lines.append(f"* **finding {f.number} does not hold on the paper's own numbers**: "
+                         + paper_verdict_text(f).split(": ", 1)[1] + ". The criterion asks "
+                         "more than the paper's own result gives, so a \"does not hold\" on it "
+                         "alone would not tell this run from the paper's;")
+        elif verdict == CANNOT:
+            lines.append(f"* finding {f.number} cannot be decided from them: "
+                         + paper_verdict_text(f).split(": ", 1)[1] + ";")
+    lines[-1] = lines[-1][:-1] + "."
+    return "\n".join(lines)
+
+
+def no_op_words(knob_rows: list[dict]) -> str:
+    """The rows of ``knobs_used`` that changed nothing measurable, in one sentence."""
+    idle = [r for r in knob_rows if r["no-op"]]
+    if not idle:
+        return (f"Every row moved G's BTA or KTA by at least {NO_OP_DB:g} dB on some seed: none "
+                "is a copy of G.")
+    named = "; ".join(f"{r['method']} ({r['knobs used']})" for r in idle)
+    one = len(idle) == 1
+    return (f"{named} {'stays' if one else 'stay'} within {NO_OP_DB:g} dB of G's BTA and KTA "
+            f"on every seed: at the knob values {'it' if one else 'they'} used, "
+            f"{'it' if one else 'each'} changed nothing measurable, and "
+            f"{'its row is' if one else 'their rows are'} G's.")
