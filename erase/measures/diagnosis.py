@@ -62,14 +62,9 @@ def spread_words(row: dict, effects) -> str:
     return "; ".join(parts)
 
 
-def _plain_chapter(number: int) -> str:
-    return f"chapter {number}"
-
-
-def cause(row: dict, noise: dict, chapter=_plain_chapter) -> str:
-    """One sentence: what decided this finding on this run. ``chapter``: how a chapter is
-    named, plain words by default (a table cell); ``erase.report.formats.chapter_link`` where
-    the sentence is displayed as Markdown, so that it becomes a link."""
+def cause(row: dict, noise: dict) -> str:
+    """One sentence: what decided this finding on this run (plain text: a page shows it through
+    ``erase.report.formats.link_chapters``, which makes "chapter 4" a link)."""
     n = row["finding"]
     ratio = noise_ratio(noise)
     if n == 1:
@@ -103,10 +98,10 @@ def cause(row: dict, noise: dict, chapter=_plain_chapter) -> str:
                 f"with {_iv(row, 'BTA(G-hat) - BTA(NL-FT)')} of brain cost")
         if removed < 0.25 and abs(ratio - _PAPER_NOISE["rho"]) < 0.01:
             text += (f" at the paper's strength (rho {ratio:.2f}: noise of the size of G's own "
-                     f"error on Df); {chapter(4)}'s frontier shows how much stronger it must be")
+                     f"error on Df); chapter 4's frontier shows how much stronger it must be")
         elif removed < 0.25:
             text += (f"; its noisy label is {ratio:.2f} times G's error on Df, where the "
-                     f"paper's is {PAPER_NOISE_TO_ERROR} ({chapter(4)}'s frontiers)")
+                     f"paper's is {PAPER_NOISE_TO_ERROR} (chapter 4's frontiers)")
         ga = _mean(row, "GA-l1-FT: share of the gap removed")
         ga_bta = _mean(row, "BTA(NL-FT) - BTA(GA-l1-FT)")
         text += (f". GA-l1-FT removed {ga:.2f} of it" + (", overshooting the oracle"

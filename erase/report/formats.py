@@ -54,3 +54,9 @@ def chapter_link(number: int, text: str | None = None) -> str:
         raise ValueError(f"there is no chapter {number}: chapters are {min(CHAPTER_FILES)} to "
                          f"{max(CHAPTER_FILES)}")
     return f"{{doc}}`{text or f'chapter {number}'} <{CHAPTER_FILES[number]}>`"
+
+
+def link_chapters(text: str) -> str:
+    """Every "chapter N" of a plain sentence (from ``erase.measures``) made a link to it."""
+    return re.sub(r"\b([Cc]hapter) (\d+)\b",
+                  lambda m: chapter_link(int(m.group(2)), f"{m.group(1)} {m.group(2)}"), text)

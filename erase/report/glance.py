@@ -10,7 +10,7 @@ import pandas as pd
 from ..measures import diagnosis, regime
 from ..measures.headline import Headline, band_verdicts
 from ..paper import FINDINGS
-from .formats import chapter_link
+from .formats import chapter_link, link_chapters
 
 SHORT = {  # the findings in a few words, for a narrow table
     1: "G knows knees the oracle does not (knowledge gap)",
@@ -64,7 +64,7 @@ def table(h: Headline) -> pd.DataFrame:
 def table_markdown(h: Headline) -> str:
     """``table`` as a Markdown table, so that a chapter named in a reason is a link."""
     frame = table(h).reset_index()
-    cells = [[linked(escape(str(v))) for v in row] for row in frame.itertuples(index=False)]
+    cells = [[link_chapters(escape(str(v))) for v in row] for row in frame.itertuples(index=False)]
     head = "| " + " | ".join(frame.columns) + " |"
     rule = "|" + "|".join(":--" if c == "finding" else "---" for c in frame.columns) + "|"
     return "\n".join([head, rule] + ["| " + " | ".join(row) + " |" for row in cells])
@@ -73,12 +73,6 @@ def table_markdown(h: Headline) -> str:
 def escape(text: str) -> str:
     """Text for a Markdown table cell: the characters Markdown would read as markup escaped."""
     return re.sub(r"([\\|*_\[\]`<$])", r"\\\1", text)
-
-
-def linked(text: str) -> str:
-    """Every "chapter N" of a sentence made a link to that chapter (``formats.chapter_link``)."""
-    return re.sub(r"\b([Cc]hapter) (\d+)\b",
-                  lambda mt: chapter_link(int(mt.group(2)), f"{mt.group(1)} {mt.group(2)}"), text)
 
 
 def band_text(verdicts: dict | None) -> str:

@@ -174,23 +174,3 @@ def knee_reading(oracle_vs_zero_filled: float, g_vs_oracle: float) -> str:
                 "learnt from brains does not transfer to knees in this run")
     return ("the oracle improves on the zero-filled knee input, but G, which saw knees, is no "
             "better than it on average")
-
-
-def seeds_beyond(rows: list[dict]) -> str:
-    """The regime criteria that pass on the mean over seeds while a single seed is on the
-    wrong side of the threshold, in one sentence ("" when there are none)."""
-    parts = []
-    for r in rows:
-        if not r["passes"]:
-            continue
-        wrong = {s: v for s, v in r["values"].items()
-                 if (v >= r["threshold"] if r["side"] == "below" else v < r["threshold"])}
-        if wrong:
-            unit = r["unit"].strip()
-            parts.append(f"{r['criterion']} on seed{'s' if len(wrong) > 1 else ''} "
-                         + ", ".join(f"{s} ({v:.2f} {unit})" for s, v in wrong.items()))
-    if not parts:
-        return ""
-    return ("Passing on the mean over seeds does not mean passing on every seed: "
-            + "; ".join(parts) + (" is" if len(parts) == 1 else " are")
-            + " on the wrong side of the threshold.")
