@@ -271,14 +271,20 @@ def summarise(rows: list[dict], measures=tuple(MEASURES)) -> pd.DataFrame:
 
 
 
+def estimate(mean: float, lo: float, hi: float, digits: int = 2) -> str:
+    """ "mean [lo, hi]", or the mean alone when the interval has no width (one seed): the
+    form of every cell of ``table`` and of every number the plain reading quotes."""
+    if np.isclose(lo, hi):
+        return f"{mean:.{digits}f}"
+    return f"{mean:.{digits}f} [{lo:.{digits}f}, {hi:.{digits}f}]"
+
+
 def table(summary: pd.DataFrame, measures=None, digits: int = 2) -> pd.DataFrame:
     """Models as rows, measures as columns, each cell "mean [lo, hi]" (one seed: the value)."""
     measures = list(measures or dict.fromkeys(summary["measure"]))
 
     def cell(r):
-        if np.isclose(r["lo"], r["hi"]):
-            return f"{r['mean']:.{digits}f}"
-        return f"{r['mean']:.{digits}f} [{r['lo']:.{digits}f}, {r['hi']:.{digits}f}]"
+        return estimate(r["mean"], r["lo"], r["hi"], digits)
 
     rows = summary[summary["measure"].isin(measures)].assign(cell=lambda f: f.apply(cell, axis=1))
     wide = rows.pivot(index="name", columns="measure", values="cell")
@@ -448,15 +454,6 @@ SENTENCES = {
 
 
 HEAD_SENTENCES = {
-    ("distinguishable", HOLDS): "G is distinguishable: with each slice's difficulty taken "
-                                "out, an auditor tells D_f from unseen knees on G, so the "
-                                "audit has something to find.",
-    ("distinguishable", FAILS): "Even G is not distinguishable here: the attacks find no "
-                                "trace of D_f in the model that trained on it, so no method can "
-                                "be said to have forgotten by them; only the loss levels speak.",
-    ("distinguishable", UNSURE): "Whether G itself is distinguishable is undecided on these "
-                                 "seeds, so the attacks' verdicts on the methods are weak "
-                                 "evidence either way.",
     ("reference", HOLDS): "The oracle, which saw neither set, sees D_f and D_ft alike, as the "
                           "attack's premise needs.",
     ("reference", FAILS): "The oracle tells D_f from D_ft although it saw neither: the two "
@@ -466,11 +463,91 @@ HEAD_SENTENCES = {
                            "seeds.",
 }
 
+CHANCE = 0.5  # an attack's AUC on a model with no memory of D_f
+ABOVE, BELOW, HOLDS_CHANCE, NO_INTERVAL = "above", "below", "holds", "no interval"
+_PLACED = {ABOVE: "lies above one half", BELOW: "lies below one half",
+           HOLDS_CHANCE: "holds one half in its interval",
+           NO_INTERVAL: "rests on one seed (no interval)"}
 
-def plain_reading(beyond_rows: list[dict]) -> list[str]:
-    """Sentences chosen from the verdicts: one for G and one for the oracle (the head rows),
-    then one per method (``categories``)."""
-    head = [HEAD_SENTENCES[(r["kind"], r["verdict"])] for r in beyond_rows
-            if (r.get("kind"), r["verdict"]) in HEAD_SENTENCES]
+
+def against_chance(interval) -> str:
+    """Where an AUC's 95% interval over seeds, (mean, lo, hi), lies against chance (one half):
+    ``ABOVE`` or ``BELOW`` (the whole interval), ``HOLDS_CHANCE``, or ``NO_INTERVAL`` when it
+    has no width (one seed)."""
+    _, lo, hi = interval
+    if np.isclose(lo, hi):
+        return NO_INTERVAL
+    return ABOVE if lo > CHANCE else BELOW if hi < CHANCE else HOLDS_CHANCE
+
+
+def _interval_of(summary: pd.DataFrame | None, name: str, measure: str):
+    if summary is None:
+        return None
+    r = summary[(summary["name"] == name) & (summary["measure"] == measure)]
+    return None if not len(r) else tuple(float(r.iloc[0][k]) for k in ("mean", "lo", "hi"))
+
+
+def distinguishable_words(row: dict, summary: pd.DataFrame | None = None) -> str:
+    """The plain reading of G's head row (B1) in one sentence, from where the intervals of G's
+    attacks lie against chance, not from the verdict alone: B1 can fail on its mean while an
+    interval already excludes one half, and then "no trace of D_f" would be false.
+
+    Args:
+        row: the decided B1 row (``beyond_paper``); its calibrated AUC interval is used when
+            ``summary`` has none.
+        summary: ``summarise``'s frame, for G's loss-threshold AUC and the oracle's (the
+            numbers the chapter's table shows, in its form: ``estimate``).
+    """
+    calibrated = (_interval_of(summary, "original", "calibrated_auc")
+                  or tuple(next(c for c in row["checks"]
+                                if c["quantity"] == "calibrated AUC(G)")["interval"]))
+    attacks = [("G's calibrated AUC", calibrated)]
+    plain = _interval_of(summary, "original", "auc")
+    if plain is not None:
+        attacks.insert(0, ("G's loss-threshold AUC", plain))
+    placed = [(label, iv, against_chance(iv)) for label, iv in attacks]
+    oracle = _interval_of(summary, REFERENCE, "auc")
+    clauses = []
+    for label, iv, where in placed:
+        clause = f"{label}, {estimate(*iv)}, {_PLACED[where]}"
+        if iv is plain and where == ABOVE and oracle is not None:
+            clause += (f", wholly above the oracle's {estimate(*oracle)}" if iv[1] > oracle[2]
+                       else f", overlapping the oracle's {estimate(*oracle)} (part of it is the "
+                            f"two sets' difference in difficulty)")
+        clauses.append(clause)
+    quoted = "; ".join(clauses)
+    if row["verdict"] == HOLDS:
+        return (f"G is distinguishable: with each slice's difficulty taken out (calibrated AUC "
+                f"{estimate(*calibrated)}), an auditor tells D_f from unseen knees on G, so "
+                f"the audit has something to find.")
+    if not any(where == ABOVE for _, _, where in placed):
+        if row["verdict"] == UNSURE:
+            return (f"Whether G itself is distinguishable is undecided on these seeds "
+                    f"({quoted}), so the attacks' verdicts on the methods are weak evidence "
+                    f"either way.")
+        if any(where == NO_INTERVAL for _, _, where in placed):
+            return (f"Even G is not distinguishable here by its criterion: {quoted}; with no "
+                    f"interval there is no telling whether these population attacks find a "
+                    f"trace of D_f, so only the loss levels speak.")
+        return (f"Even G is not distinguishable here: {quoted}, so these population attacks "
+                f"find no trace of D_f in the model that trained on it, and no method can be "
+                f"said to have forgotten by them; only the loss levels speak (the per-example "
+                f"test below asks slice by slice).")
+    lead = (f"G does not meet the criterion for distinguishable (calibrated AUC above "
+            f"{DISTINGUISHABLE:g} on average, its interval above one half)"
+            if row["verdict"] == FAILS else
+            "Whether G meets the criterion for distinguishable is undecided on these seeds")
+    return (f"{lead}, but the attacks are not blind to D_f: {quoted}. With G short of its "
+            f"criterion, the attacks' verdicts on the methods are weak evidence either way.")
+
+
+def plain_reading(beyond_rows: list[dict], summary: pd.DataFrame | None = None) -> list[str]:
+    """Sentences chosen from the verdicts: one for G (``distinguishable_words``, from its
+    intervals against chance; ``summary`` adds its loss-threshold AUC) and one for the oracle
+    (the head rows), then one per method (``categories``)."""
+    head = [distinguishable_words(r, summary) if r.get("kind") == "distinguishable" else
+            HEAD_SENTENCES[(r["kind"], r["verdict"])] for r in beyond_rows
+            if r.get("kind") == "distinguishable"
+            or (r.get("kind"), r["verdict"]) in HEAD_SENTENCES]
     return head + [SENTENCES[c].format(m=m, w=WORSE, e=EQUIVALENCE)
                    for m, c in categories(beyond_rows).items()]

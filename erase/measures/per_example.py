@@ -385,6 +385,11 @@ def table(entry: dict):
     return pd.DataFrame(rows).set_index("model")
 
 
+def _verb(reading: str) -> str:
+    """A reading as what the attack does: "finds D_f", "is at chance", "is undecided"."""
+    return reading if reading == FINDS else f"is {reading}"
+
+
 def sentences(entry: dict) -> list[str]:
     """A plain reading chosen from the numbers: the control, G, then each method's reading
     against the population tests' and its hardest slices."""
@@ -402,11 +407,12 @@ def sentences(entry: dict) -> list[str]:
                       "these seeds, and its readings of the methods are weak evidence."))
     g = models.get("original")
     if g is not None:
-        out.append(f"G: the attack {g['reading']} (AUC {g['forget']['auc']:.2f}, TPR "
+        out.append(f"G: the attack {_verb(g['reading'])} (AUC "
+                   f"{_cell([g['forget']['auc'], *g['forget']['auc_interval']])}, TPR "
                    f"{g['forget'][tpr_key(FPRS[0])]:.3f} at {100 * FPRS[0]:g}% FPR); "
                    f"{g['forget']['member_share'][0]:.0%} of its forget slices score as "
                    f"members, against {control['forget']['member_share'][0]:.0%} on the control."
-                   if control is not None else f"G: the attack {g['reading']}.")
+                   if control is not None else f"G: the attack {_verb(g['reading'])}.")
     for name, m in models.items():
         if name in (CONTROL, "original"):
             continue

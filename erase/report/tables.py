@@ -1,4 +1,5 @@
-"""The paper's tables rebuilt from this run's records, each beside the paper's own numbers."""
+"""The paper's tables rebuilt from this run's records, each beside the paper's own numbers; and
+the library's code as the chapters list it, in lines that fit the page."""
 from __future__ import annotations
 
 import numpy as np
@@ -112,3 +113,64 @@ def cross_anatomy(records: dict) -> pd.DataFrame:
     frame = pd.DataFrame.from_dict(rows, orient="index")
     frame.columns = pd.MultiIndex.from_tuples(frame.columns)
     return frame
+
+
+# ------------------------------------------------------------------ code shown on the page
+
+PAGE_WIDTH = 88  # characters of a code line the book's pages show without clipping (92)
+
+
+def _split_code(line: str, width: int) -> list[str]:
+    """A code line longer than ``width`` broken after commas, each continuation aligned just
+    inside the bracket still open at the break, or at the line's own indentation when the
+    bracket opened on an earlier line (a parameter list): the same Python, broken as one would
+    by hand. A line with no comma to break at stays whole."""
+    out = []
+    while len(line) > width:
+        cut = line.rfind(", ", 0, width)
+        if cut < 0 or not line[:cut].strip():
+            break
+        head, rest = line[:cut + 1], line[cut + 2:]
+        opened = []
+        for i, ch in enumerate(head):
+            if ch in "([{":
+                opened.append(i)
+            elif ch in ")]}" and opened:
+                opened.pop()
+        indent = opened[-1] + 1 if opened else len(head) - len(head.lstrip())
+        out.append(head)
+        line = " " * indent + rest
+    return out + [line]
+
+
+def source_listing(function, width: int = PAGE_WIDTH) -> str:
+    """The source of ``function`` as a Markdown code block whose lines fit ``width``: code
+    lines broken after commas (``_split_code``), docstring paragraphs with a long line
+    re-filled at their own indentation. The code is the library's, unchanged but for where its
+    lines break."""
+    import inspect
+    import textwrap
+
+    lines, paragraph, in_doc = [], [], False
+
+    def flush():
+        if any(len(p) > width for p in paragraph):
+            pad = " " * (len(paragraph[0]) - len(paragraph[0].lstrip()))
+            lines.extend(textwrap.wrap(" ".join(p.strip() for p in paragraph), width,
+                                       initial_indent=pad, subsequent_indent=pad,
+                                       break_long_words=False, break_on_hyphens=False))
+        else:
+            lines.extend(paragraph)
+        paragraph.clear()
+
+    for line in inspect.getsource(function).splitlines():
+        quotes = line.count('"""') % 2 == 1
+        inside = in_doc and not quotes and line.strip()  # a docstring's text line
+        if inside:
+            paragraph.append(line)
+        else:
+            flush()
+            lines.extend(_split_code(line, width) if not in_doc else [line])
+        in_doc ^= quotes
+    flush()
+    return "```python\n" + "\n".join(lines) + "\n```"
