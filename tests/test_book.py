@@ -304,8 +304,10 @@ from erase.book import offline
 
 offline.enable()
 print("kernel python:", sys.executable)
-Path(results_dir).mkdir(parents=True, exist_ok=True)
-(Path(results_dir) / "scorecard.json").write_text(json.dumps({"findings": []}))
+from erase.runs.lab import default_results  # the store the build names (ERASE_RESULTS)
+results = Path(results_dir or default_results())
+results.mkdir(parents=True, exist_ok=True)
+(results / "scorecard.json").write_text(json.dumps({"findings": []}))
 fig = go.Figure(go.Scatter(y=[1, 3, 2]))
 glue("ratio", 0.25, display=False)
 glue("fig_html", HTML(offline.figure_html(go.Figure(go.Bar(y=[2, 1])))), display=False)

@@ -281,8 +281,11 @@ def _reset_cell(cwd: Path):
         metadata={"tags": [RESET_TAG, "remove-cell"]})
 
 
-def _tidy(path: Path) -> None:
-    """Drop the shared-kernel reset cell; fold papermill's injected-parameters cell.
+def _tidy(path: Path, source_name: str) -> None:
+    """Drop the shared-kernel reset cell; fold papermill's injected-parameters cell; name the
+    source and the notebook in papermill's metadata by their place in the book
+    (``source_name``), not by this machine's paths (papermill keeps a notebook it was given as
+    an object whole there, our reset cell's working directory included).
 
     The injected cell (the values the book ran with: scale, device) stays in the
     notebook and on the page behind a "show code" toggle (``hide-input``).
@@ -291,6 +294,8 @@ def _tidy(path: Path) -> None:
 
     nb = nbformat.read(path, as_version=4)
     nb.cells = [c for c in nb.cells if RESET_TAG not in c.get("metadata", {}).get("tags", [])]
+    run = nb.metadata.get("papermill", {})
+    run["input_path"], run["output_path"] = f"{source_name}.md", f"{source_name}.ipynb"
     for cell in nb.cells:
         tags = cell.get("metadata", {}).get("tags", [])
         if "injected-parameters" in tags and not any(t.startswith(("hide-", "remove-"))
@@ -420,7 +425,7 @@ def execute_chapter(source: Path, out_ipynb: Path, parameters: dict, cwd: Path,
         else:
             kernel.release_clients()
         if out_ipynb.is_file():
-            _tidy(out_ipynb)
+            _tidy(out_ipynb, f"{Path(source).parent.name}/{Path(source).stem}")
     seconds = time.perf_counter() - start
     in_cells = sum(c.get("metadata", {}).get("papermill", {}).get("duration") or 0.0
                    for c in executed.cells

@@ -104,7 +104,7 @@ class Downloadable:
         return f"{table}\n{self.link_html()}"
 
     def __repr__(self) -> str:
-        return f"{self.frame!r}\n(CSV: {self.path})"
+        return f"{self.frame!r}\n(CSV: {self.href})"  # the link, not this machine's path
 
 
 def downloadable(frame: pd.DataFrame, name: str, directory=None) -> Downloadable:
