@@ -87,40 +87,80 @@ def test_the_documents_print_commands_and_the_reader_reruns_are_among_them():
         assert not SYNOPSIS.search(command), f"a synopsis in a bash block: {command}"
 
 
+def run_key(command: str):
+    """What a command computes: a chapter and its parameters for a papermill run (the output
+    file's name aside), else the command itself. Two pages printing the same run share it."""
+    notebook = re.search(r"book/\w+\.md", command)
+    if "papermill" not in command or notebook is None:
+        return command
+    return notebook.group(0), tuple(sorted((n, repr(v)) for n, v, _ in papermill_fragments(command)))
+
+
 @pytest.fixture(scope="module")
-def sandbox(smoke_book, tmp_path_factory):
-    """A folder that looks like the repository root, a copy of the smoke book's store, and a
-    smoke data set for /data/fastmri."""
+def ran(smoke_book, tmp_path_factory):
+    """Every printed command run at smoke scale, two at a time: {(document, printed): (the
+    command as run, its CompletedProcess)}. Each document's commands run in order in a folder
+    of its own that looks like the repository root (``.venv`` and ``book/`` linked in; a
+    manifest written by one command is read by the next); a run that another page printed
+    too runs once. The results store is a copy of the smoke book's."""
+    import threading
+    from concurrent.futures import ThreadPoolExecutor
+
     if smoke_book["error"]:
         pytest.fail(f"the smoke book failed, its store cannot be reused: {smoke_book['error']}")
     top = tmp_path_factory.mktemp("commands")
     store = top / "store"
     shutil.copytree(smoke_book["out"] / "_output", store)
     data_root = next((store / "data").glob("synthetic-smoke-*"))
-    return {"top": top, "store": store, "data_root": data_root, "done": {}}
+    env = {**os.environ, "ERASE_RESULTS": str(store)}
+    env.pop("ERASE_REQUIRE_CHROMIUM", None)
+    by_document: dict = {}
+    for document, printed in printed_commands():
+        if printed.split()[0] != "make":
+            by_document.setdefault(document, []).append(printed)
+    lock, started, done, results = threading.Lock(), {}, {}, {}
+
+    def run(command: str, where: Path):
+        return subprocess.run(["bash", "-o", "pipefail", "-c", command], cwd=where, env=env,
+                              capture_output=True, text=True, timeout=900)
+
+    def document_commands(document: str) -> None:
+        where = top / Path(document).stem
+        where.mkdir()
+        (where / ".venv").symlink_to(Path(sys.prefix), target_is_directory=True)
+        (where / "book").symlink_to(ROOT / "book", target_is_directory=True)
+        for printed in by_document[document]:
+            command = at_smoke(printed, data_root)
+            key = run_key(command) if "split.json" not in command else (document, command)
+            with lock:
+                first = key not in started
+                if first:
+                    started[key] = threading.Event()
+            if first:
+                try:
+                    done[key] = run(command, where)
+                finally:  # a run that timed out must not leave its twins waiting
+                    started[key].set()
+            else:
+                started[key].wait()
+            results[(document, printed)] = (command, done[key])
+
+    with ThreadPoolExecutor(max_workers=2) as pool:  # two cores: two chapter runs at a time
+        list(pool.map(document_commands, sorted(by_document,
+                                                key=lambda d: -len(by_document[d]))))
+    return results
 
 
 @slow
-@pytest.mark.parametrize("document", sorted({d for d, _ in printed_commands()}))
-def test_every_printed_command_runs_at_smoke_scale(document, sandbox):
-    where = sandbox["top"] / Path(document).stem
-    where.mkdir(exist_ok=True)
-    (where / ".venv").symlink_to(Path(sys.prefix), target_is_directory=True)
-    (where / "book").symlink_to(ROOT / "book", target_is_directory=True)
-    env = {**os.environ, "ERASE_RESULTS": str(sandbox["store"])}
-    env.pop("ERASE_REQUIRE_CHROMIUM", None)
-    for doc, printed in printed_commands():
-        if doc != document or printed.split()[0] == "make":
+@pytest.mark.parametrize("document", sorted({d for d, c in printed_commands()
+                                             if c.split()[0] != "make"}))
+def test_every_printed_command_runs_at_smoke_scale(document, ran):
+    for (doc, printed), (command, proc) in ran.items():
+        if doc != document:
             continue
-        command = at_smoke(printed, sandbox["data_root"])
-        if command in sandbox["done"] and "split.json" not in command:
-            continue  # the same run from another page: once is enough
-        proc = subprocess.run(["bash", "-o", "pipefail", "-c", command], cwd=where, env=env,
-                              capture_output=True, text=True, timeout=600)
         assert proc.returncode == 0, (f"{document}: `{printed}` failed as run at smoke scale "
                                       f"(`{command}`):\n{proc.stderr[-3000:]}")
         assert "Traceback" not in proc.stderr, f"{document}: `{printed}`:\n{proc.stderr[-3000:]}"
-        sandbox["done"][command] = True
 
 
 # ------------------------------------------------------------------ inline commands and fragments
