@@ -58,14 +58,14 @@ ENGINE_CODE = {
     "erase.runs.slice_scores": "8c9c1b910e97f204",  # per-slice hallucination scores
     "erase.data.loading": "3e96417a6410756e",  # masks and fastMRI's transform
     "erase.data.split:retain_subset": "47844e23e4596924",  # Dr'
-    "erase.runs.lab:Lab.loop": "c81289a48470cc70",  # the data and start a run reads
-    "erase.runs.lab:Lab._evaluation": "366e8b999900e7d1",  # what is evaluated after every epoch
+    "erase.runs.lab:Lab.loop": "91e172b11b4d89d6",  # the data and start a run reads
+    "erase.runs.lab:Lab._evaluation": "d114ce13139baae5",  # what is evaluated after every epoch
     "erase.runs.lab:Lab._record": "3f6b46a354c8824d",  # a record's final metrics
     "erase.runs.lab:Lab._by_anatomy": "d75158e407b04a4c",  # validation per anatomy
     "erase.runs.lab:Lab.zero_filled": "8e58ef22ded816e8",  # the zero-filled floor
     "erase.runs.noise": "6ac0da9e3f32592f",  # rho <-> lambda
     "erase.runs.lab:Lab.forget_error": "6157d060c9f9e240",  # G's error on Df, what rho is relative to
-    "erase.runs.lab:Lab.noise_of": "0c12609ed7acccef",  # a run's lambda from its rho
+    "erase.runs.lab:Lab.noise_of": "264274decc2638ce",  # a run's lambda from its rho
 }
 
 # Interruption tests kill a run at an exact point instead of watching its progress bar: with
