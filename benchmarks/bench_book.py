@@ -8,7 +8,7 @@ Clones the repository's committed HEAD into a temporary directory, then times, i
    every training run, every chapter executed, the book rendered);
 3. ``make book`` again: the rebuild with the store warm.
 
-Targets (issue 7, on the 2-core machine at ``default`` scale): clean build <= 10 min,
+Targets (on the 2-core machine at ``default`` scale): clean build <= 10 min,
 warm rebuild <= 1 min. The logs of each step are kept under ``<results>/book-logs``.
 """
 from __future__ import annotations

@@ -13,7 +13,7 @@ Rows (batch 1, Adam lr 1e-3, clip as in the profile, medians over steps after a 
   ``torch.compile`` (the U-Net regularizers, or the whole network).
 
 Each row reports ms/step, samples/s, peak GPU memory and its speed relative to fastMRI's fp32
-Lightning step (issue 7's target on a GPU: >= 2.0).
+Lightning step (the target on a GPU: >= 2.0).
 """
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Run the benchmarks of issue 7, print every figure and ratio, and log them in RESULTS.md.
+"""Run the benchmarks, print every figure and ratio, and log them in RESULTS.md.
 
     .venv/bin/python benchmarks/run.py                        # all (what `make bench` runs)
     .venv/bin/python benchmarks/run.py --only step,data       # some of: step,compile,data,

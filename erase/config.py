@@ -23,7 +23,7 @@ class ConfigError(ValueError):
 class DataConfig:
     """The embedded synthetic data set and the undersampling applied to any data set."""
 
-    # The default is the regime of benchmarks/RESULTS.md ("regime probes"): many small, distinct
+    # Why each default, measured: DECISIONS.md. Many small, distinct
     # volumes (one slice each) rather than few volumes seen many times, so that G learns knees
     # instead of memorising a dozen forget slices, and the models converge in a CPU budget.
     image_size: int = 32
@@ -68,6 +68,7 @@ class TrainConfig:
     (per-operation overhead dominates small networks). 36 epochs: at 30, G's brain validation
     still gained 0.058 dB per epoch over the last fifth of training (mean of five seeds; the
     regime asks for less than 0.05); at 36, 0.026 (G-hat 0.042); at 40, 0.032 (0.029).
+    DECISIONS.md gives each default's reason.
     """
 
     epochs: int = 36
@@ -80,7 +81,7 @@ class TrainConfig:
 
 @dataclass(frozen=True)
 class Protocol:
-    """Where the paper's public code and its text differ, one switch each (issue 12's table).
+    """Where the paper's public code and its text differ, one switch each (chapter 7's table).
 
     ``PROTOCOLS["code"]`` is what produced the paper's numbers (the default);
     ``PROTOCOLS["text"]`` is what the paper writes. Every switch enters every run key.

@@ -95,7 +95,7 @@ def noise_strength() -> dict:
             "knee_target_max": dict(KNEE_TARGET_MAX), "source": NOISE_SOURCE}
 
 
-# The paper's findings (shared/paper/README.md), which the scorecard checks on this run.
+# The paper's findings (its Sections 4 and 5, in our words), which the scorecard checks on this run.
 FINDINGS = {
     1: "Knowledge gap: G reconstructs knee far better than the brain-only oracle.",
     2: "Mixing anatomies costs brain quality a little and causes hallucinations.",

@@ -1,4 +1,4 @@
-"""The protocol's switches (issue 12): where the paper's public code and its text differ.
+"""The protocol's switches: where the paper's public code and its text differ.
 
 ``PROTOCOLS["code"]`` (the default) is what the public code ran, ``PROTOCOLS["text"]`` what the
 paper writes. Each switch is checked for what it does (the noise of a noisy label, the order and

@@ -75,7 +75,7 @@ def test_the_code_that_computes_numbers_is_what_engine_version_was_set_for():
         f"is now in ENGINE_CODE:\n{listing}")
 
 
-# What must stay guarded wherever it moves (issue 18 may move modules): each of these must be
+# What must stay guarded wherever it moves (modules move between wings): each of these must be
 # inside a module of ENGINE_CODE, or be an entry of its own.
 COMPUTES_NUMBERS = (
     "erase.runs.engine:run_loop", "erase.runs.engine:optimizer_step",

@@ -1,7 +1,6 @@
 """Paper and code: which of the details where the public code differs from the text carry the
 paper's result? From the ``code`` protocol, flip one switch at a time to the text's value and
-rerun the forgetting methods on the same seeds (issue 12's ablation, which the paper does not
-report).
+rerun the forgetting methods on the same seeds (an ablation the paper does not report).
 
 A flip that cannot change anything is not run but said: the unlearning length is the same in
 text and code, and when the plateau scheduler never lowered the rate in any run, "plateau"

@@ -62,7 +62,7 @@ METHODS: dict[str, Method] = {m.name: m for m in (
     Method("NL", "G", "noisy_label", "none", "none", "J(x_f, y_f + noise)"),
     Method("GA-l1-FT", "G", "ascent", "l1", "subset", "GA-l1 plus J on Dr' (Algorithm 1)"),
     Method("NL-FT", "G", "noisy_label", "none", "subset", "NL plus J on Dr' (Algorithm 2)"),
-    # Beyond the paper: classification unlearning methods adapted to reconstruction (issue 15).
+    # Beyond the paper: classification unlearning methods adapted to reconstruction.
     # Defaults: SalUn's 50% of the weights and SSD's alpha 10, lambda 1 are the reference
     # code's; SCRUB's max-steps in 2 of the 5 epochs follow its few max-epochs before its
     # min-only ones; l1-sparse's alpha 5e-4 is the reference's, kept because at the default
@@ -83,7 +83,7 @@ METHODS: dict[str, Method] = {m.name: m for m in (
 
 # The six unlearning methods of Table 1, in the paper's order (Retrain is the reference).
 UNLEARNING = ("FT", "Full FT", "GA-l1", "NL", "GA-l1-FT", "NL-FT")
-# Four more, adapted from classification (issue 15).
+# Four more, adapted from classification.
 BEYOND = ("SalUn", "SSD", "SCRUB", "l1-sparse")
 # The rows of the paper's table, whose run keys must never change.
 PAPER_ROWS = ("Retrain", *UNLEARNING)
