@@ -47,7 +47,7 @@ t0 = time.perf_counter()
 import torch
 t1 = time.perf_counter()
 import erase.runs.lab
-import erase.measures.study
+import erase.studies.study
 t2 = time.perf_counter()
 sys.path.insert(0, {bench!r})
 from bench_common import bench_lab, quiet

@@ -13,7 +13,7 @@ from torch.utils.data import default_collate
 
 from erase.cli import main as cli_main
 from erase.config import ConfigError, config_hash, get_protocol
-from erase.measures import geometry, study
+from erase.studies import replay, study
 from erase.runs import engine
 from erase.runs import lab as lab_lib
 from erase.runs.engine import make_fabric, optimizer_step
@@ -475,7 +475,7 @@ def test_study_runs_the_new_rows_and_sweeps_one_knob(lab, trained):
 
 @pytest.mark.parametrize("method", ["SalUn", "SCRUB", "l1-sparse", "SSD"])
 def test_figure_4_replay_follows_the_new_rows(lab, trained, method):
-    rows = geometry.trace(lab, method, steps=2)
+    rows = replay.trace(lab, method, steps=2)
     if method == "SSD":  # no training: nothing to replay
         assert rows == []
         return

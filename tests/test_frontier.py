@@ -7,7 +7,8 @@ import math
 import pytest
 
 from erase import paper
-from erase.measures import diagnosis, frontier, study
+from erase.measures import diagnosis, frontier
+from erase.studies import study
 from erase.measures.frontier import Knob, crossing, matched, next_value
 
 
@@ -157,7 +158,7 @@ def test_a_run_without_its_curve_ends_with_the_same_numbers(lab, trained):
 def test_a_finding_depends_on_the_reading_of_lambda_when_its_verdicts_differ_in_the_band():
     from types import SimpleNamespace
 
-    from erase.measures.headline import band_verdicts
+    from erase.studies.headline import band_verdicts
     from erase.report.glance import band_text
 
     rows = lambda v4, v5: [{"finding": 4, "verdict": v4}, {"finding": 5, "verdict": v5}]  # noqa: E731

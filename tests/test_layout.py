@@ -1,6 +1,10 @@
 """The package's layout: wings along the data flow, every import pointing down it.
 
-    config, paper, io (top level)  <  data/  <  runs/  <  measures/  <  report/  <  book/  <  cli
+    config, paper, io (top level)  <  data/  <  runs/  <  measures/  <  studies/  <  report/
+    <  book/  <  cli
+
+``measures/`` only reads records (it computes from runs that exist); ``studies/`` decides
+which runs a chapter needs and runs them (through ``runs.lab``), then measures them.
 
 A module may import from its own wing or from any wing before it, never from one after it.
 Imports inside functions count as well: a lazy import is still a dependency. The top level of
@@ -19,6 +23,7 @@ FLOW = (
     ("data", {"erase.data"}),
     ("runs", {"erase.runs"}),
     ("measures", {"erase.measures"}),
+    ("studies", {"erase.studies"}),
     ("report", {"erase.report"}),
     ("book", {"erase.book"}),
     ("command line", {"erase.cli", "erase.__main__"}),
@@ -105,18 +110,19 @@ def test_imports_point_only_down_the_data_flow():
 
 def test_the_check_sees_upward_imports_of_every_form():
     """The rule is not vacuous: absolute, relative and lazy imports up the flow are caught."""
-    assert upward_imports("erase.runs.engine", "from ..measures import study\n")
-    assert upward_imports("erase.runs.engine", "import erase.measures.study\n")
-    assert upward_imports("erase.runs.engine", "from erase.measures.study import interval\n")
+    assert upward_imports("erase.runs.engine", "from ..studies import study\n")
+    assert upward_imports("erase.runs.engine", "import erase.studies.study\n")
+    assert upward_imports("erase.runs.engine", "from erase.studies.study import interval\n")
     assert upward_imports("erase.runs.engine", "def f():\n    from ..report import tables\n")
     assert upward_imports("erase.data", "from ..runs import lab\n", is_package=True)
     assert upward_imports("erase.config", "from . import cli\n")
     assert upward_imports("erase.data.split", "from ... import something\n")  # beyond erase
-    message, = upward_imports("erase.runs.engine", "x = 1\nfrom ..measures import study\n")
-    assert message.startswith("erase.runs.engine (line 2) imports erase.measures.study")
+    message, = upward_imports("erase.runs.engine", "x = 1\nfrom ..studies import study\n")
+    assert message.startswith("erase.runs.engine (line 2) imports erase.studies.study")
+    assert upward_imports("erase.measures.fits", "from ..studies import study\n")
     # and what is allowed: the own wing, the wings before, the top level's config and paper
-    assert not upward_imports("erase.measures.study",
-                              "from ..runs.lab import Lab\nfrom . import fits\n"
+    assert not upward_imports("erase.studies.study",
+                              "from ..runs.lab import Lab\nfrom ..measures import fits\n"
                               "from .. import data, paper\nfrom ..config import to_dict\n")
     assert not upward_imports("erase.cli", "from .book import build\nfrom .runs import lab\n")
 
@@ -126,3 +132,19 @@ def test_the_top_level_keeps_at_most_six_modules():
     assert len(top) <= MAX_TOP_LEVEL_MODULES, (
         f"{len(top)} modules at the top level of erase/ ({', '.join(top)}); at most "
         f"{MAX_TOP_LEVEL_MODULES}: put the new one in the wing of the data flow it belongs to")
+
+
+def test_measures_only_read_records():
+    """No module of measures/ starts a run: none imports the Lab, run_many or the engine
+    (the studies wing does)."""
+    starts_runs = {"erase.runs.lab", "erase.runs.engine"}
+    problems = []
+    for path in sorted((PACKAGE / "measures").glob("*.py")):
+        module = module_name(path)
+        source = path.read_text()
+        for line, target in imported_modules(module, source, path.name == "__init__.py"):
+            if target in starts_runs:
+                problems.append(f"{module} (line {line}) imports {target}")
+        if "run_many" in source:
+            problems.append(f"{module} names run_many")
+    assert not problems, "\n".join(problems)

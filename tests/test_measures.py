@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 import torch
 
-from erase.measures import geometry, study
+from erase.measures import geometry
+from erase.studies import replay, study
 from erase.report import panels
 from erase.runs import lab as lab_lib
 from erase.runs import engine
@@ -108,7 +109,7 @@ def test_figure_four_replay_takes_the_runs_own_steps(lab, trained, method, tmp_p
     checkpoint kept) stopped there."""
     job = lab.job(method)
     steps = min(3, len(engine.epoch_plan(lab.loop(job), 0)))
-    rows, replayed = geometry.replay(lab, job, steps=3)
+    rows, replayed = replay.replay(lab, job, steps=3)
     assert [r["step"] for r in rows] == list(range(1, steps + 1)) and steps >= 2
     model = lab.new_model()
     engine.run_loop(lab.loop(job, tmp_path / "run.ckpt"), model, lab.fabric, _StopAfter(steps))
@@ -119,7 +120,7 @@ def test_figure_four_replay_takes_the_runs_own_steps(lab, trained, method, tmp_p
 
 
 def test_figure_four_replay_is_stored_and_read_back(lab, trained, monkeypatch):
-    rows = geometry.trace(lab, "NL-FT", steps=2)
+    rows = replay.trace(lab, "NL-FT", steps=2)
     assert [r["step"] for r in rows] == [1, 2]
     # a cosine between the forget and retain gradients where a step has both terms
     planned = lab.loop(lab.job("NL-FT"))
@@ -134,7 +135,7 @@ def test_figure_four_replay_is_stored_and_read_back(lab, trained, monkeypatch):
         raise AssertionError("the replay ran again although its record is stored")
 
     monkeypatch.setattr(geometry, "replay", must_not_replay)
-    assert geometry.trace(lab, "NL-FT", steps=2) == rows
+    assert replay.trace(lab, "NL-FT", steps=2) == rows
 
 
 def test_paired_steps_give_a_cosine_at_every_step(lab, trained):
@@ -142,7 +143,7 @@ def test_paired_steps_give_a_cosine_at_every_step(lab, trained):
     unlearning switch)."""
     paired = Lab(scale="smoke", results_dir=lab.results, switches={"steps": "paired"})
     assert paired.config(paired.job("original")) == lab.config(lab.job("original"))
-    rows = geometry.trace(paired, "GA-l1-FT", steps=None)
+    rows = replay.trace(paired, "GA-l1-FT", steps=None)
     longer = max(len(paired.dataset("forget")), len(paired.loop(paired.job("GA-l1-FT")).retain))
     assert [r["step"] for r in rows] == list(range(1, -(-longer // paired.train_config.batch_size) + 1))
     assert all(-1.0 <= r["cosine"] <= 1.0 for r in rows)
@@ -150,7 +151,7 @@ def test_paired_steps_give_a_cosine_at_every_step(lab, trained):
 
 def test_the_replay_is_the_loop(lab, trained):
     """Replaying all of the first epoch lands where the real run's first epoch ended."""
-    rows = geometry.trace(lab, "NL-FT", steps=None)
+    rows = replay.trace(lab, "NL-FT", steps=None)
     record = lab.unlearn("NL-FT", epochs=1)
     weights = {}
     for name, key in (("G", trained["original"]["key"]), ("oracle", trained["oracle"]["key"]),

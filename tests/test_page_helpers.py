@@ -1,6 +1,6 @@
 """What the book's pages used to compute in their own cells, now library functions they call:
 Figure 4's take-away (``measures.geometry.takeaway``), the chapters' small formats
-(``report.formats``), the teaching guide's timings and rerun costs (``measures.costs``,
+(``report.formats``), the teaching guide's timings and rerun costs (``studies.costs``,
 ``report.teaching``), the pictures of MRI in one page (``report.mri``), and the one name
 readers see for the oracle (``paper.ORACLE``)."""
 from __future__ import annotations
@@ -13,7 +13,8 @@ import pandas as pd
 import pytest
 
 from erase import paper
-from erase.measures import costs, geometry
+from erase.measures import geometry
+from erase.studies import costs
 from erase.report import figures, formats, mri, tables, teaching
 from erase.runs.lab import Job
 

@@ -178,7 +178,7 @@ def test_a_pool_file_edited_by_hand_is_refused_with_what_to_do(tmp_path):
 
 @pytest.mark.slow
 def test_the_oracle_of_a_smoke_build_sits_near_chance(lab, trained):
-    from erase.measures import study
+    from erase.studies import study
 
     labs = study.labs_for(lab, [0, 1, 2])
     records = study.train_models(labs, workers=1)

@@ -473,7 +473,7 @@ def test_a_flip_that_cannot_act_on_a_row_leaves_its_step_unchanged(switch, smoke
     """The Paper and code chapter reruns a method with a switch flipped only where the switch
     can act on its row (``fidelity.acts_on``): where it cannot, one step's loss under the flip
     is the code protocol's to the bit, and where it can, it differs."""
-    from erase.measures import fidelity
+    from erase.studies import fidelity
 
     torch.manual_seed(0)
     model = build_model(smoke.model)
@@ -497,7 +497,7 @@ def test_a_flip_that_cannot_act_on_a_row_leaves_its_step_unchanged(switch, smoke
 def test_steps_cannot_act_on_a_row_with_one_stream(n_forget, n_retain):
     """With only forget (NL, GA-l1) or only retain slices (FT), the text's paired steps and the
     code's alternating ones plan the same epoch, so the ablation does not rerun those rows."""
-    from erase.measures import fidelity
+    from erase.studies import fidelity
 
     for epoch in range(3):
         assert (epoch_steps(n_forget, n_retain, 4, epoch, 3, steps="paired")

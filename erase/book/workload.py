@@ -1,7 +1,7 @@
 """What a build of the book will compute, counted and timed before it starts.
 
 Each chapter's runs are listed by the same ``*_jobs`` functions its calls run
-(``measures.study``, ``headline``, ``fidelity``, ``geometry``) with the chapters' default
+(``studies.study``, ``headline``, ``fidelity``, ``geometry``) with the chapters' default
 parameters; a run counts in the first chapter that needs it, and only when the results store
 does not hold it yet. Its time comes from a few training steps timed on this machine
 (``runs.plan.time_step``) and the run's length (``runs.plan.work``), not from a constant.
@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from functools import cached_property
 
 from ..config import config_hash
-from ..measures import fidelity, geometry, headline, study
+from ..studies import fidelity, headline, replay, study
 from ..runs.lab import Job
 from ..runs.methods import BEYOND
 from ..runs.plan import duration, seconds, time_step_together, work
@@ -40,7 +40,7 @@ class Planned:
         return "replay" if self.replay else self.job.kind
 
     def config(self) -> dict:
-        return (geometry.trace_config(self.lab, self.job) if self.replay
+        return (replay.trace_config(self.lab, self.job) if self.replay
                 else self.lab.config(self.job))
 
     @cached_property
@@ -77,7 +77,7 @@ def chapter_runs(lab) -> dict[str, list[Planned]]:
     headline_runs = models + [Planned(l, j) for l, j in after] + chosen + frontier_runs(labs)
     ablation = [Planned(l, j) for l, _, _, j in study.ablation_jobs(ablation_labs,
                                                                      profile.fractions)]
-    replays = [Planned(lab, lab.job(m), replay=True) for m in geometry.FIGURE4_METHODS]
+    replays = [Planned(lab, lab.job(m), replay=True) for m in replay.FIGURE4_METHODS]
     # chapter 7's default: no training flip (training_seeds = [])
     flipped, _ = fidelity.flipped_jobs(labs, training_seeds=())
     paper_and_code = [Planned(l, j) for _, l, j in fidelity.code_jobs(labs) + flipped

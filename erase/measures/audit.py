@@ -27,7 +27,7 @@ from scipy import stats
 from ..paper import display_name
 from ..runs.methods import UNLEARNING
 from .scorecard import FAILS, HOLDS, UNSURE, Criterion, Finding, findings
-from .study import interval
+from .intervals import interval
 
 LOSSES = ("ssim_loss", "nmse")
 MEMBERS, NON_MEMBERS, KEPT = "ua", "kta", "bta"  # D_f, D_ft, D_rt in the records
@@ -256,7 +256,7 @@ def audit_all(records: dict, loss: str = "ssim_loss", reference: str = REFERENCE
 
 
 def summarise(rows: list[dict], measures=tuple(MEASURES)) -> pd.DataFrame:
-    """Mean and 95% interval over seeds (``study.interval``) of each measure of each model:
+    """Mean and 95% interval over seeds (``intervals.interval``) of each measure of each model:
     one row per (name, measure) with mean, lo, hi and the seeds it was taken over."""
     out = []
     names = list(dict.fromkeys(r["name"] for r in rows))

@@ -191,7 +191,7 @@ def compare_with(records: dict, seeds, methods, reference: str = "NL-FT") -> tup
     and the time over retraining; and the methods that remove more of the gap than the
     reference (whole intervals apart) within BRAIN_MARGIN dB of its brain quality."""
     from .scorecard import SeedView, gap_removed
-    from .study import difference_interval, interval
+    from .intervals import difference_interval, interval
 
     oracle_time = float(np.mean([SeedView(records, s)("oracle", "train_seconds") for s in seeds]))
     rows = []

@@ -13,7 +13,7 @@ import math
 import numpy as np
 
 from ..runs import noise as noise_lib
-from .study import interval
+from .intervals import interval
 
 SLOPE_LIMIT = 0.05  # dB per epoch over the last fifth of training at the base learning rate
 BRAIN_GAIN = 10.0  # dB, oracle BTA over the zero-filled input

@@ -20,7 +20,7 @@ from scipy import stats
 
 from .. import paper
 from ..paper import FINDINGS
-from .study import interval
+from .intervals import interval
 
 HOLDS, FAILS, UNSURE = "holds", "does not hold", "inconclusive"
 STABLE, FRAGILE = "stable", "fragile"

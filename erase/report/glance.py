@@ -8,7 +8,7 @@ import re
 import pandas as pd
 
 from ..measures import diagnosis, regime
-from ..measures.headline import Headline, band_verdicts
+from ..studies.headline import Headline, band_verdicts
 from ..paper import FINDINGS
 from .formats import chapter_link, link_chapters
 

@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 
 from .. import paper
-from ..measures.study import pooled_volumes
+from ..measures.intervals import pooled_volumes
 
 ACCURACIES = (("bta", "BTA (brain test)"), ("kta", "KTA (knee test)"), ("ua", "UA (forget set)"))
 

@@ -1,6 +1,6 @@
 """The teaching guide's numbers in words: durations, what the runs in the store cost and on
 which machines, the chapters' times in this build, and what each rerun of a lab will take
-(``erase.measures.costs`` reads them from the store)."""
+(``erase.studies.costs`` reads them from the store)."""
 from __future__ import annotations
 
 import json
@@ -52,7 +52,7 @@ def machines(runs: list[dict]) -> str:
 
 def rerun_cost(pairs, typical: dict, workers: int) -> str:
     """What the missing runs ``pairs`` of a rerun take, in words."""
-    from ..measures import costs
+    from ..studies import costs
 
     if not pairs:
         return "no new run: every run it needs is in the store"

@@ -324,7 +324,7 @@ def optimizer_step(fabric: Fabric, model, optimizer, loss, grad_clip: float,
                    mask: list | None = None) -> None:
     """Backward, (a row's weight mask m: the gradient of the weights outside it set to zero),
     clip the gradient norm (the paper's 0.5), Adam step: the loop's and the replay's
-    (``measures.geometry``) one way of taking a step."""
+    (``studies.replay``) one way of taking a step."""
     optimizer.zero_grad(set_to_none=True)
     fabric.backward(loss)
     if mask is not None:

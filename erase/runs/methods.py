@@ -66,7 +66,7 @@ METHODS: dict[str, Method] = {m.name: m for m in (
     # Defaults: SalUn's 50% of the weights and SSD's alpha 10, lambda 1 are the reference
     # code's; SCRUB's max-steps in 2 of the 5 epochs follow its few max-epochs before its
     # min-only ones; l1-sparse's alpha 5e-4 is the reference's, kept because at the default
-    # scale no smaller decade moves KTA beyond FT's (measures.study.SWEEPS sweeps it).
+    # scale no smaller decade moves KTA beyond FT's (studies.study.SWEEPS sweeps it).
     Method("SalUn", "G", "noisy_label", "none", "subset",
            "NL-FT with the gradient masked to the salient weights (top |grad J(Df)| at G)",
            prepare="saliency", knobs=(("saliency", 0.5),)),

@@ -12,8 +12,9 @@ from dataclasses import dataclass
 from .. import paper
 from ..runs.lab import run_many
 from ..runs.methods import BEYOND, UNLEARNING
-from . import audit, frontier, per_example, regime, scorecard, study
-from .hallucination import excess_over
+from ..measures import audit, frontier, per_example, regime, scorecard
+from ..measures.hallucination import excess_over
+from . import study
 
 
 @dataclass

@@ -14,8 +14,9 @@ from .. import paper
 from ..config import PROTOCOLS, Protocol
 from ..runs.lab import TRAINING_SWITCHES, Lab, run_many
 from ..runs.methods import get_method
-from .regime import rate_drops
-from .study import interval, labs_for
+from ..measures.intervals import interval
+from ..measures.regime import rate_drops
+from .study import labs_for
 
 ABLATED_METHODS = ("NL-FT", "GA-l1-FT", "NL")
 # One more reading of the paper, beside the switches: its lambda = 1e-5 taken on our raw

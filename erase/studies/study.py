@@ -7,15 +7,12 @@ store only reads JSON.
 """
 from __future__ import annotations
 
-import numpy as np
-import pandas as pd
 
 from .. import paper
 from ..runs.lab import Lab, run_many
 from ..runs.methods import BEYOND, UNLEARNING, get_method
 from ..runs.pools import pool_losses_many
-from .frontier import Knob, next_value, point
-from .intervals import interval  # noqa: F401  (where the chapters find it)
+from ..measures.frontier import Knob, next_value, point
 
 ABLATION_METHODS = ("FT", "NL-FT", "GA-l1-FT")
 # One knob per method beyond the paper, and the values its sweep tries (on one seed, before the
@@ -293,58 +290,3 @@ def beyond(labs: list[Lab], methods=BEYOND, workers: int = 2) -> tuple[dict, dic
     jobs = [(lab, m, beyond_job(lab, m, chosen[m][1])) for lab in labs for m in methods]
     records = run_many([(lab, job) for lab, _, job in jobs], workers)
     return {(m, lab.seed): r for (lab, m, _), r in zip(jobs, records)}, chosen, sweeps
-
-
-# ------------------------------------------------------------------ frames
-
-
-def per_seed_frame(records: dict) -> pd.DataFrame:
-    """One row per (run, seed): means over volumes, times, store provenance."""
-    rows = []
-    for (name, seed), r in records.items():
-        row = {"name": name, "seed": seed, **r["summary"],
-               "train_seconds": r.get("timing", {}).get("train_seconds", np.nan),
-               "key": r["key"], "from_store": r.get("from_store", False)}
-        rows.append(row)
-    return pd.DataFrame(rows)
-
-
-def pooled_volumes(records: dict, name: str, accuracy: str, metric: str) -> np.ndarray:
-    """Per-volume values of one run pooled over seeds (the paper's mean +/- std is over volumes)."""
-    values = []
-    for (n, _), r in records.items():
-        if n == name:
-            values += [v[metric] for v in r["metrics"][accuracy]["per_volume"].values()]
-    return np.array(values)
-
-
-def paired_differences(records: dict, a: str, b: str, column: str) -> list[float]:
-    """Per seed, run a's summary column minus run b's (same seed, same split)."""
-    seeds = sorted(s for (n, s) in records if n == a)
-    return [records[(a, s)]["summary"][column] - records[(b, s)]["summary"][column]
-            for s in seeds if (b, s) in records]
-
-
-def difference_interval(records: dict, a: str, b: str, column: str) -> tuple[float, float, float]:
-    """Interval over seeds of the paired difference a - b (same seed, same split)."""
-    return interval(paired_differences(records, a, b, column))
-
-
-def noise_sources(records: dict, a: str, b: str, accuracy: str = "bta",
-                  metric: str = "psnr") -> dict:
-    """Where the spread of a paired difference a - b comes from.
-
-    ``between seeds``: the standard deviation over seeds of the per-seed difference (training
-    randomness, split and test set together); ``within a seed``: the standard error of that
-    difference over the test volumes of one seed, averaged over seeds. When the first is much
-    larger, more test volumes would not help; more seeds (or steadier training) would.
-    """
-    per_seed, within = [], []
-    for s in sorted(s for (n, s) in records if n == a and (b, s) in records):
-        va = records[(a, s)]["metrics"][accuracy]["per_volume"]
-        vb = records[(b, s)]["metrics"][accuracy]["per_volume"]
-        d = np.array([va[v][metric] - vb[v][metric] for v in va if v in vb])
-        per_seed.append(d.mean())
-        within.append(d.std(ddof=1) / np.sqrt(len(d)) if len(d) > 1 else np.nan)
-    return {"between seeds": float(np.std(per_seed, ddof=1)) if len(per_seed) > 1 else float("nan"),
-            "within a seed": float(np.nanmean(within)) if within else float("nan")}
