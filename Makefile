@@ -19,6 +19,7 @@ book: $(VENV)/.installed
 	$(PY) -m erase book --scale $(SCALE) --device $(DEVICE)
 
 test: $(VENV)/.installed
+	$(VENV)/bin/ruff check erase tests benchmarks
 	$(PY) -m pytest
 
 bench: $(VENV)/.installed

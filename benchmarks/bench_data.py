@@ -54,14 +54,15 @@ def loader_rate(dataset, workers: int, repeats: int = 2) -> dict:
         for _batch in loader:
             pass
         epochs.append(time.perf_counter() - start)
-    return {"first_epoch": len(dataset) / epochs[0], "steady": len(dataset) / min(epochs[1:] or epochs)}
+    return {"first_epoch": len(dataset) / epochs[0],
+            "steady": len(dataset) / min(epochs[1:] or epochs)}
 
 
 def run(scale="default", results=None, step_count=30) -> dict:
     import torch
+    from bench_step import our_step
     from torch.utils.data import default_collate
 
-    from bench_step import our_step
     from erase import data as data_lib
 
     quiet()

@@ -28,9 +28,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from bench_common import (REPO, Stopwatch, bench_lab, loadavg, median, quiet, table,
-                          time_steps)
-
+from bench_common import REPO, Stopwatch, bench_lab, loadavg, median, quiet, table, time_steps
 
 # ------------------------------------------------------------------ the three training paths
 
@@ -307,7 +305,8 @@ def compare(lab, threads: int, rounds: int, warmup: int, steps: int, device="cpu
     size = profile.train.batch_size
     out = {k: {"ms_per_step": 1e3 * median(v), "samples_per_s": size / median(v), "steps": len(v)}
            for k, v in per.items()}
-    out["ratio_vs_lightning"] = out["ours"]["samples_per_s"] / out["fastmri_lightning"]["samples_per_s"]
+    out["ratio_vs_lightning"] = (out["ours"]["samples_per_s"]
+                                 / out["fastmri_lightning"]["samples_per_s"])
     out["ratio_vs_manual"] = out["ours"]["samples_per_s"] / out["fastmri_manual"]["samples_per_s"]
     out["loadavg"] = loads
     out["threads"] = threads
@@ -511,7 +510,8 @@ def compile_payoff(result: dict, run_steps: int) -> dict:
         return result
     # the first step and the warm-up steps, less what they would cost once compiled
     warm_steps = result.get("warmup_steps", 0) + 1
-    compile_s = result["first_step_s"] + result["warmup_s"] - warm_steps * result["ms_per_step"] / 1e3
+    compile_s = (result["first_step_s"] + result["warmup_s"]
+                 - warm_steps * result["ms_per_step"] / 1e3)
     gain_per_step = (result["eager_ms_per_step"] - result["ms_per_step"]) / 1e3
     saved = run_steps * gain_per_step - compile_s
     breakeven = compile_s / gain_per_step if gain_per_step > 0 else None
@@ -526,7 +526,8 @@ def torch_compile(scale, results, modes=("regularizers",), threads=2, run_steps=
         with tempfile.TemporaryDirectory(prefix="inductor-") as cache:
             cold = compile_run(scale, results, mode, cache, threads)
             warm = compile_run(scale, results, mode, cache, threads)
-        out[mode] = {"cold": compile_payoff(cold, run_steps), "warm": compile_payoff(warm, run_steps)}
+        out[mode] = {"cold": compile_payoff(cold, run_steps),
+                     "warm": compile_payoff(warm, run_steps)}
     return out
 
 
@@ -618,7 +619,8 @@ def report(out: dict) -> str:
                      f"{r['ratio_vs_lightning']:.2f}x; ours/fastMRI-by-hand = "
                      f"{r['ratio_vs_manual']:.2f}x")
     ours1 = out.get("threads_1", {}).get("ours", {}).get("ms_per_step")
-    lines.append(f"- erase.runs.engine.run_loop itself, 1 thread: {out['run_loop_ms_per_step']:.1f} "
+    lines.append(f"- erase.runs.engine.run_loop itself, 1 thread: "
+                 f"{out['run_loop_ms_per_step']:.1f} "
                  f"ms/step (its own train_seconds / steps, warm-up included; the benchmark's "
                  f"copy of its step: {ours1:.1f})")
     for key in ("parallel_1x1", "parallel_2x1", "parallel_1x2"):
@@ -629,7 +631,8 @@ def report(out: dict) -> str:
                          f"{' / '.join(f'{x:.1f}' for x in p['ms_per_step_each'])} ms/step each, "
                          f"{p['samples_per_s_total']:.1f} samples/s in total")
     if "parallel_2x1" in out and "parallel_1x2" in out:
-        two, one = out["parallel_2x1"]["samples_per_s_total"], out["parallel_1x2"]["samples_per_s_total"]
+        two, one = (out["parallel_2x1"]["samples_per_s_total"],
+                    out["parallel_1x2"]["samples_per_s_total"])
         lines.append(f"- run_many's claim (2 processes x 1 thread ~ twice one process x 2 "
                      f"threads): {two:.1f} vs {one:.1f} samples/s = {two / one:.2f}x")
     if out.get("omp"):

@@ -42,7 +42,8 @@ def run(scale="default", results=None, parallel=True, progress=True, device="cpu
                     record = lab.train(**kwargs) if kind == "train" else lab.unlearn(**kwargs)
                 record = {**record, "_call_s": sw.seconds}
                 records.append(record)
-                print(f"  {record['name']}: {'from store' if record.get('from_store') else 'trained'}"
+                print(f"  {record['name']}: "
+                      f"{'from store' if record.get('from_store') else 'trained'}"
                       f" in {sw.seconds:.1f} s", flush=True)
     out["wall_s"] = total.seconds
     out["loadavg_end"] = loadavg()
@@ -83,7 +84,8 @@ def report(out: dict) -> str:
             + f"; {'run_many (2 processes x 1 thread)' if out['parallel'] else 'one process'}, "
             f"load avg {out['loadavg_start']:.1f} -> {out['loadavg_end']:.1f}; "
             f"benchmark wall {out['wall_s']:.0f} s", "",
-            table([[c if isinstance(c, str) else (f"{c:.2f}" if isinstance(c, float) and abs(c) < 100 else c)
+            table([[c if isinstance(c, str)
+                     else (f"{c:.2f}" if isinstance(c, float) and abs(c) < 100 else c)
                     for c in row] for row in rows],
                   ["run", "epochs", "steps", "samples", "train s", "eval s", "RTE (time)",
                    "RTE (samples)", "BTA PSNR", "BTA - oracle (dB)", "KTA PSNR", "UA PSNR",

@@ -40,7 +40,8 @@ def parse(argv=None) -> argparse.Namespace:
     p.add_argument("--cascades", type=int, default=None)
     p.add_argument("--chans", type=int, default=None)
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--unlearn", default="", help="methods to run from G afterwards, comma-separated")
+    p.add_argument("--unlearn", default="",
+                   help="methods to run from G afterwards, comma-separated")
     p.add_argument("--results", default="_output/probe")
     return p.parse_args(argv)
 

@@ -49,7 +49,8 @@ def parse(argv=None) -> argparse.Namespace:
                         "erase.runs.lab.run_many (2 processes x 1 thread, as the book does)")
     p.add_argument("--data-root", default=None, help="unlearn: real fastMRI data root")
     p.add_argument("--book-source", default=None, help="book: repository to clone (default: this)")
-    p.add_argument("--pip-cache", default=None, help="book: shared pip cache (default ~/.cache/pip)")
+    p.add_argument("--pip-cache", default=None,
+                   help="book: shared pip cache (default ~/.cache/pip)")
     p.add_argument("--keep-clone", action="store_true", help="book: keep the temporary clone")
     p.add_argument("--no-record", action="store_true", help="do not append to RESULTS.md")
     args = p.parse_args(argv)

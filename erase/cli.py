@@ -28,12 +28,11 @@ import os
 import sys
 from pathlib import Path
 
-from .config import SWITCHES, ConfigError, get_protocol, get_scale
 from .book.build import Interrupted
+from .config import SWITCHES, ConfigError, get_protocol, get_scale
 from .data import DataError
 from .io import write_json
 from .runs.store import StoreError, check_writable
-
 
 SWITCH_FLAGS = {name: " or ".join(values) for name, values in SWITCHES.items() if values}
 # The knobs of the methods beyond the paper (methods.ROW_KNOBS): flag, help
@@ -75,7 +74,8 @@ def _method_flags(parser: argparse.ArgumentParser, required: bool = False) -> No
     parser.add_argument("--method", required=required, default=None,
                         help=f"unlearning method, one of: {METHODS_HELP}")
     parser.add_argument("--retain-fraction", default=None,
-                        help="fraction of Dr in Dr' for the rows that fine-tune on it (default 0.1)")
+                        help="fraction of Dr in Dr' for the rows that fine-tune on it "
+                             "(default 0.1)")
     parser.add_argument("--gamma", default=None,
                         help="weight of the l1 penalty of GA-l1 rows (default: the protocol's)")
     parser.add_argument("--rho", default=None,
@@ -299,7 +299,8 @@ def _print_record(record: dict, as_json: bool) -> None:
           + (f"   rho {record['noise']['rho']:.3g} (lambda {record['noise']['lambda']:.3g})"
              if "noise" in record else "")
           + (f"   ({record['timing']['train_seconds']:.1f} s training"
-             f"{', from the store' if record.get('from_store') else ''})" if "timing" in record else ""))
+             f"{', from the store' if record.get('from_store') else ''})"
+             if "timing" in record else ""))
 
 
 def _synth(args) -> int:

@@ -99,7 +99,8 @@ def noise_strength() -> dict:
 FINDINGS = {
     1: "Knowledge gap: G reconstructs knee far better than the brain-only oracle.",
     2: "Mixing anatomies costs brain quality a little and causes hallucinations.",
-    3: "Fine-tuning (FT, Full FT) keeps brain quality but does not unlearn: KTA stays at G's level.",
+    3: ("Fine-tuning (FT, Full FT) keeps brain quality but does not unlearn: KTA stays at G's "
+        "level."),
     4: "GA-l1 or NL alone collapses the model on both anatomies.",
     5: "NL-FT gets close to the oracle on both (BTA within about 1 dB, KTA down to the oracle's); "
        "GA-l1-FT unlearns too but loses more brain quality.",

@@ -1,4 +1,5 @@
-"""Shared fixtures: one smoke-scale Lab with G (original) and G-hat (oracle) trained once per session.
+"""Shared fixtures: one smoke-scale Lab with G (original) and G-hat (oracle) trained once per
+session.
 
 Expensive things (synthetic data, the two trained models) are made once, in a temporary results
 directory, and shared; tests that need a state of their own make their own small one.
@@ -8,7 +9,6 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-
 from helpers import shared_unless_mutating
 
 
@@ -113,11 +113,11 @@ def small_g(smoke, samples, tmp_path_factory):
     dropped twice by an impatient scheduler, so that its Adam state, step counts and rate all
     differ from a fresh optimizer's. Returns (checkpoint path, checkpoint state)."""
     import torch
+    from helpers import fresh_model, impatient
 
     from erase.config import PROTOCOLS
     from erase.runs.engine import Loop, make_fabric, run_loop
     from erase.runs.methods import METHODS
-    from helpers import fresh_model, impatient
 
     path = tmp_path_factory.mktemp("g") / "g.ckpt"
     with pytest.MonkeyPatch.context() as patch:

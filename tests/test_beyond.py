@@ -13,14 +13,26 @@ from torch.utils.data import default_collate
 
 from erase.cli import main as cli_main
 from erase.config import ConfigError, config_hash, get_protocol
-from erase.studies import replay, study
 from erase.runs import engine
 from erase.runs import lab as lab_lib
 from erase.runs.engine import make_fabric, optimizer_step
-from erase.runs.methods import (BEYOND, METHODS, METHODS_VERSION, UNLEARNING, ReconstructionLoss,
-                                dampen, gradient_sum, hashed, l1_weight_at, row_knobs,
-                                saliency_mask, step_terms, trainable)
+from erase.runs.methods import (
+    BEYOND,
+    METHODS,
+    METHODS_VERSION,
+    UNLEARNING,
+    ReconstructionLoss,
+    dampen,
+    gradient_sum,
+    hashed,
+    l1_weight_at,
+    row_knobs,
+    saliency_mask,
+    step_terms,
+    trainable,
+)
 from erase.runs.models import build_model, reconstruct
+from erase.studies import replay, study
 
 
 def one(dataset, indices=(0,)):

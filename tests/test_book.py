@@ -30,9 +30,9 @@ from html.parser import HTMLParser
 from pathlib import Path
 
 import pytest
+from helpers import FRONT_MATTER, chapter
 
 from erase.book import build as book
-from helpers import FRONT_MATTER, chapter
 
 ROOT = Path(__file__).resolve().parents[1]  # the project: its _toc.yml and book/
 DOCUMENTS = book.toc_documents(ROOT)  # the chapters, then the pages for readers
@@ -424,7 +424,8 @@ class _Loads(HTMLParser):
         a = dict(attrs)
         if tag in ("script", "img", "iframe", "source", "audio", "video", "embed") and a.get("src"):
             self.urls.append(a["src"])
-        if tag == "link" and a.get("href") and (a.get("rel") or "") not in ("canonical", "alternate"):
+        if (tag == "link" and a.get("href")
+                and (a.get("rel") or "") not in ("canonical", "alternate")):
             self.urls.append(a["href"])
 
 

@@ -28,9 +28,9 @@ from pathlib import Path
 
 import psutil
 import pytest
+from helpers import chapter
 
 from erase.runs.store import Store
-from helpers import chapter
 
 pytestmark = pytest.mark.slow  # real books: a few minutes on 2 cores
 

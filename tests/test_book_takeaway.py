@@ -20,11 +20,11 @@ from pathlib import Path
 import pandas as pd
 import pytest
 import yaml
+from helpers import chapter
 
 from erase.book import build as book
 from erase.cli import parser
 from erase.report import downloads
-from helpers import chapter
 
 ROOT = Path(__file__).resolve().parents[1]
 

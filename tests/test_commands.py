@@ -93,7 +93,8 @@ def run_key(command: str):
     notebook = re.search(r"book/\w+\.md", command)
     if "papermill" not in command or notebook is None:
         return command
-    return notebook.group(0), tuple(sorted((n, repr(v)) for n, v, _ in papermill_fragments(command)))
+    return notebook.group(0), tuple(sorted((n, repr(v))
+                                           for n, v, _ in papermill_fragments(command)))
 
 
 @pytest.fixture(scope="module")
@@ -215,7 +216,8 @@ def test_inline_commands_parse_and_parameters_are_known_and_of_their_kind():
                     parser.parse_args(shlex.split(erase_call.group(1)))
                 except SystemExit:
                     problems.append(f"{path.name}: `{span}` does not parse")
-            for name, value, flag in papermill_fragments(span) if re.search(r"-[py] ", span) else ():
+            for name, value, flag in (papermill_fragments(span)
+                                      if re.search(r"-[py] ", span) else ()):
                 checked += 1
                 kind = chapter.PARAMETER_KINDS.get(name, ("", True))[0]
                 if name not in known:

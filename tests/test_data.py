@@ -94,7 +94,8 @@ def test_fastmri_slice_dataset_reads_the_files(smoke, smoke_data):
     assert tuple(sample.target.shape) == (c.image_size, c.image_size)
     with h5py.File(smoke_data / "brain" / sample.fname, "r") as f:
         assert sample.max_value == pytest.approx(float(f.attrs["max"]))
-        np.testing.assert_array_equal(sample.target.numpy(), f["reconstruction_rss"][sample.slice_num])
+        np.testing.assert_array_equal(sample.target.numpy(),
+                                      f["reconstruction_rss"][sample.slice_num])
     # use_seed=True: the mask of a file is the same every time it is read
     again = dataset[0]
     assert np.array_equal(sample.mask.numpy(), again.mask.numpy())
@@ -229,7 +230,8 @@ def test_lazy_splits_give_what_in_memory_splits_give(smoke_data, smoke, samples,
 
 
 def test_second_synthesize_reuses_the_files(tmp_path):
-    config = DataConfig(image_size=16, coils=2, brain_volumes=2, knee_volumes=1, slices_per_volume=1)
+    config = DataConfig(image_size=16, coils=2, brain_volumes=2, knee_volumes=1,
+                        slices_per_volume=1)
     out = tmp_path / "data"
     first = synthesize(out, config, 0)
     assert first["reused"] is False
@@ -242,7 +244,8 @@ def test_second_synthesize_reuses_the_files(tmp_path):
 
 @pytest.mark.parametrize("change", [{"noise_level": 0.02}, {"coils": 3}, {"seed": 1}])
 def test_changed_parameters_regenerate(tmp_path, change):
-    config = DataConfig(image_size=16, coils=2, brain_volumes=2, knee_volumes=1, slices_per_volume=1)
+    config = DataConfig(image_size=16, coils=2, brain_volumes=2, knee_volumes=1,
+                        slices_per_volume=1)
     out = tmp_path / "data"
     synthesize(out, config, 0)
     before = read_all(h5_files(out)[0])
@@ -343,7 +346,8 @@ def test_same_seed_same_manifest_and_different_seed_different():
     a = data_lib.make_manifest(volumes, config, seed=0)
     c = data_lib.make_manifest(volumes, config, seed=1)
     assert a == data_lib.make_manifest(volumes, config, seed=0)
-    assert data_lib.manifest_hash(a) == data_lib.manifest_hash(data_lib.make_manifest(volumes, config, 0))
+    assert data_lib.manifest_hash(a) == data_lib.manifest_hash(
+        data_lib.make_manifest(volumes, config, 0))
     assert a["splits"] != c["splits"]
     assert data_lib.manifest_hash(a) != data_lib.manifest_hash(c)
 

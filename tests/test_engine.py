@@ -9,18 +9,17 @@ import sys
 import time
 from pathlib import Path
 
+import helpers
 import numpy as np
 import pytest
 import torch
+from helpers import Killed, fresh_model, same, shared_unless_mutating
 
 from erase.config import PROTOCOLS, ConfigError, replace
 from erase.runs import engine
-from erase.runs.engine import (Loop, epoch_steps, load_start, make_fabric, run_loop,
-                               save_atomic)
+from erase.runs.engine import Loop, epoch_steps, load_start, make_fabric, run_loop, save_atomic
 from erase.runs.evaluate import METRICS, summarise, volume_metrics
 from erase.runs.methods import METHODS
-import helpers
-from helpers import Killed, fresh_model, same, shared_unless_mutating
 
 ROOT = Path(__file__).resolve().parents[1]
 VENV_BIN = Path(sys.executable).parent
@@ -384,13 +383,15 @@ def test_volume_metrics_are_fastmris():
         got = volume_metrics(target, recon)
         maxval = target.max()
         assert got["psnr"] == pytest.approx(float(fm.psnr(target, recon, maxval)), rel=1e-12)
-        assert got["ssim"] == pytest.approx(float(np.asarray(fm.ssim(target, recon, maxval)).item()),
-                                            rel=1e-12)
+        assert got["ssim"] == pytest.approx(
+            float(np.asarray(fm.ssim(target, recon, maxval)).item()), rel=1e-12)
         assert got["nmse"] == pytest.approx(float(fm.nmse(target, recon)), rel=1e-12)
         assert set(got) == set(METRICS)
         # more noise, worse numbers: the metrics are not constant
-        worse = volume_metrics(target, (target + rng.normal(0, 2e-4, target.shape)).astype(np.float32))
-        assert worse["psnr"] < got["psnr"] and worse["ssim"] < got["ssim"] and worse["nmse"] > got["nmse"]
+        worse = volume_metrics(target,
+                               (target + rng.normal(0, 2e-4, target.shape)).astype(np.float32))
+        assert (worse["psnr"] < got["psnr"] and worse["ssim"] < got["ssim"]
+                and worse["nmse"] > got["nmse"])
 
 
 def test_summarise_gives_mean_and_population_std():
@@ -411,18 +412,20 @@ def test_record_metrics_are_per_volume_over_the_test_sets(lab, trained):
         assert set(metrics[name]["per_volume"]) == names
         assert metrics[name]["psnr"] == pytest.approx(
             np.mean([v["psnr"] for v in metrics[name]["per_volume"].values()]))
-        assert all(math.isfinite(v) for v in metrics[name]["per_volume"][next(iter(names))].values())
+        assert all(math.isfinite(v)
+                   for v in metrics[name]["per_volume"][next(iter(names))].values())
         # per slice: the SSIM loss and NMSE of every slice of every volume
         per_slice = metrics[name]["per_slice"]
         assert set(per_slice) == names
         for fname, losses in per_slice.items():
             assert set(losses) == {"ssim_loss", "nmse"}
-            assert len(losses["ssim_loss"]) == len(losses["nmse"]) == lab.data_config.slices_per_volume
+            assert (len(losses["ssim_loss"]) == len(losses["nmse"])
+                    == lab.data_config.slices_per_volume)
             assert all(0.0 <= v <= 2.0 for v in losses["ssim_loss"])
             assert all(v >= 0.0 and math.isfinite(v) for v in losses["nmse"])
             if lab.data_config.slices_per_volume == 1:  # one slice: the volume's own NMSE
-                assert losses["nmse"][0] == pytest.approx(metrics[name]["per_volume"][fname]["nmse"],
-                                                          rel=1e-4)
+                assert losses["nmse"][0] == pytest.approx(
+                    metrics[name]["per_volume"][fname]["nmse"], rel=1e-4)
 
 
 # ------------------------------------------------------------------ DDP under torchrun

@@ -8,8 +8,8 @@ import pytest
 
 from erase import paper
 from erase.measures import diagnosis, frontier
-from erase.studies import study
 from erase.measures.frontier import Knob, crossing, matched, next_value
+from erase.studies import study
 
 
 def test_the_papers_rho_is_derived_from_its_table_and_the_knee_scale():
@@ -88,7 +88,8 @@ def test_the_comparison_says_who_wins_only_when_the_paired_interval_excludes_zer
     assert words.endswith("C never reaches it: even its weakest run removes 1.60 of the gap or "
                           "more (knob 1).")
     diff = frontier.paired_cost_difference(cheap, dear)
-    assert diff["seeds"] == 5 and diff["difference"][0] == pytest.approx(0.5 * (1.0 - 3.0) - 0.5 * 0.01 * 2)
+    assert diff["seeds"] == 5 and diff["difference"][0] == pytest.approx(
+        0.5 * (1.0 - 3.0) - 0.5 * 0.01 * 2)
     assert "NL-FT keeps more brain" in diagnosis.finding5_matched_words(diff, {}, {})
     ga = {0: pts((1, 1.6, 15.0))}
     never = {"NL-FT": matched(cheap, 1.0), "GA-l1-FT": matched(ga, 1.0)}
@@ -158,12 +159,13 @@ def test_a_run_without_its_curve_ends_with_the_same_numbers(lab, trained):
 def test_a_finding_depends_on_the_reading_of_lambda_when_its_verdicts_differ_in_the_band():
     from types import SimpleNamespace
 
-    from erase.studies.headline import band_verdicts
     from erase.report.glance import band_text
+    from erase.studies.headline import band_verdicts
 
     rows = lambda v4, v5: [{"finding": 4, "verdict": v4}, {"finding": 5, "verdict": v5}]  # noqa: E731
     h = SimpleNamespace(findings=rows("holds", "holds") + [{"finding": 1, "verdict": "holds"}],
-                        band={"low": rows("holds", "does not hold"), "high": rows("holds", "holds")})
+                        band={"low": rows("holds", "does not hold"),
+                              "high": rows("holds", "holds")})
     band = band_verdicts(h)
     assert set(band) == {4, 5}  # finding 1's runs carry no noisy label
     assert band[4] == {"low": "holds", "paper": "holds", "high": "holds", "depends": False}

@@ -16,6 +16,16 @@ import signal
 
 import pytest
 import torch
+from helpers import (
+    Killed,
+    differs,
+    fresh_model,
+    impatient,
+    kill_raises,
+    record_calls,
+    same,
+    save_with_code,
+)
 
 from erase.config import PROTOCOLS, replace
 from erase.runs import engine
@@ -23,8 +33,6 @@ from erase.runs.engine import Loop, make_fabric, optimizer_step, run_loop
 from erase.runs.methods import METHODS, ReconstructionLoss
 from erase.runs.models import reconstruct
 from erase.runs.store import StoreError
-from helpers import (Killed, differs, fresh_model, impatient, kill_raises, record_calls, same,
-                     save_with_code)
 
 CODE = PROTOCOLS["code"]  # the plateau scheduler, random training masks, alternating steps
 RETAIN = [3, 5, 7, 11]  # Dr' of the unlearning runs below

@@ -13,12 +13,12 @@ import re
 
 import numpy as np
 import pytest
+from helpers import Killed, fresh_model, kill_raises, record_calls
 
 from erase.config import PROTOCOLS, replace
 from erase.runs import engine
 from erase.runs.engine import Loop, epoch_plan, make_fabric, mask_seed, run_loop
 from erase.runs.methods import METHODS
-from helpers import Killed, fresh_model, kill_raises, record_calls
 
 CODE = PROTOCOLS["code"]  # random training masks: every batch has a mask seed
 RETAIN = [3, 5, 7, 11]

@@ -12,14 +12,22 @@ import re
 
 import pytest
 import torch
+from helpers import Killed, differs, fresh_model, kill_raises, record_calls, same, save_with_code
 
 from erase.config import PROTOCOLS, ConfigError, replace
 from erase.runs import engine
-from erase.runs.engine import (Loop, epoch_plan, load_teacher, make_fabric, prepare,
-                               prepare_reads, run_loop, save_atomic)
+from erase.runs.engine import (
+    Loop,
+    epoch_plan,
+    load_teacher,
+    make_fabric,
+    prepare,
+    prepare_reads,
+    run_loop,
+    save_atomic,
+)
 from erase.runs.methods import METHODS
 from erase.runs.store import StoreError
-from helpers import Killed, differs, fresh_model, kill_raises, record_calls, same, save_with_code
 
 CODE = PROTOCOLS["code"]
 RETAIN = [3, 5, 7, 11]  # Dr' of the runs below

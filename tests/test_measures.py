@@ -7,14 +7,14 @@ import pytest
 import torch
 
 from erase.measures import geometry
-from erase.studies import replay, study
 from erase.report import panels
-from erase.runs import lab as lab_lib
 from erase.runs import engine
+from erase.runs import lab as lab_lib
 from erase.runs.engine import epoch_steps
 from erase.runs.evaluate import reconstruct_volumes, shape_batches
 from erase.runs.lab import Job, Lab
 from erase.runs.slice_scores import anatomy_support, slice_scores
+from erase.studies import replay, study
 
 
 def _head(size=32):
@@ -70,7 +70,8 @@ def test_batched_reconstruction_matches_one_slice_at_a_time(lab, trained):
     assert one.keys() == many.keys()
     for name in one:
         np.testing.assert_array_equal(one[name][0], many[name][0])
-        np.testing.assert_allclose(one[name][1], many[name][1], rtol=1e-4, atol=1e-6 * one[name][0].max())
+        np.testing.assert_allclose(one[name][1], many[name][1], rtol=1e-4,
+                                   atol=1e-6 * one[name][0].max())
 
 
 def test_records_carry_per_slice_hallucination_scores(lab, trained):
@@ -78,14 +79,16 @@ def test_records_carry_per_slice_hallucination_scores(lab, trained):
     for record in trained.values():
         scores = record["metrics"]["bta"]["hallucination"]
         assert set(scores) == set(slices)
-        assert all(len(v) == lab.data_config.slices_per_volume and min(v) >= 0 for v in scores.values())
+        assert all(len(v) == lab.data_config.slices_per_volume and min(v) >= 0
+                   for v in scores.values())
     table = panels.hallucination_table(trained)
     assert table.loc["oracle", "mean excess over oracle (pp)"] == 0.0
     assert table.loc["oracle", "slices worse than oracle (%)"] == 0.0
 
 
 def test_figure_one_picks_the_slice_of_largest_excess(lab, trained):
-    records = {"oracle": trained["oracle"], "original": trained["original"], "NL-FT": trained["original"]}
+    records = {"oracle": trained["oracle"], "original": trained["original"],
+               "NL-FT": trained["original"]}
     images, errors, zoom, info = panels.figure_one(lab, records)
     assert [len(f.data) for f in (images, errors, zoom)] == [4, 3, 4]  # oracle in the first row
     excess = {f: np.asarray(s) - np.asarray(trained["oracle"]["metrics"]["bta"]["hallucination"][f])
@@ -145,7 +148,8 @@ def test_paired_steps_give_a_cosine_at_every_step(lab, trained):
     assert paired.config(paired.job("original")) == lab.config(lab.job("original"))
     rows = replay.trace(paired, "GA-l1-FT", steps=None)
     longer = max(len(paired.dataset("forget")), len(paired.loop(paired.job("GA-l1-FT")).retain))
-    assert [r["step"] for r in rows] == list(range(1, -(-longer // paired.train_config.batch_size) + 1))
+    assert [r["step"] for r in rows] == list(
+        range(1, -(-longer // paired.train_config.batch_size) + 1))
     assert all(-1.0 <= r["cosine"] <= 1.0 for r in rows)
 
 

@@ -9,15 +9,30 @@ import pytest
 import torch
 from torch.utils.data import default_collate
 
-from erase.runs import lab as lab_lib
-from erase.runs import methods
 from erase.config import PROTOCOLS, ConfigError, config_hash
 from erase.data import retain_subset
+from erase.runs import lab as lab_lib
+from erase.runs import methods
 from erase.runs.engine import Loop, epoch_plan, epoch_steps, make_fabric, run_loop
-from erase.runs.methods import (BEYOND, FORGET_TERMS, METHODS, METHODS_VERSION, PAPER_ROWS,
-                                PENALTIES, RETAIN_DATA, UNLEARNING, Method, ReconstructionLoss,
-                                ascent_weights, get_method, l1_norm, noisy_target,
-                                step_loss, step_terms, validate_knobs)
+from erase.runs.methods import (
+    BEYOND,
+    FORGET_TERMS,
+    METHODS,
+    METHODS_VERSION,
+    PAPER_ROWS,
+    PENALTIES,
+    RETAIN_DATA,
+    UNLEARNING,
+    Method,
+    ReconstructionLoss,
+    ascent_weights,
+    get_method,
+    l1_norm,
+    noisy_target,
+    step_loss,
+    step_terms,
+    validate_knobs,
+)
 from erase.runs.models import build_model, reconstruct
 
 CODE, TEXT = PROTOCOLS["code"], PROTOCOLS["text"]
@@ -42,7 +57,8 @@ def J_each(model, b, loss_fn, target=None) -> list[float]:
     out = []
     for i in range(len(b.target)):
         one = b._replace(**{k: getattr(b, k)[i:i + 1] for k in
-                            ("masked_kspace", "mask", "target", "max_value", "num_low_frequencies")})
+                            ("masked_kspace", "mask", "target", "max_value",
+                             "num_low_frequencies")})
         out.append(J(model, one, loss_fn, target[i:i + 1]))
     return out
 
@@ -63,7 +79,8 @@ def test_every_row_is_valid():
         assert m.forget in FORGET_TERMS, name
         assert m.penalty in PENALTIES, name
         assert m.retain in RETAIN_DATA, name
-        assert m.forget != "none" or m.retain != "none" or m.penalty != "none", f"{name} does nothing"
+        assert (m.forget != "none" or m.retain != "none"
+                or m.penalty != "none"), f"{name} does nothing"
         assert m.summary.strip(), name
     assert set(UNLEARNING) <= set(METHODS) and len(set(UNLEARNING)) == 6
     assert [m.name for m in METHODS.values() if m.start == "scratch"] == ["Retrain"]
@@ -236,7 +253,8 @@ def test_noisy_label_at_lambda_zero_is_plain_fine_tuning_on_the_forget_sample(mo
 def test_l1_penalty_is_gamma_times_the_sum_of_absolute_weights(protocol, model, samples):
     gamma = 3e-4
     b = batch(samples["forget"])
-    expected = gamma * float(torch.cat([p.detach().abs().flatten() for p in model.parameters()]).sum())
+    expected = gamma * float(
+        torch.cat([p.detach().abs().flatten() for p in model.parameters()]).sum())
     _, terms = step_loss(METHODS["GA-l1"], model, ReconstructionLoss(), forget=b, gamma=gamma,
                          protocol=protocol)
     assert set(terms) == {"forget", "penalty"}
@@ -248,7 +266,8 @@ def test_l1_penalty_is_gamma_times_the_sum_of_absolute_weights(protocol, model, 
     # frozen weights are not part of theta
     first = next(model.parameters())
     first.requires_grad_(False)
-    assert float(l1_norm(model).detach()) == pytest.approx(expected / gamma - float(first.abs().sum()), rel=1e-5)
+    assert float(l1_norm(model).detach()) == pytest.approx(
+        expected / gamma - float(first.abs().sum()), rel=1e-5)
 
 
 def test_a_step_without_any_sample_is_refused(model, samples):
@@ -372,7 +391,8 @@ def test_js_ssim_part_is_fastmris_ssim_loss_in_value_and_gradient():
 @pytest.mark.parametrize("kind", ["ssim+l1", "l1"])
 def test_per_sample_losses_are_each_slices_own_and_average_to_the_loss(kind):
     torch.manual_seed(1)
-    out, target = torch.rand(3, 32, 32), torch.rand(3, 32, 32) * torch.tensor([1., 2., 4.])[:, None, None]
+    out, target = (torch.rand(3, 32, 32),
+                   torch.rand(3, 32, 32) * torch.tensor([1., 2., 4.])[:, None, None])
     max_value = target.amax(dim=(1, 2))
     loss_fn = ReconstructionLoss(kind)
     each = loss_fn.per_sample(out, target, max_value)

@@ -12,9 +12,18 @@ import torch
 from torch.utils.data import default_collate
 
 from erase.config import PROTOCOLS, ConfigError, replace
-from erase.runs.methods import (METHODS, ReconstructionLoss, fisher_importance, gradient_sum,
-                                l1_norm, l1_weight_at, noisy_target, saliency_mask, step_terms,
-                                trainable)
+from erase.runs.methods import (
+    METHODS,
+    ReconstructionLoss,
+    fisher_importance,
+    gradient_sum,
+    l1_norm,
+    l1_weight_at,
+    noisy_target,
+    saliency_mask,
+    step_terms,
+    trainable,
+)
 from erase.runs.models import build_model, reconstruct
 
 CODE = PROTOCOLS["code"]

@@ -14,10 +14,9 @@ import pytest
 
 from erase import paper
 from erase.measures import geometry
-from erase.studies import costs
 from erase.report import figures, formats, mri, tables, teaching
 from erase.runs.lab import Job
-
+from erase.studies import costs
 
 # ------------------------------------------------------------------ Figure 4's sentence
 

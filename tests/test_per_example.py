@@ -100,7 +100,8 @@ def test_auc_is_scikit_learns_with_ties_and_tpr_is_read_at_the_false_positive_ra
     from sklearn.metrics import roc_auc_score
 
     rng = np.random.default_rng(1)
-    members, non_members = rng.integers(0, 5, 40).astype(float), rng.integers(0, 4, 60).astype(float)
+    members, non_members = (rng.integers(0, 5, 40).astype(float),
+                            rng.integers(0, 4, 60).astype(float))
     y = np.r_[np.ones(40), np.zeros(60)]
     assert pe.auc(members, non_members) == pytest.approx(
         roc_auc_score(y, np.r_[members, non_members]))

@@ -21,8 +21,15 @@ from torch.utils.data import default_collate
 
 from erase import cli
 from erase import data as data_lib
-from erase.config import (PROTOCOLS, SWITCHES, ConfigError, Protocol, config_hash, get_protocol,
-                          to_dict)
+from erase.config import (
+    PROTOCOLS,
+    SWITCHES,
+    ConfigError,
+    Protocol,
+    config_hash,
+    get_protocol,
+    to_dict,
+)
 from erase.runs import engine
 from erase.runs.engine import Loop, epoch_steps, make_fabric, run_loop
 from erase.runs.lab import TRAINING_SWITCHES, Lab

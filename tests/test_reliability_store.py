@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from helpers import save_with_code
 
 from erase import cli
 from erase.config import ModelConfig, config_hash, get_scale
@@ -20,7 +21,6 @@ from erase.runs.evaluate import slice_names
 from erase.runs.lab import Lab
 from erase.runs.models import build_model
 from erase.runs.store import Store, StoreError
-from helpers import save_with_code
 
 REPO = Path(__file__).resolve().parents[1]
 

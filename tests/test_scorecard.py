@@ -12,8 +12,16 @@ import pytest
 
 from erase import paper
 from erase.measures import scorecard
-from erase.measures.scorecard import (FAILS, FRAGILE, HOLDS, STABLE, UNSURE, robustness_text,
-                                      seeds_to_decide, undecided)
+from erase.measures.scorecard import (
+    FAILS,
+    FRAGILE,
+    HOLDS,
+    STABLE,
+    UNSURE,
+    robustness_text,
+    seeds_to_decide,
+    undecided,
+)
 from erase.paper import FINDINGS
 
 SEEDS = (0, 1, 2)
@@ -113,7 +121,8 @@ def test_fine_tuning_that_unlearns_breaks_finding_three():
     full_ft = {s: (29.7, 21.0 + 0.05 * s) for s in SEEDS}  # removes about 3/4 of the gap
     found, rows = verdicts(make_records(**{"Full FT": full_ft}))
     assert found[3] == FAILS
-    removed = next(c for c in rows[2]["checks"] if c["quantity"] == "Full FT: share of the gap removed")
+    removed = next(c for c in rows[2]["checks"]
+                   if c["quantity"] == "Full FT: share of the gap removed")
     # (G - M) / (G - G-hat) per seed
     assert removed["values"] == pytest.approx({"0": 0.7375, "1": 0.7375, "2": 0.7375})
     assert removed["verdict"] == FAILS and removed["side"] == "below"

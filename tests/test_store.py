@@ -11,13 +11,21 @@ from pathlib import Path
 
 import pytest
 
-from erase.runs import lab as lab_lib
 from erase.config import ConfigError, config_hash
 from erase.io import write_json
+from erase.runs import lab as lab_lib
 from erase.runs.engine import ENGINE_VERSION
 from erase.runs.methods import METHODS, METHODS_VERSION
-from erase.runs.store import (HASH, RECORD, Store, StoreError, _first_line, check_record,
-                              check_writable, content_hash)
+from erase.runs.store import (
+    HASH,
+    RECORD,
+    Store,
+    StoreError,
+    _first_line,
+    check_record,
+    check_writable,
+    content_hash,
+)
 
 
 class Trained(Exception):

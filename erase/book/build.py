@@ -48,8 +48,12 @@ import threading
 import time
 from contextlib import contextmanager, nullcontext
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from ..io import atomic, write_text
+
+if TYPE_CHECKING:
+    from .workload import Workload
 
 CONFIG_FILES = ("_config.yml", "_toc.yml")
 # The folder this package sits in: the project's checkout when it runs from one (an editable

@@ -90,10 +90,11 @@ def setup(namespace: dict, before: set, own_parameters=(), **lab_options):
     """Validate the chapter's parameters, switch plotly to the offline renderer, return a Lab.
 
     ``own_parameters``: the names of the chapter's own parameters, beyond the ones every
-    chapter has (``COMMON``). The Lab writes nothing until the chapter first uses it (``Lab.prepare_data``).
+    chapter has (``COMMON``). The Lab writes nothing until the chapter first uses it
+    (``Lab.prepare_data``).
     """
-    from . import offline
     from ..runs.lab import Lab
+    from . import offline
 
     known = tuple(COMMON) + tuple(own_parameters)
     extra = unknown_parameters(namespace, before, known)

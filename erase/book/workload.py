@@ -12,11 +12,11 @@ from dataclasses import dataclass, field
 from functools import cached_property
 
 from ..config import config_hash
-from ..studies import fidelity, headline, replay, study
 from ..runs.lab import Job
 from ..runs.methods import BEYOND
 from ..runs.plan import duration, seconds, time_step_together, work
 from ..runs.store import finished_keys
+from ..studies import fidelity, headline, replay, study
 
 REPLAY_STEP_COST = 2.0  # a replay's step takes two gradients (forget and retain term) and a step
 

@@ -9,12 +9,30 @@ with an equispaced mask, so synthetic and real files take exactly the same path.
 turns a split into samples; their public names are re-exported here (``data.make_manifest``).
 The embedded data set is made by ``phantoms``, ``simulate`` and ``synthetic``.
 """
-from .fastmri_files import (RELEASE_FOLDERS, DataError, anatomy_of, fingerprint, read_volume_info,
-                            release_layout, resolve, scan)
+from .fastmri_files import (
+                            RELEASE_FOLDERS,
+                            DataError,
+                            anatomy_of,
+                            fingerprint,
+                            read_volume_info,
+                            release_layout,
+                            resolve,
+                            scan,
+)
 from .loading import MASKS, Split, load_split, mask_func, split_folder
-from .split import (MANIFEST_VERSION, RULES, SPLITS, load_manifest, make_manifest,
-                    manifest_entry, manifest_hash, release_folders_found, retain_subset,
-                    split_counts, verify_manifest)
+from .split import (
+                            MANIFEST_VERSION,
+                            RULES,
+                            SPLITS,
+                            load_manifest,
+                            make_manifest,
+                            manifest_entry,
+                            manifest_hash,
+                            release_folders_found,
+                            retain_subset,
+                            split_counts,
+                            verify_manifest,
+)
 
 __all__ = ["RELEASE_FOLDERS", "DataError", "anatomy_of", "fingerprint", "read_volume_info",
            "release_layout", "resolve", "scan", "MASKS", "Split",

@@ -16,7 +16,6 @@ from ..config import ConfigError, DataConfig
 from .fastmri_files import resolve
 from .split import manifest_hash
 
-
 MASKS = ("equispaced", "equispaced_fraction")
 
 
@@ -27,7 +26,7 @@ def mask_func(config: DataConfig):
     plus the centre, the paper's public code); ``equispaced_fraction`` is
     ``EquispacedMaskFractionFunc`` (spacing adjusted so the centre counts towards the rate).
     """
-    from fastmri.data.subsample import EquiSpacedMaskFunc, EquispacedMaskFractionFunc
+    from fastmri.data.subsample import EquispacedMaskFractionFunc, EquiSpacedMaskFunc
 
     if config.mask not in MASKS:
         raise ConfigError(f"unknown mask {config.mask!r}: choose one of {', '.join(MASKS)}")

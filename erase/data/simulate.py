@@ -31,7 +31,8 @@ def fft2c(image: np.ndarray) -> np.ndarray:
 def ifft2c(kspace: np.ndarray) -> np.ndarray:
     """Centred orthonormal inverse 2-D FFT over the last two axes."""
     axes = (-2, -1)
-    return np.fft.fftshift(np.fft.ifft2(np.fft.ifftshift(kspace, axes=axes), norm="ortho"), axes=axes)
+    return np.fft.fftshift(np.fft.ifft2(np.fft.ifftshift(kspace, axes=axes), norm="ortho"),
+                           axes=axes)
 
 
 def rss(coil_images: np.ndarray, axis: int = -3) -> np.ndarray:

@@ -18,8 +18,14 @@ from pathlib import Path
 import numpy as np
 
 from ..config import DataConfig
-from .fastmri_files import (RELEASE_FOLDERS, DataError, fingerprint, outside_release,
-                            release_layout, resolve)
+from .fastmri_files import (
+    RELEASE_FOLDERS,
+    DataError,
+    fingerprint,
+    outside_release,
+    release_layout,
+    resolve,
+)
 
 SPLITS = ("retain", "forget", "val", "brain_test", "knee_test")
 MANIFEST_VERSION = 1

@@ -21,8 +21,8 @@ from pathlib import Path
 
 import numpy as np
 
-from . import phantoms
 from ..config import SCALES, ConfigError, DataConfig, to_dict
+from . import phantoms
 from .simulate import ACQUISITION, acquire, write_fastmri_file
 
 STAMP = "erase-synthetic.json"

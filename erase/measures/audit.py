@@ -26,8 +26,8 @@ from scipy import stats
 
 from ..paper import display_name
 from ..runs.methods import UNLEARNING
-from .scorecard import FAILS, HOLDS, UNSURE, Criterion, Finding, findings
 from .intervals import interval
+from .scorecard import FAILS, HOLDS, UNSURE, Criterion, Finding, findings
 
 LOSSES = ("ssim_loss", "nmse")
 MEMBERS, NON_MEMBERS, KEPT = "ua", "kta", "bta"  # D_f, D_ft, D_rt in the records

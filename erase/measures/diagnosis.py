@@ -163,7 +163,8 @@ def brain_cost_words(interval) -> str:
     """Chapter 3: what the interval of BTA(G-hat) - BTA(G) says about mixing anatomies."""
     mean, lo, hi = interval
     if lo > 0:
-        return "mixing in knees cost brain quality, the price of sharing capacity with another anatomy"
+        return ("mixing in knees cost brain quality, the price of sharing capacity with another "
+                "anatomy")
     if hi < 0:
         return "here mixing in knees made brain images better, not worse"
     return ("with this many seeds we cannot tell whether mixing in knees cost any brain quality "
@@ -190,14 +191,15 @@ def compare_with(records: dict, seeds, methods, reference: str = "NL-FT") -> tup
     cost against the oracle, the share of the knowledge gap removed (95% intervals over seeds)
     and the time over retraining; and the methods that remove more of the gap than the
     reference (whole intervals apart) within BRAIN_MARGIN dB of its brain quality."""
-    from .scorecard import SeedView, gap_removed
     from .intervals import difference_interval, interval
+    from .scorecard import SeedView, gap_removed
 
     oracle_time = float(np.mean([SeedView(records, s)("oracle", "train_seconds") for s in seeds]))
     rows = []
     for m in (reference, *methods):
         rows.append({"method": m,
-                     "BTA below the oracle (dB)": difference_interval(records, "oracle", m, "bta_psnr"),
+                     "BTA below the oracle (dB)": difference_interval(records, "oracle", m,
+                                                                      "bta_psnr"),
                      "share of the gap removed": interval([gap_removed(SeedView(records, s), m)
                                                            for s in seeds]),
                      "time / retraining": float(np.mean([SeedView(records, s)(m, "train_seconds")
@@ -205,7 +207,8 @@ def compare_with(records: dict, seeds, methods, reference: str = "NL-FT") -> tup
     ref = rows[0]
     better = [r["method"] for r in rows[1:]
               if r["share of the gap removed"][1] > ref["share of the gap removed"][2]
-              and r["BTA below the oracle (dB)"][2] < ref["BTA below the oracle (dB)"][1] + BRAIN_MARGIN]
+              and r["BTA below the oracle (dB)"][2]
+              < ref["BTA below the oracle (dB)"][1] + BRAIN_MARGIN]
     return rows, better
 
 

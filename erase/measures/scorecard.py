@@ -320,7 +320,8 @@ def undecided(rows: list[dict]) -> list[dict]:
                     threshold = float(np.copysign(threshold, values.mean()))
                 out.append({"finding": row["finding"], "quantity": c["quantity"],
                             "mean": float(values.mean()),
-                            "seed sd": float(values.std(ddof=1)) if len(values) > 1 else float("nan"),
+                            "seed sd": (float(values.std(ddof=1)) if len(values) > 1
+                                        else float("nan")),
                             "threshold": threshold,
                             "seeds to decide": seeds_to_decide(values, threshold)})
     return out

@@ -46,7 +46,8 @@ def image_row(images, titles, *, zmax=None, error_zmax=None, errors=(), height=3
             z=np.flipud(image), colorscale="Inferno" if is_error else "Gray",
             zmin=0, zmax=top,
             showscale=(i == n - 1 and is_error) or (i == 0 and not is_error and not each_scale),
-            colorbar=dict(len=0.9, x=1.0 if is_error else -0.02, xanchor="left" if is_error else "right",
+            colorbar=dict(len=0.9, x=1.0 if is_error else -0.02,
+                          xanchor="left" if is_error else "right",
                           thickness=10,
                           title="|error|" if is_error else "intensity"),
             hovertemplate="x %{x}, y %{y}: %{z:.3g}<extra></extra>"), 1, i + 1)
@@ -119,7 +120,8 @@ def radar(rows: dict, axes=("UA", "BTA", "KTA", "1/RTE")) -> go.Figure:
                 continue
             v = [values[a] for a in axes]
             fig.add_trace(go.Scatterpolar(r=v + v[:1], theta=list(axes) + [axes[0]], fill="toself",
-                                          name=label, legendgroup=label, showlegend=i == 0 or label != ORACLE,
+                                          name=label, legendgroup=label,
+                                          showlegend=i == 0 or label != ORACLE,
                                           line=dict(color=color), opacity=0.6), r, c)
     # the axis labels on the diagonals: level with the centre, one radar's "UA" ran into the
     # next one's "KTA", and the top label into the method's title

@@ -8,8 +8,8 @@ import re
 import pandas as pd
 
 from ..measures import diagnosis, regime
-from ..studies.headline import Headline, band_verdicts
 from ..paper import FINDINGS
+from ..studies.headline import Headline, band_verdicts
 from .formats import chapter_link, link_chapters
 
 SHORT = {  # the findings in a few words, for a narrow table

@@ -11,10 +11,10 @@ import numpy as np
 import pandas as pd
 from torch.utils.data import Subset
 
-from . import figures
+from ..measures.hallucination import error_box, excess_slices, scores_of, worst_slice
 from ..paper import ORACLE
 from ..runs.evaluate import reconstruct_volumes, slice_names
-from ..measures.hallucination import error_box, excess_slices, scores_of, worst_slice
+from . import figures
 
 
 def hallucination_table(records: dict, reference: str = "oracle") -> pd.DataFrame:
@@ -114,7 +114,8 @@ def acquisition_views(split, index: int) -> dict:
             "sampled": int(columns.sum()), "columns": int(columns.size)}
 
 
-def zero_filled_psnr(lab, split: str, acceleration: int, center_fraction: float | None = None) -> float:
+def zero_filled_psnr(lab, split: str, acceleration: int,
+                     center_fraction: float | None = None) -> float:
     """Mean PSNR (per volume, as everywhere) of the zero-filled input of a split, if it had been
     acquired at another acceleration: the split's full k-space under that equispaced mask."""
     from dataclasses import replace

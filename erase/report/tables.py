@@ -98,7 +98,8 @@ def table3(records: dict) -> pd.DataFrame:
 
 def cross_anatomy(records: dict) -> pd.DataFrame:
     """Each model on the brain and knee tests (PSNR over the volumes of all seeds), with the
-    paper's; ``records`` may hold ("zero-filled", seed) entries, the input each model starts from."""
+    paper's; ``records`` may hold ("zero-filled", seed) entries, the input each model starts
+    from."""
     rows = {}
     for name in ("oracle", "original", "zero-filled"):
         if not any(n == name for n, _ in records):
@@ -108,7 +109,8 @@ def cross_anatomy(records: dict) -> pd.DataFrame:
             values = pooled_volumes(records, name, acc, "psnr")
             row[(label, "this run")] = pm(values.mean(), values.std(), "psnr")
             row[(label, "paper")] = "–" if name == "zero-filled" else pm(
-                paper.value(1, name, f"{acc}_psnr"), paper.value(1, name, f"{acc}_psnr_std"), "psnr")
+                paper.value(1, name, f"{acc}_psnr"), paper.value(1, name, f"{acc}_psnr_std"),
+                "psnr")
         rows[paper.display_name(name)] = row
     frame = pd.DataFrame.from_dict(rows, orient="index")
     frame.columns = pd.MultiIndex.from_tuples(frame.columns)

@@ -32,8 +32,17 @@ from torch.utils.data import default_collate
 from tqdm import tqdm
 
 from ..config import ConfigError, Protocol, TrainConfig
-from .methods import (Method, ReconstructionLoss, dampen, fisher_importance, gradient_sum,
-                      l1_weight_at, saliency_mask, step_terms, trainable)
+from .methods import (
+    Method,
+    ReconstructionLoss,
+    dampen,
+    fisher_importance,
+    gradient_sum,
+    l1_weight_at,
+    saliency_mask,
+    step_terms,
+    trainable,
+)
 from .store import checkpoint_errors
 
 if TYPE_CHECKING:  # Lightning is imported only when a run trains: reading results stays fast
@@ -54,9 +63,9 @@ ENGINE_CODE = {
     "erase.runs.engine": "1a7fb6556369770b",  # the loop, a step, an epoch's order
     "erase.runs.methods": "f50fd4fb4b755d4d",  # the rows, their terms and losses
     "erase.runs.models": "038afdaf334f6652",  # the networks and a reconstruction
-    "erase.runs.evaluate": "b9b4d42f0fd62c0b",  # the metrics of a record
+    "erase.runs.evaluate": "a7b9a1f933894d81",  # the metrics of a record
     "erase.runs.slice_scores": "8c9c1b910e97f204",  # per-slice hallucination scores
-    "erase.data.loading": "3e96417a6410756e",  # masks and fastMRI's transform
+    "erase.data.loading": "0d2d06e7b68d0c00",  # masks and fastMRI's transform
     "erase.data.split:retain_subset": "47844e23e4596924",  # Dr'
     "erase.runs.lab:Lab.loop": "91e172b11b4d89d6",  # the data and start a run reads
     "erase.runs.lab:Lab._evaluation": "d114ce13139baae5",  # what is evaluated after every epoch
@@ -64,7 +73,8 @@ ENGINE_CODE = {
     "erase.runs.lab:Lab._by_anatomy": "d75158e407b04a4c",  # validation per anatomy
     "erase.runs.lab:Lab.zero_filled": "8e58ef22ded816e8",  # the zero-filled floor
     "erase.runs.noise": "6ac0da9e3f32592f",  # rho <-> lambda
-    "erase.runs.lab:Lab.forget_error": "6157d060c9f9e240",  # G's error on Df, what rho is relative to
+    # G's error on Df, what rho is relative to
+    "erase.runs.lab:Lab.forget_error": "6157d060c9f9e240",
     "erase.runs.lab:Lab.noise_of": "264274decc2638ce",  # a run's lambda from its rho
 }
 

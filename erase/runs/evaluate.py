@@ -13,8 +13,8 @@ import torch
 from fastmri import evaluate as fm_eval
 from torch.utils.data import Subset, default_collate
 
-from .slice_scores import slice_scores
 from .models import reconstruct, zero_filled
+from .slice_scores import slice_scores
 
 METRICS = ("psnr", "ssim", "nmse")
 # Test sets of the protocol and the paper's names for accuracy on them.

@@ -29,17 +29,23 @@ import torch
 
 from .. import data as data_lib
 from .. import paper
-from ..config import (check_choice, check_int, config_hash, get_protocol,
-                      get_scale, to_dict)
+from ..config import check_choice, check_int, config_hash, get_protocol, get_scale, to_dict
 from ..data.synthetic import stamp_of, synthesize
 from ..io import write_json
-from .engine import (ENGINE_VERSION, Loop, check_device, epoch_steps, make_fabric, on_device, prepare_reads,
-                     run_loop)
-from .evaluate import ACCURACY, evaluate_dataset, evaluate_model, summary_of
-from .methods import (ascent_weights, get_method, hashed, row_knobs, validate_knobs,
-                      version_of)
-from .models import build_model, count_parameters
 from . import noise as noise_lib
+from .engine import (
+    ENGINE_VERSION,
+    Loop,
+    check_device,
+    epoch_steps,
+    make_fabric,
+    on_device,
+    prepare_reads,
+    run_loop,
+)
+from .evaluate import ACCURACY, evaluate_dataset, evaluate_model, summary_of
+from .methods import ascent_weights, get_method, hashed, row_knobs, validate_knobs, version_of
+from .models import build_model, count_parameters
 from .store import Store, check_writable, checkpoint_errors, environment
 
 MODELS = ("oracle", "original")
@@ -96,7 +102,8 @@ class Lab:
             self.train_config = replace(self.train_config, epochs=check_int("epochs", epochs, 1))
         self.model_config = self.profile.model
         if arch is not None:
-            self.model_config = replace(self.model_config, arch=check_choice("arch", arch, ("varnet", "unet")))
+            self.model_config = replace(self.model_config,
+                                        arch=check_choice("arch", arch, ("varnet", "unet")))
         self.data_config = self.profile.data
         self.precision, self.progress = precision, progress
         self.results = Path(results_dir) if results_dir is not None else default_results()
@@ -264,7 +271,8 @@ class Lab:
                 "methods_version": version_of(job.name), "knobs": job.knobs,
                 "protocol": {k: v for k, v in to_dict(self.protocol).items()
                              if k != "unlearn_epochs"},  # the knob "epochs" holds its value
-                "start": config_hash(self.config(Job("train", "original"))), **self._shared_config()}
+                "start": config_hash(self.config(Job("train", "original"))),
+                **self._shared_config()}
 
     def loop(self, job: Job, checkpoint: Path | None = None, evaluate=None) -> Loop:
         """The engine's description of a job's run: which data its loop reads, how long, where
@@ -545,7 +553,8 @@ def run_many(labs_and_jobs: list[tuple[Lab, Job]], workers: int = 2) -> list[dic
                 g = Job("train", "original")
                 if lab.stored(g) is None:
                     originals[(config_hash(lab.config(g)))] = (lab, g)
-        first = list(originals.values()) + [(lab, job) for lab, job in missing if job.kind == "train"
+        first = list(originals.values()) + [(lab, job) for lab, job in missing
+                                            if job.kind == "train"
                                             and config_hash(lab.config(job)) not in originals]
         rest = [(lab, job) for lab, job in missing if job.kind == "unlearn"]
         for batch in (first, rest):

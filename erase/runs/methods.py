@@ -254,7 +254,8 @@ def l1_weight_at(alpha: float, step: int, total: int) -> float:
 
 def step_terms(method: Method, model, loss_fn, forget=None, retain=None, *,
                protocol: Protocol = Protocol(), gamma: float | None = None, lam: float = 0.0,
-               ascent: float | None = None, generator: torch.Generator | None = None, teacher=None, distance: str = "ssim",
+               ascent: float | None = None, generator: torch.Generator | None = None,
+               teacher=None, distance: str = "ssim",
                alpha: float = 0.0) -> dict:
     """The terms of one step of ``method`` as tensors: forget, penalty and retain.
 

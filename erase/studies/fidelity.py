@@ -12,10 +12,10 @@ from dataclasses import fields
 
 from .. import paper
 from ..config import PROTOCOLS, Protocol
-from ..runs.lab import TRAINING_SWITCHES, Lab, run_many
-from ..runs.methods import get_method
 from ..measures.intervals import interval
 from ..measures.regime import rate_drops
+from ..runs.lab import TRAINING_SWITCHES, Lab, run_many
+from ..runs.methods import get_method
 from .study import labs_for
 
 ABLATED_METHODS = ("NL-FT", "GA-l1-FT", "NL")

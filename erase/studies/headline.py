@@ -10,10 +10,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from .. import paper
-from ..runs.lab import run_many
-from ..runs.methods import BEYOND, UNLEARNING
 from ..measures import audit, frontier, per_example, regime, scorecard
 from ..measures.hallucination import excess_over
+from ..runs.lab import run_many
+from ..runs.methods import BEYOND, UNLEARNING
 from . import study
 
 

@@ -49,7 +49,8 @@ class _Figure4(Watch):
     the model's at the first step, before it moves."""
 
     def __init__(self, model, theta_hat, method: str, last_step: int):
-        self.model, self.theta_hat, self.method, self.last_step = model, theta_hat, method, last_step
+        self.model, self.theta_hat = model, theta_hat
+        self.method, self.last_step = method, last_step
         self.rows: list[dict] = []
 
     def before(self, step: int, terms: dict) -> None:

@@ -7,12 +7,11 @@ store only reads JSON.
 """
 from __future__ import annotations
 
-
 from .. import paper
+from ..measures.frontier import Knob, next_value, point
 from ..runs.lab import Lab, run_many
 from ..runs.methods import BEYOND, UNLEARNING, get_method
 from ..runs.pools import pool_losses_many
-from ..measures.frontier import Knob, next_value, point
 
 ABLATION_METHODS = ("FT", "NL-FT", "GA-l1-FT")
 # One knob per method beyond the paper, and the values its sweep tries (on one seed, before the
