@@ -496,3 +496,32 @@ def test_seeds_to_decide_without_spread_and_with():
     threshold = 1.0 - sum(edge) / 2
     assert seeds_to_decide([0.0, 2.0], threshold) is None
     assert seeds_to_decide([0.0, 2.0], threshold, limit=201) == 201
+
+
+def test_every_quantity_the_diagnosis_reads_is_a_criterions():
+    """The diagnosis names the checks it reads by their quantity's words: each of those words
+    must be a criterion's (a renamed criterion would otherwise fail only when its finding's
+    sentence is written), and the thresholds it shares with the criteria are theirs."""
+    import ast
+    import inspect
+
+    from erase.measures import diagnosis
+
+    quantities = {c.quantity for f in scorecard.CRITERIA for group in f.groups for c in group}
+    constants = {"EXCESS": diagnosis.EXCESS, "EXCESS_DIFF": diagnosis.EXCESS_DIFF}
+    read = set()
+    for node in ast.walk(ast.parse(inspect.getsource(diagnosis))):
+        if (isinstance(node, ast.Call) and isinstance(node.func, ast.Name)
+                and node.func.id in ("_check", "_mean", "_iv") and len(node.args) >= 2):
+            arg = node.args[1]
+            if isinstance(arg, ast.Constant):
+                read.add(arg.value)
+            elif isinstance(arg, ast.Name) and arg.id in constants:
+                read.add(constants[arg.id])
+            elif isinstance(arg, ast.JoinedStr):  # f"{m}: ..." over the methods it names
+                tail = "".join(v.value for v in arg.values if isinstance(v, ast.Constant))
+                read |= {q for q in quantities if q.endswith(tail)} or {f"<none ending {tail}>"}
+    assert len(read) >= 10
+    assert read <= quantities, sorted(read - quantities)
+    assert scorecard.finding_of(4).groups[0][0].threshold == scorecard.COLLAPSE_DB
+    assert scorecard.finding_of(5).groups[0][1].threshold == scorecard.UNLEARNED

@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 
 from .. import paper
-from .scorecard import FAILS, HOLDS, UNSURE
+from .scorecard import COLLAPSE_DB, FAILS, HOLDS, NOT_UNLEARNED, UNLEARNED, UNSURE
 
 # The paper's noisy label against its G's error on the forget set (rho, with its band):
 # ``erase.paper.noise_strength``.
@@ -18,6 +18,12 @@ _PAPER_NOISE = paper.noise_strength()
 PAPER_NOISE_TO_ERROR = (f"{_PAPER_NOISE['rho']:g} (between {_PAPER_NOISE['low']:g} and "
                         f"{_PAPER_NOISE['high']:g} by the reading of lambda's scale)")
 
+
+# The sentences' own thresholds (the criteria's are scorecard's NOT_UNLEARNED, UNLEARNED and
+# COLLAPSE_DB): a share above OVERSHOOT went past the oracle, not merely to it; a noise ratio
+# within SAME_RHO of the paper's is the paper's strength.
+OVERSHOOT = 1.25
+SAME_RHO = 0.01
 
 EXCESS = "G's hallucination excess over G-hat"
 EXCESS_DIFF = "G's excess - NL-FT's excess"
@@ -84,9 +90,9 @@ def cause(row: dict, noise: dict) -> str:
     if n == 4:
         nl_drop = _mean(row, "NL: BTA(G-hat) - BTA(NL)")
         ga_drop = _mean(row, "GA-l1: BTA(G-hat) - BTA(GA-l1)")
-        parts = [f"GA-l1 {'collapses' if ga_drop > 5 else 'does not collapse'} "
+        parts = [f"GA-l1 {'collapses' if ga_drop > COLLAPSE_DB else 'does not collapse'} "
                  f"(BTA {ga_drop:.1f} dB below the oracle)"]
-        if nl_drop <= 5:
+        if nl_drop <= COLLAPSE_DB:
             parts.append(f"NL does not (BTA {nl_drop:.1f} dB below the oracle): its noise is "
                          f"{ratio:.2f} times G's error on Df")
         else:
@@ -96,16 +102,16 @@ def cause(row: dict, noise: dict) -> str:
         removed = _mean(row, "NL-FT: share of the gap removed")
         text = (f"NL-FT removed {_iv(row, 'NL-FT: share of the gap removed', '')} of the gap "
                 f"with {_iv(row, 'BTA(G-hat) - BTA(NL-FT)')} of brain cost")
-        if removed < 0.25 and abs(ratio - _PAPER_NOISE["rho"]) < 0.01:
+        if removed < NOT_UNLEARNED and abs(ratio - _PAPER_NOISE["rho"]) < SAME_RHO:
             text += (f" at the paper's strength (rho {ratio:.2f}: noise of the size of G's own "
                      f"error on Df); chapter 4's frontier shows how much stronger it must be")
-        elif removed < 0.25:
+        elif removed < NOT_UNLEARNED:
             text += (f"; its noisy label is {ratio:.2f} times G's error on Df, where the "
                      f"paper's is {PAPER_NOISE_TO_ERROR} (chapter 4's frontiers)")
         ga = _mean(row, "GA-l1-FT: share of the gap removed")
         ga_bta = _mean(row, "BTA(NL-FT) - BTA(GA-l1-FT)")
         text += (f". GA-l1-FT removed {ga:.2f} of it" + (", overshooting the oracle"
-                 if ga > 1.25 else "") + f", {ga_bta:.1f} dB below NL-FT on brain.")
+                 if ga > OVERSHOOT else "") + f", {ga_bta:.1f} dB below NL-FT on brain.")
         return text
     if n == 6:
         return ("Each forgetting method took "
@@ -131,15 +137,15 @@ def plain_sentences(findings: list[dict], noise: dict) -> list[str]:
     f5 = by.get(5)
     if f5 is not None:
         removed = _check(f5, "NL-FT: share of the gap removed")["interval"]
-        if removed[2] < 0.25:
+        if removed[2] < NOT_UNLEARNED:
             out.append("NL-FT did not unlearn in this run: its knee accuracy stayed at G's.")
-        elif removed[1] > 0.5:
+        elif removed[1] > UNLEARNED:
             out.append("NL-FT unlearned in this run: it removed more than half of the knee gap.")
         else:
             out.append("NL-FT unlearned part of the knee gap in this run.")
         ga = _check(f5, "GA-l1-FT: share of the gap removed")["interval"]
         bta = _check(f5, "BTA(NL-FT) - BTA(GA-l1-FT)")["interval"]
-        if ga[1] > 1.25 and bta[1] > 5:
+        if ga[1] > OVERSHOOT and bta[1] > COLLAPSE_DB:
             out.append("GA-l1-FT did not unlearn so much as break the model: it fell far below the "
                        "oracle on knees and on brains.")
     f8 = by.get(8)
