@@ -46,7 +46,7 @@ OWN_KNOBS = {
     "max_epochs": ("--max-epochs", "SCRUB: epochs with max-steps on Df (default 2); later "
                                    "epochs read no forget slice"),
 }
-TAKEAWAY_SPLITS = ("brain_test", "knee_test", "forget")
+WRITE_OUT_SPLITS = ("brain_test", "knee_test", "forget")
 # Filled in when help is shown (the method table imports torch, which `erase synth` need not).
 METHODS_HELP = "{methods}"
 
@@ -231,7 +231,7 @@ def _check_run(args) -> None:
     elif args.command == "evaluate" and not args.method and args.model is not None:
         check_choice("model", args.model, (*MODELS, "zero-filled"))
     elif args.command in ("export", "reconstruct"):
-        _check_takeaway(args)
+        _check_write_out(args)
     if args.command == "unlearn" and args.unlearn_epochs is not None:
         check_int("unlearn epochs (--unlearn-epochs)", _integer(args.unlearn_epochs), minimum=1)
     if args.command == "unlearn" or (args.command in ("evaluate", "export", "reconstruct")
@@ -245,7 +245,7 @@ def _check_run(args) -> None:
         get_protocol(args.protocol, **_switches(args))
 
 
-def _check_takeaway(args) -> None:
+def _check_write_out(args) -> None:
     """export / reconstruct: one model, named once; an output that can be written."""
     from .config import check_choice
     from .runs.lab import MODELS
@@ -257,7 +257,7 @@ def _check_takeaway(args) -> None:
     if args.model is not None:
         check_choice("model", args.model, models)
     if args.command == "reconstruct":
-        check_choice("split", args.split, TAKEAWAY_SPLITS)
+        check_choice("split", args.split, WRITE_OUT_SPLITS)
         check_writable(Path(args.out), "--out directory", "choose a writable --out directory")
     else:
         check_writable(Path(args.out).parent, "--out file", "choose a writable --out FILE")
@@ -381,7 +381,7 @@ def _print_for_rank_zero(record: dict, as_json: bool) -> None:
         _print_record(record, as_json)
 
 
-def _run_job(args) -> int:
+def _train_or_unlearn(args) -> int:
     """train and unlearn: the record of the job the flags name, run now if not stored."""
     lab = _open_lab(args)
     _print_for_rank_zero(_record_of(lab, args, notice=False), args.json)
@@ -406,10 +406,6 @@ def _evaluate(args) -> int:
             record = _with_audit(lab, record)
     _print_for_rank_zero(record, args.json)
     return 0
-
-
-def _export(args) -> int:
-    return _takeaway(_open_lab(args), args)
 
 
 def _print_manifest(manifest: dict, data_root: Path) -> None:
@@ -467,8 +463,9 @@ def _record_of(lab, args, notice: bool = True) -> dict:
     return lab.run(job)
 
 
-def _takeaway(lab, args) -> int:
+def _write_out(args) -> int:
     """export: the weights and FILE.json; reconstruct: the files, scored by fastMRI."""
+    lab = _open_lab(args)
     from .runs import export
     from .runs.evaluate import ACCURACY
 
@@ -553,8 +550,9 @@ def _results(args) -> int:
 
 
 # One function per command (train and unlearn differ only in the job their flags name).
-COMMANDS = {"synth": _synth, "manifest": _manifest, "train": _run_job, "unlearn": _run_job,
-            "evaluate": _evaluate, "export": _export, "reconstruct": _export,
+COMMANDS = {"synth": _synth, "manifest": _manifest, "train": _train_or_unlearn,
+            "unlearn": _train_or_unlearn,
+            "evaluate": _evaluate, "export": _write_out, "reconstruct": _write_out,
             "results": _results, "check-gpu": _check_gpu, "book": _book}
 
 

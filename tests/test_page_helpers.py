@@ -1,5 +1,5 @@
 """What the book's pages used to compute in their own cells, now library functions they call:
-Figure 4's take-away (``measures.geometry.takeaway``), the chapters' small formats
+Figure 4's take-away (``measures.geometry.in_one_sentence``), the chapters' small formats
 (``report.formats``), the teaching guide's timings and rerun costs (``studies.costs``,
 ``report.teaching``), the pictures of MRI in one page (``report.mri``), and the one name
 readers see for the oracle (``paper.ORACLE``)."""
@@ -32,7 +32,7 @@ def trace(cosines, toward, off):
 def test_the_takeaway_says_how_far_each_method_went_and_whether_its_terms_fight():
     traces = {"GA-l1-FT": trace([-0.5, -0.1], 0.0123, 0.2),
               "NL-FT": trace([-0.2, -0.4], -0.01, 0.05), "FT": trace([None, None], 0.001, 0.01)}
-    assert geometry.takeaway(traces) == (
+    assert geometry.in_one_sentence(traces) == (
         "After one epoch, GA-l1-FT has moved 0.012 of the way towards the oracle and 0.200 off "
         "that line; NL-FT has moved -0.010 of the way towards the oracle and 0.050 off that "
         "line; FT has moved 0.001 of the way towards the oracle and 0.010 off that line. The "
@@ -42,9 +42,9 @@ def test_the_takeaway_says_how_far_each_method_went_and_whether_its_terms_fight(
 
 
 def test_the_takeaway_when_the_terms_agree_differ_or_a_method_goes_straight():
-    agree = geometry.takeaway({"NL-FT": trace([0.1, 0.3], 0.5, 0.1)})
+    agree = geometry.in_one_sentence({"NL-FT": trace([0.1, 0.3], 0.5, 0.1)})
     assert agree.endswith("0.20 for NL-FT: the two terms do not oppose each other on average")
-    mixed = geometry.takeaway({"A": trace([0.1, 0.1], 0.0, 1.0),
+    mixed = geometry.in_one_sentence({"A": trace([0.1, 0.1], 0.0, 1.0),
                                "B": trace([-0.1, -0.1], 0.0, 1.0)})
     assert ": they oppose each other for some methods and not others. None of them" in mixed
 

@@ -3,7 +3,7 @@
 The replay (``erase.studies.replay``) records, at every step of a method's first unlearning
 epoch from G, the cosine between the gradients of its forget and retain terms and where the
 weights are on the way from G to the oracle G-hat. Here: the geometry those need (weights as
-one vector, a term's gradient) and ``takeaway``, what the traces show in one sentence.
+one vector, a term's gradient) and ``in_one_sentence``, what the traces show in one sentence.
 """
 from __future__ import annotations
 
@@ -22,7 +22,7 @@ def gradient(term, params) -> torch.Tensor:
     return flat([torch.zeros_like(p) if g is None else g for g, p in zip(grads, params)])
 
 
-def takeaway(traces: dict) -> str:
+def in_one_sentence(traces: dict) -> str:
     """Figure 4 in one sentence (without its full stop), from ``{method: trace(...)}``: how far
     each method has moved towards the oracle after the replayed epoch and how far off the
     straight line to it; the mean cosine between its forget and retain gradients (methods with
