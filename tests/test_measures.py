@@ -6,7 +6,6 @@ import numpy as np
 import pytest
 import torch
 
-from erase.measures import geometry
 from erase.report import panels
 from erase.runs import engine
 from erase.runs import lab as lab_lib
@@ -137,7 +136,7 @@ def test_figure_four_replay_is_stored_and_read_back(lab, trained, monkeypatch):
     def must_not_replay(*args, **kwargs):
         raise AssertionError("the replay ran again although its record is stored")
 
-    monkeypatch.setattr(geometry, "replay", must_not_replay)
+    monkeypatch.setattr(replay, "replay", must_not_replay)
     assert replay.trace(lab, "NL-FT", steps=2) == rows
 
 
