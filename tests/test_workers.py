@@ -13,9 +13,12 @@ import sys
 import time
 
 SCRIPT = """
-import sys, time
+import signal, sys, time
+# Ctrl-C raises KeyboardInterrupt here, as in a terminal or a Jupyter kernel, even where the
+# test's own parent ignores SIGINT (a shell's background job does, and Python then keeps it so)
+signal.signal(signal.SIGINT, signal.default_int_handler)
 from erase.runs.lab import in_workers
-in_workers(time.sleep, [(0.01,), (0.01,)], 2)      # the pool is started and idle
+in_workers(time.sleep, [(0.5,), (0.5,)], 2)  # both workers spawned (on demand), then idle
 print("ready", flush=True)
 try:
     in_workers(time.sleep, [(float(sys.argv[1]),)] * 2, 2)
@@ -32,7 +35,7 @@ def interrupted(seconds_asleep: float):
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                             start_new_session=True)
     assert proc.stdout.readline().strip() == "ready"
-    time.sleep(1.0)  # the second call's jobs are in the workers (or it has finished)
+    time.sleep(2.0)  # the second call's jobs are in the workers (or it has finished)
     os.killpg(proc.pid, signal.SIGINT)
     started = time.perf_counter()
     out, err = proc.communicate(timeout=60)
