@@ -119,7 +119,7 @@ def cross_anatomy(records: dict) -> pd.DataFrame:
 
 # ------------------------------------------------------------------ code shown on the page
 
-PAGE_WIDTH = 88  # characters of a code line the book's pages show without clipping (92)
+PAGE_WIDTH = 76  # characters of a code line a page shows unclipped in a 1300-px window (78)
 
 
 def _split_code(line: str, width: int) -> list[str]:
