@@ -159,3 +159,24 @@ def test_table_1_names_its_rows_as_readers_see_them(monkeypatch):
     monkeypatch.setattr(tables, "pooled_volumes", lambda *a: np.array([30.0, 31.0]))
     frame = tables.table1({}, ["oracle", "original", "NL-FT"])
     assert list(frame.index) == [paper.ORACLE, "G", "NL-FT"]
+
+
+def test_a_source_listing_is_the_librarys_code_broken_to_fit_the_page():
+    """Chapter 4 shows ``step_terms`` as the library has it: the same syntax tree (docstring
+    text re-filled aside), lines broken to the page's width where a comma allows."""
+    import ast
+    import inspect
+
+    from erase.runs import methods
+
+    listing = tables.source_listing(methods.step_terms)
+    code = listing.removeprefix("```python\n").removesuffix("```").rstrip("\n")
+
+    def tree(source):
+        node = ast.parse(source).body[0]
+        node.body = node.body[1:]  # the docstring: its paragraphs are re-filled
+        return ast.dump(node)
+
+    assert tree(code) == tree(inspect.getsource(methods.step_terms))
+    long = [line for line in code.splitlines() if len(line) > tables.PAGE_WIDTH]
+    assert len(long) <= 3 and all(len(line) <= tables.PAGE_WIDTH + 6 for line in long), long
