@@ -13,6 +13,7 @@ import math
 import numpy as np
 
 from ..runs import noise as noise_lib
+from . import scorecard
 from .intervals import interval
 
 SLOPE_LIMIT = 0.05  # dB per epoch over the last fifth of training at the base learning rate
@@ -98,36 +99,16 @@ def summary(rows: list[dict]) -> dict:
 
 def seeds_beyond(row: dict) -> dict:
     """{seed: value} of the seeds whose own value would not pass the row's threshold (the
-    rule of ``_row`` applied to one seed): a criterion passed on the mean may still have
-    them."""
-    threshold = row["threshold"]
-    fails = (lambda v: v >= threshold) if row["side"] == "below" else (lambda v: v < threshold)
-    return {s: v for s, v in row["values"].items() if fails(v)}
+    rule of ``_row`` applied to one seed: "at least" for the rows above a threshold): a
+    criterion passed on the mean may still have them."""
+    return scorecard.seeds_beyond(row["values"], row["threshold"], row["side"], at_least=True)
 
 
 def seeds_words(row: dict) -> str:
     """The seeds that would not pass on their own, in words: "seed 3 (0.072 dB/epoch) is not
     below 0.05 dB/epoch", or "" when there is none."""
-    out = seeds_beyond(row)
-    if not out:
-        return ""
-    unit, threshold = row["unit"], row["threshold"]
-    digits = 3 if 0 < abs(threshold) < 0.1 else 2
-    seeds = [f"seed {s} ({v:.{digits}f}{unit})" for s, v in out.items()]
-    listed = " and ".join(", ".join(seeds).rsplit(", ", 1))
-    side = "not below" if row["side"] == "below" else "below"
-    return f"{listed} {'is' if len(seeds) == 1 else 'are'} {side} {threshold:g}{unit}"
-
-
-def beyond_words(row: dict) -> str:
-    """What a passing row's mean hides, from its per-seed values: "passes on the mean (0.038
-    dB/epoch), but seed 3 (0.072 dB/epoch) is not below 0.05 dB/epoch", or "" when every seed
-    passes on its own (or the row does not pass). To print beside the pass."""
-    if not row["passes"] or not seeds_beyond(row):
-        return ""
-    digits = 3 if 0 < abs(row["threshold"]) < 0.1 else 2
-    return (f"passes on the mean ({row['mean']:.{digits}f}{row['unit']}), but "
-            f"{seeds_words(row)}")
+    return scorecard.seeds_beyond_text(row["values"], row["threshold"], row["side"],
+                                       row["unit"], at_least=True)
 
 
 def seed_table(rows: list[dict]):

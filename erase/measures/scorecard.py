@@ -416,25 +416,30 @@ def _digits(threshold: float) -> int:
     return 3 if 0 < abs(threshold) < 0.1 else 2
 
 
-def seeds_beyond(values: dict, threshold: float, side: str) -> dict:
+def seeds_beyond(values: dict, threshold: float, side: str,
+                 at_least: bool = False) -> dict:
     """{seed: value} of the seeds whose own value is not on the paper's side of the threshold
-    (``side``: "above", "below", or "within" +/- threshold)."""
-    wrong = {"above": lambda v: v <= threshold, "below": lambda v: v >= threshold,
-             "within": lambda v: abs(v) >= threshold}[side]
+    (``side``: "above", "below", or "within" +/- threshold). ``at_least``: a value equal to an
+    "above" threshold is on its side (the regime's criteria read "at least")."""
+    wrong = {"above": (lambda v: v < threshold) if at_least else (lambda v: v <= threshold),
+             "below": lambda v: v >= threshold, "within": lambda v: abs(v) >= threshold}[side]
     return {str(s): float(v) for s, v in values.items() if wrong(v)}
 
 
-def seeds_beyond_text(values: dict, threshold: float, side: str, unit: str = "") -> str:
+def seeds_beyond_text(values: dict, threshold: float, side: str, unit: str = "",
+                      at_least: bool = False) -> str:
     """'seed 3 (0.072 dB/epoch) is not below 0.05 dB/epoch', or "" when every seed is on
-    the paper's side."""
-    out = seeds_beyond(values, threshold, side)
+    the paper's side (``at_least``: as in ``seeds_beyond``; a seed short of an "at least"
+    threshold is "below" it)."""
+    out = seeds_beyond(values, threshold, side, at_least)
     if not out:
         return ""
     d = _digits(threshold)
     seeds = " and ".join(", ".join(f"seed {s} ({v:.{d}f}{unit})" for s, v in out.items())
                          .rsplit(", ", 1))
-    return (f"{seeds} {'is' if len(out) == 1 else 'are'} not "
-            f"{criterion_words(side, threshold, unit)}")
+    where = (f"below {threshold:g}{unit}" if at_least and side == "above"
+             else f"not {criterion_words(side, threshold, unit)}")
+    return f"{seeds} {'is' if len(out) == 1 else 'are'} {where}"
 
 
 def passed_with_seeds_beyond(rows: list[dict], criteria=CRITERIA) -> list[dict]:
