@@ -26,7 +26,7 @@ from scipy import stats
 
 from ..paper import display_name
 from ..runs.methods import UNLEARNING
-from .intervals import interval
+from .intervals import estimate_text, interval
 from .scorecard import FAILS, HOLDS, UNSURE, Criterion, Finding, findings
 
 LOSSES = ("ssim_loss", "nmse")
@@ -271,20 +271,12 @@ def summarise(rows: list[dict], measures=tuple(MEASURES)) -> pd.DataFrame:
 
 
 
-def estimate(mean: float, lo: float, hi: float, digits: int = 2) -> str:
-    """ "mean [lo, hi]", or the mean alone when the interval has no width (one seed): the
-    form of every cell of ``table`` and of every number the plain reading quotes."""
-    if np.isclose(lo, hi):
-        return f"{mean:.{digits}f}"
-    return f"{mean:.{digits}f} [{lo:.{digits}f}, {hi:.{digits}f}]"
-
-
 def table(summary: pd.DataFrame, measures=None, digits: int = 2) -> pd.DataFrame:
     """Models as rows, measures as columns, each cell "mean [lo, hi]" (one seed: the value)."""
     measures = list(measures or dict.fromkeys(summary["measure"]))
 
     def cell(r):
-        return estimate(r["mean"], r["lo"], r["hi"], digits)
+        return estimate_text(r["mean"], r["lo"], r["hi"], digits)
 
     rows = summary[summary["measure"].isin(measures)].assign(cell=lambda f: f.apply(cell, axis=1))
     wide = rows.pivot(index="name", columns="measure", values="cell")
@@ -496,7 +488,7 @@ def distinguishable_words(row: dict, summary: pd.DataFrame | None = None) -> str
         row: the decided B1 row (``beyond_paper``); its calibrated AUC interval is used when
             ``summary`` has none.
         summary: ``summarise``'s frame, for G's loss-threshold AUC and the oracle's (the
-            numbers the chapter's table shows, in its form: ``estimate``).
+            numbers the chapter's table shows, in its form: ``intervals.estimate_text``).
     """
     calibrated = (_interval_of(summary, "original", "calibrated_auc")
                   or tuple(next(c for c in row["checks"]
@@ -509,16 +501,17 @@ def distinguishable_words(row: dict, summary: pd.DataFrame | None = None) -> str
     oracle = _interval_of(summary, REFERENCE, "auc")
     clauses = []
     for label, iv, where in placed:
-        clause = f"{label}, {estimate(*iv)}, {_PLACED[where]}"
+        clause = f"{label}, {estimate_text(*iv)}, {_PLACED[where]}"
         if iv is plain and where == ABOVE and oracle is not None:
-            clause += (f", wholly above the oracle's {estimate(*oracle)}" if iv[1] > oracle[2]
-                       else f", overlapping the oracle's {estimate(*oracle)} (part of it is the "
+            theirs = estimate_text(*oracle)
+            clause += (f", wholly above the oracle's {theirs}" if iv[1] > oracle[2]
+                       else f", overlapping the oracle's {theirs} (part of it is the "
                             f"two sets' difference in difficulty)")
         clauses.append(clause)
     quoted = "; ".join(clauses)
     if row["verdict"] == HOLDS:
         return (f"G is distinguishable: with each slice's difficulty taken out (calibrated AUC "
-                f"{estimate(*calibrated)}), an auditor tells D_f from unseen knees on G, so "
+                f"{estimate_text(*calibrated)}), an auditor tells D_f from unseen knees on G, so "
                 f"the audit has something to find.")
     if not any(where == ABOVE for _, _, where in placed):
         if row["verdict"] == UNSURE:

@@ -17,6 +17,20 @@ def interval(values) -> tuple[float, float, float]:
     return mean, mean - half, mean + half
 
 
+def interval_text(mean: float, lo: float, hi: float, digits: int = 2) -> str:
+    """'0.52 [0.31, 0.74]': a mean and its interval."""
+    return f"{mean:.{digits}f} [{lo:.{digits}f}, {hi:.{digits}f}]"
+
+
+def estimate_text(mean: float, lo: float, hi: float, digits: int = 2,
+                  exact_width: bool = False) -> str:
+    """A mean with its interval, or the mean alone when the interval has no width (one seed,
+    or no spread): ``lo`` and ``hi`` equal within ``np.isclose``, or exactly equal when
+    ``exact_width``."""
+    flat = lo == hi if exact_width else np.isclose(lo, hi)
+    return f"{mean:.{digits}f}" if flat else interval_text(mean, lo, hi, digits)
+
+
 # ------------------------------------------------------------------ records compared, seed by seed
 
 

@@ -1,24 +1,11 @@
-"""Small formats the chapters share: an estimate with its interval, the sets' names in HTML,
+"""Small formats the chapters share: an estimate with its interval (``measures.intervals``'
+``estimate_text`` and ``interval_text``, under the names the chapters use), the sets' names in HTML,
 a list of the methods in one category."""
 from __future__ import annotations
 
 import re
 
-import numpy as np
-
-
-def interval_text(mean: float, lo: float, hi: float, digits: int = 2) -> str:
-    """'0.52 [0.31, 0.74]': a mean and its interval."""
-    return f"{mean:.{digits}f} [{lo:.{digits}f}, {hi:.{digits}f}]"
-
-
-def estimate_text(mean: float, lo: float, hi: float, digits: int = 2,
-                  exact_width: bool = False) -> str:
-    """A mean with its interval, or the mean alone when the interval has no width (one seed,
-    or no spread): ``lo`` and ``hi`` equal within ``np.isclose``, or exactly equal when
-    ``exact_width``."""
-    flat = lo == hi if exact_width else np.isclose(lo, hi)
-    return f"{mean:.{digits}f}" if flat else interval_text(mean, lo, hi, digits)
+from ..measures.intervals import estimate_text, interval_text  # noqa: F401  (the chapters' names)
 
 
 def summary_estimate(summary, name: str, measure: str, digits: int = 2) -> str:
